@@ -1,0 +1,589 @@
+//! The performance contract: named thresholds per scenario, loaded from
+//! `perf-contract.toml` and checked against [`MetricSummary`]s.
+//!
+//! ```toml
+//! [fixture_roundtrip]
+//! # a figure against a value
+//! no_failed_requests = { metric = "failed_requests", op = "<=", value = 0, unit = "count" }
+//! # a ratio of two figures measured side by side in the same run
+//! reuse_beats_reconnect = { ratio = ["keepalive_ms.p50", "new_connection_ms.p50"], op = "<=", value = 0.9 }
+//! ```
+//!
+//! A figure is `metric.statistic` for a measurement (`page_ms.p95`; statistics:
+//! n, mean, median, stddev, min, max, p50, p90, p95, p99) or the bare name of a
+//! counter or ratio. Loading checks every name against the [`ScenarioSpec`]s of
+//! the scenarios that exist, so a typo fails at load time with the file, line and
+//! key, not as a silently skipped threshold.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::error::{Error, Result};
+use crate::report::MetricSummary;
+use crate::stats::Statistic;
+
+/// What kind of figure a scenario reports under a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FigureKind {
+    /// A measurement with samples in this unit; contracts name its statistics.
+    Measurement(&'static str),
+    /// An event count.
+    Counter,
+    /// A derived figure (rate, ratio).
+    Ratio,
+}
+
+/// A figure a scenario promises to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FigureSpec {
+    /// Its name in the summary.
+    pub name: &'static str,
+    /// Its kind (and unit).
+    pub kind: FigureKind,
+}
+
+/// What a scenario is and which figures it reports: what a contract may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScenarioSpec {
+    /// The scenario's name: its report file, its contract table, its test binary.
+    pub name: &'static str,
+    /// One line for `--list`.
+    pub description: &'static str,
+    /// Every figure it reports.
+    pub figures: &'static [FigureSpec],
+}
+
+impl ScenarioSpec {
+    /// The unit of a figure reference (`page_ms.p95`, `crashes`), or why it is unknown.
+    fn unit_of(&self, figure: &str) -> std::result::Result<&'static str, String> {
+        let known = || {
+            self.figures
+                .iter()
+                .map(|f| match f.kind {
+                    FigureKind::Measurement(_) => format!("{}.<stat>", f.name),
+                    _ => f.name.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some((metric, stat)) = figure.rsplit_once('.') {
+            let spec = self.figures.iter().find(|f| f.name == metric);
+            return match spec.map(|f| f.kind) {
+                Some(FigureKind::Measurement(unit)) => match Statistic::parse(stat) {
+                    Some(Statistic::N) => Ok("samples"),
+                    Some(_) => Ok(unit),
+                    None => Err(format!(
+                        "unknown statistic {stat:?} of {metric} (known: n, mean, median, stddev, min, max, p50, p90, p95, p99)"
+                    )),
+                },
+                _ => Err(format!(
+                    "scenario {} reports no measurement {metric:?} (it reports: {})",
+                    self.name,
+                    known()
+                )),
+            };
+        }
+        match self
+            .figures
+            .iter()
+            .find(|f| f.name == figure)
+            .map(|f| f.kind)
+        {
+            Some(FigureKind::Counter) => Ok("count"),
+            Some(FigureKind::Ratio) => Ok("ratio"),
+            Some(FigureKind::Measurement(_)) => Err(format!(
+                "{figure:?} is a measurement: name one of its statistics, e.g. {figure}.p95"
+            )),
+            None => Err(format!(
+                "scenario {} reports no figure {figure:?} (it reports: {})",
+                self.name,
+                known()
+            )),
+        }
+    }
+}
+
+/// A comparison operator of a threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// The figure must be at most the limit.
+    #[serde(rename = "<=")]
+    AtMost,
+    /// The figure must be at least the limit.
+    #[serde(rename = ">=")]
+    AtLeast,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::AtMost => "<=",
+            Op::AtLeast => ">=",
+        })
+    }
+}
+
+/// What a threshold measures: one figure, or the ratio of two from the same run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subject {
+    /// A single figure.
+    Figure(String),
+    /// `numerator / denominator`.
+    Ratio(String, String),
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Figure(name) => f.write_str(name),
+            Subject::Ratio(a, b) => write!(f, "{a} / {b}"),
+        }
+    }
+}
+
+/// One named threshold of a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Threshold {
+    /// Its name in the contract.
+    pub name: String,
+    /// What it measures.
+    pub subject: Subject,
+    /// How the figure must compare with `value`.
+    pub op: Op,
+    /// The limit.
+    pub value: f64,
+    /// The unit of the figure and the limit (`ratio` for ratios).
+    pub unit: String,
+    /// Why the limit is what it is, shown when it fails.
+    pub why: Option<String>,
+}
+
+/// The contract's judgement of one threshold on one summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// The threshold's name.
+    pub threshold: String,
+    /// What was measured, e.g. `warm_ms.p50 / cold_ms.p50`.
+    pub figure: String,
+    /// The measured value.
+    pub actual: f64,
+    /// The operator.
+    pub op: Op,
+    /// The limit.
+    pub limit: f64,
+    /// Unit of `actual` and `limit`.
+    pub unit: String,
+    /// Headroom relative to the limit: positive when the threshold holds
+    /// (0.25 = 25 % better than required), negative when it fails. When the
+    /// limit is 0 it is the absolute difference.
+    pub margin: f64,
+    /// Whether the threshold holds.
+    pub passed: bool,
+    /// The threshold's reason, if the contract gives one.
+    pub why: Option<String>,
+}
+
+impl Verdict {
+    fn judge(t: &Threshold, actual: f64) -> Verdict {
+        let diff = match t.op {
+            Op::AtMost => t.value - actual,
+            Op::AtLeast => actual - t.value,
+        };
+        let margin = if t.value == 0.0 {
+            diff
+        } else {
+            diff / t.value.abs()
+        };
+        Verdict {
+            threshold: t.name.clone(),
+            figure: t.subject.to_string(),
+            actual,
+            op: t.op,
+            limit: t.value,
+            unit: t.unit.clone(),
+            margin,
+            passed: diff >= 0.0,
+            why: t.why.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mark = if self.passed { "ok  " } else { "FAIL" };
+        write!(
+            f,
+            "{mark} {}: {} = {} {}, limit {} {}",
+            self.threshold,
+            self.figure,
+            crate::report::format_figure(self.actual),
+            self.unit,
+            self.op,
+            crate::report::format_figure(self.limit),
+        )?;
+        if self.limit != 0.0 {
+            write!(f, ", actual/limit = {:.3}", self.actual / self.limit)?;
+        }
+        if !self.passed {
+            let past = if self.limit == 0.0 {
+                format!(
+                    "{} past the limit",
+                    crate::report::format_figure(-self.margin)
+                )
+            } else {
+                format!("{:.1}% past the limit", -self.margin * 100.0)
+            };
+            write!(f, " ({past})")?;
+            if let Some(why) = &self.why {
+                write!(f, "\n       why: {why}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every threshold of every scenario, validated against the scenario catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contract {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// Thresholds by scenario, in file order of names.
+    pub scenarios: BTreeMap<String, Vec<Threshold>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThreshold {
+    metric: Option<Spanned<String>>,
+    ratio: Option<Spanned<Vec<String>>>,
+    op: Spanned<String>,
+    value: f64,
+    unit: Option<Spanned<String>>,
+    why: Option<String>,
+}
+
+type RawContract = BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<RawThreshold>>>;
+
+impl Contract {
+    /// Loads and validates the contract at `path` against `catalog`, the
+    /// scenarios that exist.
+    ///
+    /// Every error names the file, the line and the key: an unknown scenario or
+    /// figure, a missing or unknown field, a wrong type, a unit that disagrees
+    /// with what the scenario reports.
+    pub fn load(path: &Path, catalog: &[ScenarioSpec]) -> Result<Contract> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
+        Contract::parse(path, &text, catalog)
+    }
+
+    /// Parses contract `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str, catalog: &[ScenarioSpec]) -> Result<Contract> {
+        let err = |span: Option<std::ops::Range<usize>>, message: String| Error::Contract {
+            path: path.to_owned(),
+            line: span.map(|s| line_of(text, s.start)),
+            message,
+        };
+        let raw: RawContract =
+            toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_owned()))?;
+        let mut scenarios = BTreeMap::new();
+        for (scenario, thresholds) in raw {
+            let spec = catalog
+                .iter()
+                .find(|s| s.name == scenario.get_ref())
+                .ok_or_else(|| {
+                    let known: Vec<&str> = catalog.iter().map(|s| s.name).collect();
+                    err(
+                        Some(scenario.span()),
+                        format!(
+                            "[{}]: unknown scenario (known: {})",
+                            scenario.get_ref(),
+                            known.join(", ")
+                        ),
+                    )
+                })?;
+            let mut list = Vec::new();
+            for (name, raw) in thresholds {
+                let key = format!("{}.{}", spec.name, name.get_ref());
+                let span = raw.span();
+                let raw = raw.into_inner();
+                let (subject, unit) = match (raw.metric, raw.ratio) {
+                    (Some(metric), None) => {
+                        let unit = spec
+                            .unit_of(metric.get_ref())
+                            .map_err(|m| err(Some(metric.span()), format!("{key}.metric: {m}")))?;
+                        (Subject::Figure(metric.into_inner()), unit)
+                    }
+                    (None, Some(ratio)) => {
+                        let parts = ratio.get_ref();
+                        if parts.len() != 2 {
+                            return Err(err(
+                                Some(ratio.span()),
+                                format!("{key}.ratio: needs exactly two figures, [numerator, denominator], got {}", parts.len()),
+                            ));
+                        }
+                        for part in parts {
+                            spec.unit_of(part).map_err(|m| {
+                                err(Some(ratio.span()), format!("{key}.ratio: {m}"))
+                            })?;
+                        }
+                        (Subject::Ratio(parts[0].clone(), parts[1].clone()), "ratio")
+                    }
+                    (Some(m), Some(_)) => {
+                        return Err(err(
+                            Some(m.span()),
+                            format!("{key}: give `metric` or `ratio`, not both"),
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(err(
+                            Some(span),
+                            format!("{key}: missing field `metric` (or `ratio`)"),
+                        ))
+                    }
+                };
+                let op = match raw.op.get_ref().as_str() {
+                    "<=" => Op::AtMost,
+                    ">=" => Op::AtLeast,
+                    other => {
+                        return Err(err(
+                            Some(raw.op.span()),
+                            format!(
+                                "{key}.op: {other:?} is not an operator (use \"<=\" or \">=\")"
+                            ),
+                        ))
+                    }
+                };
+                if !raw.value.is_finite() {
+                    return Err(err(
+                        Some(span),
+                        format!("{key}.value: must be a finite number"),
+                    ));
+                }
+                match &raw.unit {
+                    Some(u) if u.get_ref() != unit => {
+                        return Err(err(
+                            Some(u.span()),
+                            format!("{key}.unit: {:?}, but the figure is in {unit:?}", u.get_ref()),
+                        ))
+                    }
+                    None if !matches!(unit, "ratio" | "count" | "samples") => {
+                        return Err(err(
+                            Some(span),
+                            format!("{key}: missing field `unit` (the figure is in {unit:?}; say so, so a changed unit cannot pass unnoticed)"),
+                        ))
+                    }
+                    _ => {}
+                }
+                list.push(Threshold {
+                    name: name.into_inner(),
+                    subject,
+                    op,
+                    value: raw.value,
+                    unit: unit.to_owned(),
+                    why: raw.why,
+                });
+            }
+            scenarios.insert(spec.name.to_owned(), list);
+        }
+        Ok(Contract {
+            path: path.to_owned(),
+            scenarios,
+        })
+    }
+
+    /// The thresholds of `scenario` (empty if the contract names none).
+    pub fn thresholds(&self, scenario: &str) -> &[Threshold] {
+        self.scenarios.get(scenario).map_or(&[], Vec::as_slice)
+    }
+
+    /// Judges every threshold of the summary's scenario, one verdict each.
+    ///
+    /// Fails when the summary lacks a figure the contract names: a scenario that
+    /// stops reporting a figure must not pass by omission.
+    pub fn check(&self, summary: &MetricSummary) -> Result<Vec<Verdict>> {
+        let figure = |name: &str, threshold: &str| {
+            summary.figure(name).ok_or_else(|| Error::Contract {
+                path: self.path.clone(),
+                line: None,
+                message: format!(
+                    "{}.{threshold}: the run reported no figure {name:?}",
+                    summary.scenario
+                ),
+            })
+        };
+        self.thresholds(&summary.scenario)
+            .iter()
+            .map(|t| {
+                let actual = match &t.subject {
+                    Subject::Figure(name) => figure(name, &t.name)?,
+                    Subject::Ratio(a, b) => {
+                        let (a, b) = (figure(a, &t.name)?, figure(b, &t.name)?);
+                        if b == 0.0 {
+                            return Err(Error::Contract {
+                                path: self.path.clone(),
+                                line: None,
+                                message: format!(
+                                    "{}.{}: denominator {} is 0",
+                                    summary.scenario, t.name, t.subject
+                                ),
+                            });
+                        }
+                        a / b
+                    }
+                };
+                Ok(Verdict::judge(t, actual))
+            })
+            .collect()
+    }
+
+    /// Checks the summary and stores the verdicts in it; returns whether all hold.
+    pub fn apply(&self, summary: &mut MetricSummary) -> Result<bool> {
+        summary.verdicts = self.check(summary)?;
+        Ok(summary.verdicts.iter().all(|v| v.passed))
+    }
+}
+
+/// One readable message for the failed verdicts, or `None` when all hold.
+///
+/// Each failed line gives actual, limit, their ratio and how far past the limit.
+pub fn failure_message(scenario: &str, verdicts: &[Verdict]) -> Option<String> {
+    let failed: Vec<&Verdict> = verdicts.iter().filter(|v| !v.passed).collect();
+    if failed.is_empty() {
+        return None;
+    }
+    let mut msg = format!(
+        "contract of scenario {scenario}: {} of {} thresholds failed\n",
+        failed.len(),
+        verdicts.len()
+    );
+    for v in verdicts {
+        msg += &format!("  {v}\n");
+    }
+    Some(msg)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Depth, RunProfile};
+
+    const SPEC: ScenarioSpec = ScenarioSpec {
+        name: "demo",
+        description: "a demo",
+        figures: &[
+            FigureSpec {
+                name: "warm_ms",
+                kind: FigureKind::Measurement("ms"),
+            },
+            FigureSpec {
+                name: "cold_ms",
+                kind: FigureKind::Measurement("ms"),
+            },
+            FigureSpec {
+                name: "crashes",
+                kind: FigureKind::Counter,
+            },
+            FigureSpec {
+                name: "hit_rate",
+                kind: FigureKind::Ratio,
+            },
+        ],
+    };
+
+    fn parse(text: &str) -> Result<Contract> {
+        Contract::parse(Path::new("perf-contract.toml"), text, &[SPEC])
+    }
+
+    fn err_of(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_typo_in_a_metric_names_file_line_and_key() {
+        let e = err_of("[demo]\n\nwarm = { metric = \"warm_sm.p50\", op = \"<=\", value = 3.0, unit = \"ms\" }\n");
+        assert!(
+            e.starts_with("perf-contract.toml:3: demo.warm.metric:"),
+            "{e}"
+        );
+        assert!(e.contains("warm_sm"), "{e}");
+    }
+
+    #[test]
+    fn unknown_scenarios_statistics_fields_and_units_are_rejected() {
+        let e = err_of("[dmeo]\nx = { metric = \"crashes\", op = \"<=\", value = 0 }\n");
+        assert!(
+            e.contains(":1:") && e.contains("unknown scenario") && e.contains("demo"),
+            "{e}"
+        );
+        let e = err_of(
+            "[demo]\nx = { metric = \"warm_ms.p97\", op = \"<=\", value = 1, unit = \"ms\" }\n",
+        );
+        assert!(e.contains("unknown statistic \"p97\""), "{e}");
+        let e = err_of(
+            "[demo]\nx = { metric = \"warm_ms.p50\", op = \"<=\", value = 1, unit = \"us\" }\n",
+        );
+        assert!(e.contains("demo.x.unit") && e.contains("\"ms\""), "{e}");
+        let e = err_of("[demo]\nx = { metric = \"warm_ms.p50\", op = \"<=\", value = 1 }\n");
+        assert!(e.contains("missing field `unit`"), "{e}");
+        let e = err_of("[demo]\n\n[demo.x]\nmetric = \"crashes\"\nvalue = 0\n");
+        assert!(e.contains("missing field `op`") && e.contains(":3"), "{e}");
+        let e = err_of("[demo]\nx = { metric = \"crashes\", op = \"<=\", value = \"zero\" }\n");
+        assert!(e.contains(":2:") && e.contains("invalid type"), "{e}");
+        let e = err_of("[demo]\nx = { metric = \"crashes\", op = \"<\", value = 0 }\n");
+        assert!(e.contains("demo.x.op"), "{e}");
+        let e = err_of("[demo]\nx = { metric = \"crashes\", op = \"<=\", value = 0, limit = 2 }\n");
+        assert!(e.contains("unknown field `limit`"), "{e}");
+    }
+
+    #[test]
+    fn verdicts_compare_actual_with_limit_and_fail_when_past_it() {
+        let c = parse(
+            "[demo]\nwarm_vs_cold = { ratio = [\"warm_ms.p50\", \"cold_ms.p50\"], op = \"<=\", value = 0.35, why = \"the pool must pay for itself\" }\nno_crashes = { metric = \"crashes\", op = \"<=\", value = 0 }\nhits = { metric = \"hit_rate\", op = \">=\", value = 0.9 }\n",
+        )
+        .unwrap();
+        let mut s = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
+        s.measure("warm_ms", "ms", &[10.0, 12.0, 11.0]).unwrap();
+        s.measure("cold_ms", "ms", &[20.0, 22.0, 21.0]).unwrap();
+        s.count("crashes", 0);
+        s.ratio("hit_rate", 0.95);
+        let verdicts = c.check(&s).unwrap();
+        let ratio = verdicts
+            .iter()
+            .find(|v| v.threshold == "warm_vs_cold")
+            .unwrap();
+        assert!(!ratio.passed);
+        assert!((ratio.actual - 11.0 / 21.0).abs() < 1e-12);
+        assert!(verdicts
+            .iter()
+            .filter(|v| v.threshold != "warm_vs_cold")
+            .all(|v| v.passed));
+        let msg = failure_message("demo", &verdicts).unwrap();
+        assert!(msg.contains("1 of 3 thresholds failed"), "{msg}");
+        assert!(
+            msg.contains("warm_ms.p50 / cold_ms.p50 = 0.5238 ratio, limit <= 0.3500"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("actual/limit = 1.497") && msg.contains("49.7% past the limit"),
+            "{msg}"
+        );
+        assert!(msg.contains("why: the pool must pay for itself"), "{msg}");
+
+        s.count("crashes", 2);
+        s.metrics.remove("cold_ms");
+        assert!(c
+            .check(&s)
+            .unwrap_err()
+            .to_string()
+            .contains("no figure \"cold_ms.p50\""));
+    }
+}

@@ -1,0 +1,144 @@
+//! The one error type of tidepool.
+//!
+//! Every variant says what went wrong and where: the config field, the file and
+//! line, the URL, the sample index. Callers match on the variant; people read the
+//! `Display` text, which is written to be enough on its own in a CI log.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A `Result` whose error is tidepool's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in tidepool.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A statistic was asked of no samples.
+    #[error("no samples for {what}: a summary needs at least one")]
+    EmptySamples {
+        /// What the samples were meant to describe.
+        what: String,
+    },
+
+    /// A sample was NaN or infinite; statistics over it would be meaningless.
+    #[error("sample {index} of {what} is {value}, not a finite number")]
+    NonFiniteSample {
+        /// What the samples describe.
+        what: String,
+        /// Zero-based position of the offending sample.
+        index: usize,
+        /// The offending value.
+        value: f64,
+    },
+
+    /// A line of numeric input could not be read as a number.
+    #[error("{source_name}:{line}: {text:?} is not a number ({reason})")]
+    BadInputLine {
+        /// The file name, or `<stdin>`.
+        source_name: String,
+        /// One-based line number.
+        line: usize,
+        /// The text of the line, trimmed.
+        text: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+
+    /// A configuration value is out of its allowed range or inconsistent with another.
+    #[error("invalid config: `{field}` {problem}")]
+    Config {
+        /// The field, as spelled in the config struct or file (`browser.max_size`).
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// The performance contract file is malformed or names something that does not exist.
+    #[error("{}{}: {message}", path.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Contract {
+        /// The contract file.
+        path: PathBuf,
+        /// One-based line of the offending key, when known.
+        line: Option<usize>,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+
+    /// A report could not be read or is of an unsupported shape.
+    #[error("report {}: {message}", path.display())]
+    Report {
+        /// The report file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A scenario name was given that no scenario answers to.
+    #[error("unknown scenario {name:?}; known scenarios: {known}")]
+    UnknownScenario {
+        /// The name that was asked for.
+        name: String,
+        /// The known names, comma-separated.
+        known: String,
+    },
+
+    /// A file-system operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done (`reading`, `writing`, `renaming`...).
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// JSON (de)serialisation failed.
+    #[error("JSON for {what}: {source}")]
+    Json {
+        /// What was being (de)serialised.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// An HTTP exchange with a fixture or target server failed.
+    #[error("HTTP {url}: {message}")]
+    Http {
+        /// The URL requested.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+
+    /// An operation did not finish within its deadline.
+    #[error("{what} timed out after {after:?}")]
+    Timeout {
+        /// What was being waited for, including its key (a host, a scenario).
+        what: String,
+        /// How long it was given.
+        after: Duration,
+    },
+}
+
+impl Error {
+    /// An [`Error::Io`] for `action` on `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// An [`Error::Config`] naming `field`.
+    pub fn config(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Config {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! tidepool keeps the two expensive resources of a page-rendering service warm and
+//! bounded, headless Chromium browsers and WASM instances, and proves with
+//! performance contracts, measured on the real things, that the pools deliver.
+//!
+//! The data flow of every measurement: a scenario ([`scenarios`]) drives a
+//! workload and returns a [`report::MetricSummary`] of named measurements
+//! ([`stats::Summary`] each), counters and ratios; the [`contract::Contract`]
+//! loaded from `perf-contract.toml` judges it threshold by threshold; the report
+//! is written as versioned JSON, and the tests snapshot its deterministic part.
+//!
+//! ```
+//! use tidepool::stats::Summary;
+//!
+//! let s = Summary::from_samples("page_ms", &[61.0, 64.5, 70.2, 63.3])?;
+//! assert!(s.p50 < s.p95);
+//! # Ok::<(), tidepool::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+
+mod atomic_file;
+pub mod contract;
+mod error;
+pub mod profile;
+pub mod report;
+#[cfg(feature = "testkit")]
+pub mod scenarios;
+pub mod stats;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use atomic_file::write_atomic;
+pub use error::{Error, Result};

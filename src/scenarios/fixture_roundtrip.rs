@@ -1,0 +1,105 @@
+//! The fixture server's HTTP round trip over a real socket: a new connection per
+//! request against one keep-alive connection, interleaved so both see the same
+//! noise. It exercises the whole measuring path (server, clock, stats, contract,
+//! report) without a browser, and is the smallest instance of the pooled vs
+//! naive comparison every other scenario makes.
+
+use std::time::Instant;
+
+use super::{Scenario, ScenarioFuture};
+use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
+use crate::error::Result;
+use crate::profile::RunProfile;
+use crate::report::MetricSummary;
+use crate::testkit::{get_once, FixtureServer, HttpConnection, HttpResponse};
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    spec: ScenarioSpec {
+        name: "fixture_roundtrip",
+        description:
+            "HTTP GET of a fixture page: new connection per request vs one keep-alive connection",
+        figures: &[
+            FigureSpec {
+                name: "new_connection_us",
+                kind: Measurement("us"),
+            },
+            FigureSpec {
+                name: "keepalive_us",
+                kind: Measurement("us"),
+            },
+            FigureSpec {
+                name: "requests_sent",
+                kind: Counter,
+            },
+            FigureSpec {
+                name: "requests_served",
+                kind: Counter,
+            },
+            FigureSpec {
+                name: "failed_requests",
+                kind: Counter,
+            },
+            FigureSpec {
+                name: "keepalive_vs_new_connection_p50",
+                kind: Ratio,
+            },
+        ],
+    },
+    run: start,
+};
+
+fn start(profile: RunProfile) -> ScenarioFuture {
+    Box::pin(run(profile))
+}
+
+/// Requests on each path before measuring: first-use costs (lazy statics, the
+/// server's first accept) are not what the scenario compares.
+const WARM_UP: usize = 5;
+
+async fn run(profile: RunProfile) -> Result<MetricSummary> {
+    let server = FixtureServer::start().await?;
+    let addr = server.addr();
+    let mut conn = HttpConnection::open(addr).await?;
+    for i in 0..WARM_UP {
+        get_once(addr, &format!("/page/{i}")).await?;
+        conn.get(&format!("/page/{i}")).await?;
+    }
+    let served_before = server.served();
+    let n = profile.iterations();
+    let (mut fresh, mut kept) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut failed = 0u64;
+    let ok = |r: &Result<HttpResponse>| matches!(r, Ok(resp) if resp.status == 200);
+    for i in 0..n {
+        let path = format!("/page/{i}");
+        let t = Instant::now();
+        let r = get_once(addr, &path).await;
+        let elapsed = t.elapsed();
+        if ok(&r) {
+            fresh.push(elapsed.as_secs_f64() * 1e6);
+        } else {
+            tracing::warn!(?r, %path, "new-connection request failed");
+            failed += 1;
+        }
+        let t = Instant::now();
+        let r = conn.get(&path).await;
+        let elapsed = t.elapsed();
+        if ok(&r) {
+            kept.push(elapsed.as_secs_f64() * 1e6);
+        } else {
+            tracing::warn!(?r, %path, "keep-alive request failed");
+            failed += 1;
+        }
+    }
+    drop(conn);
+    let served = server.served() - served_before;
+    server.shutdown().await;
+
+    let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
+    let fresh_p50 = s.measure("new_connection_us", "us", &fresh)?.p50;
+    let kept_p50 = s.measure("keepalive_us", "us", &kept)?.p50;
+    s.count("requests_sent", 2 * n as u64);
+    s.count("requests_served", served);
+    s.count("failed_requests", failed);
+    s.ratio_of("keepalive_vs_new_connection_p50", kept_p50, fresh_p50)?;
+    Ok(s)
+}

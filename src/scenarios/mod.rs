@@ -1,0 +1,84 @@
+//! The measured workloads, shared by the contract suites and the CLI.
+//!
+//! Each scenario registers itself once in [`SCENARIOS`] with the
+//! [`ScenarioSpec`] of the figures it reports; the contract is validated against
+//! those specs, the tests run scenarios through [`run_checked`], and so does
+//! `tidepool validate`. One scenario, three consumers; no figure is computed twice.
+
+mod fixture_roundtrip;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use crate::contract::{Contract, ScenarioSpec};
+use crate::error::{Error, Result};
+use crate::profile::RunProfile;
+use crate::report::{self, MetricSummary};
+
+/// The future a scenario run returns.
+pub type ScenarioFuture = Pin<Box<dyn Future<Output = Result<MetricSummary>> + Send>>;
+
+/// A registered scenario: what it reports, and how to run it.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Name, description and figures.
+    pub spec: ScenarioSpec,
+    /// Runs it at the given depth.
+    pub run: fn(RunProfile) -> ScenarioFuture,
+}
+
+/// Every scenario, in the order `--list` prints them.
+pub static SCENARIOS: &[Scenario] = &[fixture_roundtrip::SCENARIO];
+
+/// The specs of every scenario: what a contract may name.
+pub fn catalog() -> Vec<ScenarioSpec> {
+    SCENARIOS.iter().map(|s| s.spec).collect()
+}
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Result<&'static Scenario> {
+    SCENARIOS
+        .iter()
+        .find(|s| s.spec.name == name)
+        .ok_or_else(|| Error::UnknownScenario {
+            name: name.to_owned(),
+            known: SCENARIOS
+                .iter()
+                .map(|s| s.spec.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
+/// A checked run: the summary with its verdicts, and where its report went.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The summary, verdicts included.
+    pub summary: MetricSummary,
+    /// The JSON report written for it.
+    pub report_path: PathBuf,
+}
+
+impl Outcome {
+    /// Whether every threshold held.
+    pub fn passed(&self) -> bool {
+        self.summary.verdicts.iter().all(|v| v.passed)
+    }
+}
+
+/// Runs scenario `name`, judges it by `contract`, and writes its report to
+/// [`report::default_dir`].
+pub async fn run_checked(name: &str, profile: RunProfile, contract: &Contract) -> Result<Outcome> {
+    let scenario = find(name)?;
+    let _span = tracing::info_span!("scenario", name).entered();
+    tracing::info!(iterations = profile.iterations(), depth = ?profile.depth, "running");
+    drop(_span);
+    let mut summary = (scenario.run)(profile).await?;
+    contract.apply(&mut summary)?;
+    let report_path = report::write_json(&summary, &report::default_dir())?;
+    Ok(Outcome {
+        summary,
+        report_path,
+    })
+}

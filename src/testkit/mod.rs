@@ -1,0 +1,15 @@
+//! Test fixtures and the harness the contract suites share (feature `testkit`).
+//!
+//! - [`FixtureServer`]: a real HTTP server on 127.0.0.1 with the routes the
+//!   scenarios need (pages, latency, memory, cookies, status codes, counters).
+//! - [`HttpConnection`]: one real keep-alive client connection.
+//! - [`run_contract`]: runs a scenario, checks it against `perf-contract.toml`,
+//!   writes its report and panics with a readable message if a threshold fails.
+
+mod client;
+mod harness;
+mod server;
+
+pub use client::{get_once, HttpConnection, HttpResponse};
+pub use harness::{contract_path, init_tracing, run_contract, snapshot_view, CONTRACT_ENV};
+pub use server::{generated_page_html, FixtureServer, FixtureServerConfig, RequestRecord};
