@@ -114,6 +114,73 @@ pub enum Error {
         message: String,
     },
 
+    /// No Chromium binary was found.
+    #[error("no Chromium binary found; looked at: {looked}. Install it (Debian: apt-get install chromium) or set $CHROME")]
+    ChromiumNotFound {
+        /// Every place that was searched, and why each failed.
+        looked: String,
+    },
+
+    /// A Chromium process could not be started or did not become ready.
+    #[error("launching {}: {message}", executable.display())]
+    Launch {
+        /// The binary that was started.
+        executable: PathBuf,
+        /// What went wrong, with the tail of its stderr when there is one.
+        message: String,
+    },
+
+    /// A CDP exchange with a browser failed.
+    #[error("browser {browser} ({endpoint}): {action}: {message}")]
+    Cdp {
+        /// The pool's id for the browser.
+        browser: u64,
+        /// Its DevTools websocket URL.
+        endpoint: String,
+        /// What was being done.
+        action: String,
+        /// The underlying error.
+        message: String,
+    },
+
+    /// The browser behind a lease crashed or disconnected.
+    #[error("browser {browser} crashed during {action}: {detail}")]
+    BrowserCrashed {
+        /// The pool's id for the browser.
+        browser: u64,
+        /// The call that found it gone.
+        action: String,
+        /// How it ended (exit status, closed connection).
+        detail: String,
+    },
+
+    /// No browser became available within the acquire timeout.
+    #[error("no browser available within {waited:?} (pool max_size {max_size}, {in_use} in use)")]
+    AcquireTimeout {
+        /// How long the caller waited.
+        waited: Duration,
+        /// The pool's limit.
+        max_size: usize,
+        /// Leases out at the time.
+        in_use: usize,
+    },
+
+    /// The pool was closed.
+    #[error("the {what} pool is closed")]
+    PoolClosed {
+        /// Which pool.
+        what: &'static str,
+    },
+
+    /// A background task of a scenario or pool panicked or was cancelled.
+    #[error("task {what} failed: {message}")]
+    Task {
+        /// Which task.
+        what: String,
+        /// Its panic message or cancellation.
+        message: String,
+    },
+
     /// An operation did not finish within its deadline.
     #[error("{what} timed out after {after:?}")]
     Timeout {

@@ -20,6 +20,7 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod atomic_file;
+pub mod browser;
 pub mod contract;
 mod error;
 pub mod profile;

@@ -5,7 +5,9 @@
 //! those specs, the tests run scenarios through [`run_checked`], and so does
 //! `tidepool validate`. One scenario, three consumers; no figure is computed twice.
 
+mod browser_pool;
 mod fixture_roundtrip;
+mod naive;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -29,7 +31,7 @@ pub struct Scenario {
 }
 
 /// Every scenario, in the order `--list` prints them.
-pub static SCENARIOS: &[Scenario] = &[fixture_roundtrip::SCENARIO];
+pub static SCENARIOS: &[Scenario] = &[fixture_roundtrip::SCENARIO, browser_pool::SCENARIO];
 
 /// The specs of every scenario: what a contract may name.
 pub fn catalog() -> Vec<ScenarioSpec> {

@@ -8,8 +8,12 @@
 
 mod client;
 mod harness;
+mod resources;
 mod server;
 
 pub use client::{get_once, HttpConnection, HttpResponse};
-pub use harness::{contract_path, init_tracing, run_contract, snapshot_view, CONTRACT_ENV};
+pub use harness::{
+    contract_path, init_tracing, run_contract, snapshot_view, CONTRACT_ENV, DEFAULT_LOG_FILTER,
+};
+pub use resources::{leftover_browser_processes, leftover_profiles, open_fds, ResourceCheck};
 pub use server::{generated_page_html, FixtureServer, FixtureServerConfig, RequestRecord};

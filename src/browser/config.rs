@@ -1,0 +1,193 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Where the pool's browsers come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrowserSource {
+    /// Launch local Chromium processes.
+    Launch {
+        /// The binary; `None` searches `$CHROME`, `$CHROMIUM_PATH`, then `PATH`
+        /// for `chromium`, `chromium-browser`, `google-chrome` (see
+        /// [`locate_chromium`](super::locate_chromium)).
+        executable: Option<PathBuf>,
+    },
+    /// Connect to browsers that run elsewhere (a browserless or Selenium Grid
+    /// node, a Chrome in another pod), by their `ws://` DevTools URLs. Pool slots
+    /// are spread over the endpoints round-robin. The pool never kills these
+    /// browsers; it only disposes the contexts it created.
+    Connect {
+        /// `ws://host:port/devtools/browser/<id>` URLs.
+        endpoints: Vec<String>,
+    },
+}
+
+/// Flags passed to every launched Chromium unless the config replaces them.
+///
+/// They keep a headless browser quiet and self-contained: no first-run UI, no
+/// background connections to Google (refused on closed networks, and noise in
+/// any measurement), no GPU process work, `/tmp` instead of `/dev/shm` for
+/// shared memory (small in containers). `--no-sandbox` is added only when the
+/// process runs as root, where Chromium refuses to start without it.
+///
+/// The pool itself always adds `--headless=new` (unless a `--headless` flag is
+/// given), `--remote-debugging-port=0` and a fresh `--user-data-dir` per browser.
+pub const DEFAULT_FLAGS: &[&str] = &[
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--metrics-recording-only",
+    "--password-store=basic",
+    "--use-mock-keychain",
+];
+
+/// How a [`BrowserPool`](super::BrowserPool) sizes, warms and retires browsers.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tidepool::browser::BrowserPoolConfig;
+///
+/// let config = BrowserPoolConfig {
+///     max_size: 4,
+///     min_idle: 1,
+///     warm_up: 1,
+///     max_uses: Some(50),
+///     ..BrowserPoolConfig::default()
+/// };
+/// config.validate()?;
+/// # Ok::<(), tidepool::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrowserPoolConfig {
+    /// Launch or connect.
+    pub source: BrowserSource,
+    /// Idle browsers kept ready by the background task (default 2).
+    pub min_idle: usize,
+    /// Most browsers alive at once: idle, leased and starting (default 10).
+    pub max_size: usize,
+    /// Browsers ready when [`BrowserPool::new`](super::BrowserPool::new)
+    /// returns (default 3, capped at `max_size`).
+    pub warm_up: usize,
+    /// How long `acquire` waits for a browser before `Error::AcquireTimeout` (default 30 s).
+    pub acquire_timeout: Duration,
+    /// Idle browsers beyond `min_idle` are retired after this long unused (default 60 s).
+    pub idle_timeout: Duration,
+    /// A browser is retired at its first release after this age (default 30 min).
+    pub max_lifetime: Duration,
+    /// A browser is retired after this many leases (default none).
+    pub max_uses: Option<u32>,
+    /// How often idle browsers are probed (default 30 s); a browser idle longer
+    /// than this is also probed before it is handed out.
+    pub health_check_interval: Duration,
+    /// Deadline of a health probe (default 2 s).
+    pub health_check_timeout: Duration,
+    /// Deadline from process start to a connected, ready browser (default 20 s:
+    /// a cold disk on two cores can take several seconds).
+    pub launch_timeout: Duration,
+    /// Deadline of each CDP command the pool sends itself (default 10 s).
+    pub cdp_timeout: Duration,
+    /// Command-line flags for launched browsers (default [`DEFAULT_FLAGS`]).
+    pub flags: Vec<String>,
+}
+
+impl Default for BrowserPoolConfig {
+    fn default() -> Self {
+        BrowserPoolConfig {
+            source: BrowserSource::Launch { executable: None },
+            min_idle: 2,
+            max_size: 10,
+            warm_up: 3,
+            acquire_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_lifetime: Duration::from_secs(30 * 60),
+            max_uses: None,
+            health_check_interval: Duration::from_secs(30),
+            health_check_timeout: Duration::from_secs(2),
+            launch_timeout: Duration::from_secs(20),
+            cdp_timeout: Duration::from_secs(10),
+            flags: DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+}
+
+impl BrowserPoolConfig {
+    /// Checks every field and their combinations; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let field =
+            |name: &str, problem: String| Err(Error::config(format!("browser.{name}"), problem));
+        if self.max_size == 0 {
+            return field("max_size", "must be at least 1".into());
+        }
+        if self.min_idle > self.max_size {
+            return field(
+                "min_idle",
+                format!(
+                    "is {} but max_size is {}: the pool could never keep that many idle",
+                    self.min_idle, self.max_size
+                ),
+            );
+        }
+        if self.warm_up > self.max_size {
+            return field(
+                "warm_up",
+                format!("is {} but max_size is {}", self.warm_up, self.max_size),
+            );
+        }
+        for (name, d) in [
+            ("acquire_timeout", self.acquire_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("max_lifetime", self.max_lifetime),
+            ("health_check_interval", self.health_check_interval),
+            ("health_check_timeout", self.health_check_timeout),
+            ("launch_timeout", self.launch_timeout),
+            ("cdp_timeout", self.cdp_timeout),
+        ] {
+            if d.is_zero() {
+                return field(name, "must be greater than zero".into());
+            }
+        }
+        if self.max_uses == Some(0) {
+            return field(
+                "max_uses",
+                "must be at least 1 (or unset for no limit)".into(),
+            );
+        }
+        for flag in &self.flags {
+            if flag.starts_with("--user-data-dir") || flag.starts_with("--remote-debugging-port") {
+                return field(
+                    "flags",
+                    format!("{flag:?} is managed by the pool (a fresh profile and a free port per browser)"),
+                );
+            }
+        }
+        match &self.source {
+            BrowserSource::Connect { endpoints } if endpoints.is_empty() => {
+                field("source.endpoints", "needs at least one ws:// URL".into())
+            }
+            BrowserSource::Connect { endpoints } => {
+                match endpoints
+                    .iter()
+                    .find(|e| !(e.starts_with("ws://") || e.starts_with("wss://")))
+                {
+                    Some(bad) => field(
+                        "source.endpoints",
+                        format!("{bad:?} is not a ws:// or wss:// DevTools URL"),
+                    ),
+                    None => Ok(()),
+                }
+            }
+            BrowserSource::Launch { .. } => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,316 @@
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::browser::{BrowserContextId, CloseParams};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams,
+};
+use chromiumoxide::handler::HandlerConfig;
+use chromiumoxide::{Browser, Page};
+use futures::StreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::process::LocalProcess;
+use crate::error::{Error, Result};
+
+/// A context and a blank page in it, made ready for the next lease.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) context: BrowserContextId,
+    pub(crate) page: Page,
+}
+
+/// One browser of the pool: the CDP client, the task polling its handler, the
+/// process when the pool launched it, and its bookkeeping.
+#[derive(Debug)]
+pub(crate) struct Instance {
+    pub(crate) id: u64,
+    pub(crate) endpoint: String,
+    pub(crate) browser: Arc<Browser>,
+    handler: JoinHandle<()>,
+    pub(crate) process: Option<LocalProcess>,
+    /// Becomes `Some(how)` when the browser is gone (process exit, lost connection).
+    pub(crate) dead: watch::Receiver<Option<String>>,
+    /// Kept for connected browsers, whose death only a failed call reveals.
+    dead_tx: Option<watch::Sender<Option<String>>>,
+    pub(crate) created: Instant,
+    pub(crate) last_used: Instant,
+    pub(crate) last_checked: Instant,
+    pub(crate) uses: u32,
+    pub(crate) prepared: Option<Prepared>,
+    pub(crate) cdp_timeout: Duration,
+    /// Set by the pool once the browser is started; counts it alive until dropped.
+    pub(crate) alive: Option<super::pool::AliveToken>,
+}
+
+impl Instance {
+    /// Launches a local browser and connects to it.
+    pub(crate) async fn launch(
+        id: u64,
+        executable: &Path,
+        flags: &[String],
+        tag: &str,
+        launch_timeout: Duration,
+        cdp_timeout: Duration,
+    ) -> Result<Instance> {
+        let deadline = Instant::now() + launch_timeout;
+        let (process, url) = LocalProcess::launch(executable, flags, tag, launch_timeout).await?;
+        let dead = process.exit_watch();
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        Instance::connect_inner(id, url, Some(process), dead, None, remaining, cdp_timeout).await
+    }
+
+    /// Connects to a browser that runs elsewhere.
+    pub(crate) async fn connect(
+        id: u64,
+        url: &str,
+        timeout: Duration,
+        cdp_timeout: Duration,
+    ) -> Result<Instance> {
+        let (tx, rx) = watch::channel(None);
+        Instance::connect_inner(id, url.to_owned(), None, rx, Some(tx), timeout, cdp_timeout).await
+    }
+
+    async fn connect_inner(
+        id: u64,
+        url: String,
+        process: Option<LocalProcess>,
+        dead: watch::Receiver<Option<String>>,
+        dead_tx: Option<watch::Sender<Option<String>>>,
+        timeout: Duration,
+        cdp_timeout: Duration,
+    ) -> Result<Instance> {
+        let config = HandlerConfig {
+            request_timeout: cdp_timeout,
+            ..HandlerConfig::default()
+        };
+        let connected =
+            tokio::time::timeout(timeout, Browser::connect_with_config(url.clone(), config)).await;
+        let (browser, mut handler) = match connected {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return Err(cdp_error(id, &url, "connecting", e)),
+            Err(_) => {
+                return Err(Error::Timeout {
+                    what: format!("connecting to browser {id} at {url}"),
+                    after: timeout,
+                })
+            }
+        };
+        let handler = tokio::spawn(async move {
+            // Poll to the end: one unparsable message or event error must not
+            // stop the loop, or every pending command would hang.
+            while let Some(event) = handler.next().await {
+                if let Err(e) = event {
+                    tracing::debug!(browser = id, error = %e, "CDP handler error");
+                }
+            }
+        });
+        let now = Instant::now();
+        Ok(Instance {
+            id,
+            endpoint: url,
+            browser: Arc::new(browser),
+            handler,
+            process,
+            dead,
+            dead_tx,
+            created: now,
+            last_used: now,
+            last_checked: now,
+            uses: 0,
+            prepared: None,
+            cdp_timeout,
+            alive: None,
+        })
+    }
+
+    /// The process id, for a launched browser.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pid)
+    }
+
+    /// Why the browser is gone, if it is.
+    pub(crate) fn death(&self) -> Option<String> {
+        self.dead.borrow().clone()
+    }
+
+    /// Runs one CDP future with the pool's deadline, failing fast if the
+    /// browser dies meanwhile.
+    pub(crate) async fn cdp<T>(
+        &self,
+        action: &str,
+        fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
+    ) -> Result<T> {
+        guarded(
+            self.id,
+            &self.endpoint,
+            self.dead.clone(),
+            Some(self.cdp_timeout),
+            action,
+            fut,
+        )
+        .await
+    }
+
+    /// Opens a fresh incognito context with a blank page: what the next lease
+    /// gets, ready to navigate.
+    pub(crate) async fn prepare(&mut self) -> Result<()> {
+        if self.prepared.is_some() {
+            return Ok(());
+        }
+        let browser = self.browser.clone();
+        let context = self
+            .cdp(
+                "creating a browser context",
+                browser.create_browser_context(CreateBrowserContextParams::default()),
+            )
+            .await?;
+        let params = CreateTargetParams::builder()
+            .url("about:blank")
+            .browser_context_id(context.clone())
+            .build()
+            .map_err(|e| Error::Cdp {
+                browser: self.id,
+                endpoint: self.endpoint.clone(),
+                action: "building Target.createTarget".into(),
+                message: e,
+            })?;
+        match self.cdp("opening a page", browser.new_page(params)).await {
+            Ok(page) => {
+                self.prepared = Some(Prepared { context, page });
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.dispose_context(context).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Disposes a context and, with it, every page the lease opened in it.
+    pub(crate) async fn dispose_context(&self, context: BrowserContextId) -> Result<()> {
+        let browser = self.browser.clone();
+        self.cdp(
+            "disposing a browser context",
+            browser.execute(DisposeBrowserContextParams::new(context)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A cheap liveness probe: `Browser.getVersion` within `timeout`.
+    pub(crate) async fn probe(&mut self, timeout: Duration) -> Result<()> {
+        let browser = self.browser.clone();
+        let r = guarded(
+            self.id,
+            &self.endpoint,
+            self.dead.clone(),
+            Some(timeout),
+            "health probe",
+            browser.version(),
+        )
+        .await;
+        self.last_checked = Instant::now();
+        if let (Err(e), Some(tx)) = (&r, &self.dead_tx) {
+            let _ = tx.send(Some(format!("health probe failed: {e}")));
+        }
+        r.map(|_| ())
+    }
+
+    /// Marks a connected browser dead after a failed call.
+    pub(crate) fn mark_dead(&self, why: &str) {
+        if let Some(tx) = &self.dead_tx {
+            let _ = tx.send(Some(why.to_owned()));
+        }
+    }
+
+    /// Ends the browser. A launched one gets `Browser.close`, then SIGKILL after
+    /// `grace`, is reaped, and its leftover processes and profile are removed. A
+    /// connected one only loses the context this pool prepared in it: the pool
+    /// does not own it.
+    pub(crate) async fn shut_down(mut self, grace: Duration) {
+        if let Some(prepared) = self.prepared.take() {
+            if self.process.is_none() && self.death().is_none() {
+                let _ = self.dispose_context(prepared.context).await;
+            }
+        }
+        if let Some(mut process) = self.process.take() {
+            if process.exit_status().is_none() {
+                let browser = self.browser.clone();
+                let _ = tokio::time::timeout(grace, browser.execute(CloseParams::default())).await;
+            }
+            process.terminate(grace).await;
+        }
+        self.handler.abort();
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.handler.abort();
+    }
+}
+
+/// Awaits `fut`, bounded by `timeout`, and fails at once if `dead` fires.
+pub(crate) async fn guarded<T>(
+    browser: u64,
+    endpoint: &str,
+    dead: watch::Receiver<Option<String>>,
+    timeout: Option<Duration>,
+    action: &str,
+    fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
+) -> Result<T> {
+    let crashed = |detail: String| Error::BrowserCrashed {
+        browser,
+        action: action.to_owned(),
+        detail,
+    };
+    if let Some(detail) = dead.borrow().clone() {
+        return Err(crashed(detail));
+    }
+    let bounded = async {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| t),
+            None => Ok(fut.await),
+        }
+    };
+    let mut waiter = dead.clone();
+    let died = async move {
+        match waiter.wait_for(Option::is_some).await {
+            Ok(detail) => detail.clone().unwrap_or_default(),
+            Err(_) => "its watcher is gone".to_owned(),
+        }
+    };
+    tokio::select! {
+        r = bounded => match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => match dead.borrow().clone() {
+                // A call that failed because the browser died reports the death.
+                Some(detail) => Err(crashed(detail)),
+                None => Err(cdp_error(browser, endpoint, action, e)),
+            },
+            Err(after) => Err(Error::Timeout {
+                what: format!("{action} on browser {browser} ({endpoint})"),
+                after,
+            }),
+        },
+        detail = died => Err(crashed(detail)),
+    }
+}
+
+fn cdp_error(
+    browser: u64,
+    endpoint: &str,
+    action: &str,
+    e: chromiumoxide::error::CdpError,
+) -> Error {
+    Error::Cdp {
+        browser,
+        endpoint: endpoint.to_owned(),
+        action: action.to_owned(),
+        message: e.to_string(),
+    }
+}

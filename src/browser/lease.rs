@@ -1,0 +1,175 @@
+use std::future::Future;
+use std::sync::Arc;
+
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use chromiumoxide::{Browser, Page};
+use serde::de::DeserializeOwned;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::instance::{guarded, Instance};
+use super::pool::PoolInner;
+use crate::error::{Error, Result};
+
+/// Exclusive use of one pooled browser, inside an incognito context of its own.
+///
+/// Cookies, storage and cache of the lease live in that context, which is
+/// disposed when the lease ends, so the next lease of the same browser sees none
+/// of them. Dropping the lease returns the browser: the pool disposes the
+/// context, prepares a fresh one in the background and puts the browser back
+/// (or retires it, when it crashed or reached its lifetime or use limit).
+///
+/// Every call made through the lease fails at once with
+/// [`Error::BrowserCrashed`] if the browser dies meanwhile, instead of waiting
+/// for a reply that will never come. Code that uses [`Lease::page`] directly
+/// can get the same protection by wrapping its futures in [`Lease::call`].
+#[must_use = "dropping a lease returns its browser at once"]
+pub struct Lease {
+    pool: Arc<PoolInner>,
+    instance: Option<Instance>,
+    _permit: OwnedSemaphorePermit,
+    span: tracing::Span,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("browser", &self.browser_id())
+            .field("pid", &self.pid())
+            .finish()
+    }
+}
+
+impl Lease {
+    pub(crate) fn new(
+        pool: Arc<PoolInner>,
+        instance: Instance,
+        permit: OwnedSemaphorePermit,
+        id: u64,
+    ) -> Lease {
+        let span = tracing::info_span!("lease", lease = id, browser = instance.id);
+        tracing::debug!(parent: &span, "leased");
+        Lease {
+            pool,
+            instance: Some(instance),
+            _permit: permit,
+            span,
+        }
+    }
+
+    fn instance(&self) -> &Instance {
+        // Present from construction until Drop takes it.
+        self.instance
+            .as_ref()
+            .expect("a live lease holds its browser")
+    }
+
+    /// The pool's id of the browser behind this lease.
+    pub fn browser_id(&self) -> u64 {
+        self.instance.as_ref().map_or(0, |i| i.id)
+    }
+
+    /// The browser's process id, when the pool launched it.
+    pub fn pid(&self) -> Option<u32> {
+        self.instance.as_ref().and_then(Instance::pid)
+    }
+
+    /// How many leases this browser served before this one.
+    pub fn previous_uses(&self) -> u32 {
+        self.instance().uses
+    }
+
+    /// The lease's incognito context.
+    pub fn context_id(&self) -> &BrowserContextId {
+        &self.prepared().context
+    }
+
+    /// The page prepared for this lease: blank, in the lease's context, ready to navigate.
+    pub fn page(&self) -> &Page {
+        &self.prepared().page
+    }
+
+    fn prepared(&self) -> &super::instance::Prepared {
+        // acquire() hands out only prepared instances; recycle() takes the
+        // preparation away only after the lease has ended.
+        self.instance()
+            .prepared
+            .as_ref()
+            .expect("a leased browser is prepared")
+    }
+
+    /// The chromiumoxide browser, for what the lease does not wrap. Pages made
+    /// outside [`Lease::new_page`] are not in the lease's context.
+    pub fn browser(&self) -> &Browser {
+        &self.instance().browser
+    }
+
+    /// Awaits a chromiumoxide future, failing with [`Error::BrowserCrashed`] as
+    /// soon as the browser dies instead of waiting out the CDP timeout.
+    pub async fn call<T>(
+        &self,
+        action: &str,
+        fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
+    ) -> Result<T> {
+        let i = self.instance();
+        let _enter = self.span.enter();
+        guarded(i.id, &i.endpoint, i.dead.clone(), None, action, fut).await
+    }
+
+    /// Opens another page in the lease's context.
+    pub async fn new_page(&self, url: &str) -> Result<Page> {
+        let params = CreateTargetParams::builder()
+            .url(url)
+            .browser_context_id(self.context_id().clone())
+            .build()
+            .map_err(|e| Error::Cdp {
+                browser: self.browser_id(),
+                endpoint: self.instance().endpoint.clone(),
+                action: "building Target.createTarget".into(),
+                message: e,
+            })?;
+        self.call(
+            &format!("opening page {url}"),
+            self.browser().new_page(params),
+        )
+        .await
+    }
+
+    /// Navigates the lease's first page to `url` and waits for it to load.
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.call(&format!("navigating to {url}"), async {
+            self.page().goto(url).await.map(|_| ())
+        })
+        .await
+    }
+
+    /// Evaluates `expression` on the lease's first page and deserialises the result.
+    pub async fn evaluate<T: DeserializeOwned>(&self, expression: &str) -> Result<T> {
+        let result = self
+            .call(
+                &format!("evaluating {expression:?}"),
+                self.page().evaluate(expression),
+            )
+            .await?;
+        result.into_value().map_err(|e| Error::Cdp {
+            browser: self.browser_id(),
+            endpoint: self.instance().endpoint.clone(),
+            action: format!("reading the result of {expression:?}"),
+            message: e.to_string(),
+        })
+    }
+
+    /// Returns the browser to the pool; the same as dropping the lease.
+    pub fn release(self) {}
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(instance) = self.instance.take() {
+            tracing::debug!(parent: &self.span, "released");
+            self.pool.lease_ended();
+            let pool = self.pool.clone();
+            self.pool.runtime.spawn(pool.recycle(instance));
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! [`BrowserPool`]: pre-warmed, bounded Chromium browsers, leased one at a time
+//! in isolated incognito contexts, health-checked, retired and replaced.
+
+mod config;
+mod instance;
+mod lease;
+mod locate;
+mod pool;
+mod process;
+mod stats;
+
+pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
+pub(crate) use instance::Instance;
+pub use lease::Lease;
+pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
+pub use pool::BrowserPool;
+pub use process::{own_tag_prefix, tagged_processes, PROFILE_PREFIX, TAG_ENV};
+pub use stats::{PoolStats, RetireReason};

@@ -1,0 +1,321 @@
+//! One local Chromium process: launch, watch, kill, reap, clean up.
+//!
+//! The pool launches Chromium itself rather than through chromiumoxide's
+//! launcher, then connects over CDP like any remote browser. Owning the process
+//! lets it pass exactly the caller's flags, keep draining stderr (an undrained
+//! pipe eventually blocks the browser), learn of a crash the moment the process
+//! exits (chromiumoxide's handler never ends on a closed socket), and tag every
+//! process of the launch with an environment variable. The tag matters because
+//! Chromium's crashpad handlers re-parent to PID 1: walking the browser's process
+//! tree misses them, and only the tag finds them to kill at retirement.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, Signal, UpdateKind};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{oneshot, watch};
+
+use crate::error::{Error, Result};
+
+/// Environment variable set on every process a pool launches; its value names
+/// the test process, the pool and the browser (`<pid>-<pool>-<browser>`).
+pub const TAG_ENV: &str = "TIDEPOOL_BROWSER_TAG";
+
+/// Lines of stderr kept for error messages.
+const STDERR_TAIL: usize = 20;
+
+/// A launched Chromium: its pid, profile, and the task that reaps it.
+#[derive(Debug)]
+pub(crate) struct LocalProcess {
+    pub(crate) pid: u32,
+    pub(crate) profile_dir: PathBuf,
+    tag: String,
+    kill: Option<oneshot::Sender<()>>,
+    exited: watch::Receiver<Option<String>>,
+    terminated: bool,
+}
+
+impl LocalProcess {
+    /// Starts `executable` with `flags` plus the pool's own, and waits up to
+    /// `timeout` for its DevTools URL. Returns the process and the `ws://` URL.
+    pub(crate) async fn launch(
+        executable: &Path,
+        flags: &[String],
+        tag: &str,
+        timeout: Duration,
+    ) -> Result<(LocalProcess, String)> {
+        let profile_dir = fresh_profile_dir(tag)?;
+        let mut cmd = tokio::process::Command::new(executable);
+        cmd.args(flags);
+        if !flags.iter().any(|f| f.starts_with("--headless")) {
+            cmd.arg("--headless=new");
+        }
+        if running_as_root() && !flags.iter().any(|f| f == "--no-sandbox") {
+            cmd.arg("--no-sandbox");
+        }
+        cmd.arg(format!("--user-data-dir={}", profile_dir.display()))
+            .arg("--remote-debugging-port=0")
+            .arg("about:blank")
+            .env(TAG_ENV, tag)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // The safety net for a pool dropped without close(): the reaper
+            // task's child is killed when the runtime drops the task.
+            .kill_on_drop(true);
+        let launch_err = |message: String| Error::Launch {
+            executable: executable.to_owned(),
+            message,
+        };
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&profile_dir);
+                return Err(launch_err(format!("could not start: {e}")));
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let (url_tx, url_rx) = oneshot::channel::<String>();
+        if let Some(stderr) = child.stderr.take() {
+            let tail = tail.clone();
+            tokio::spawn(async move {
+                let mut url_tx = Some(url_tx);
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                        if let Some(tx) = url_tx.take() {
+                            let _ = tx.send(url.trim().to_owned());
+                        }
+                    }
+                    tracing::trace!(target: "tidepool::chromium", pid, "{line}");
+                    if let Ok(mut t) = tail.lock() {
+                        if t.len() == STDERR_TAIL {
+                            t.pop_front();
+                        }
+                        t.push_back(line);
+                    }
+                }
+            });
+        }
+
+        let (kill_tx, kill_rx) = oneshot::channel::<()>();
+        let (exit_tx, exited) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => Some(status),
+                _ = kill_rx => None,
+            };
+            let status = match status {
+                Some(status) => status,
+                None => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            let text = match status {
+                Ok(s) => s.to_string(),
+                Err(e) => format!("could not be waited for: {e}"),
+            };
+            let _ = exit_tx.send(Some(text));
+        });
+
+        let mut process = LocalProcess {
+            pid,
+            profile_dir,
+            tag: tag.to_owned(),
+            kill: Some(kill_tx),
+            exited,
+            terminated: false,
+        };
+        let stderr_tail = || {
+            tail.lock()
+                .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n    "))
+                .unwrap_or_default()
+        };
+        let mut exited = process.exited.clone();
+        let outcome = tokio::time::timeout(timeout, async {
+            tokio::select! {
+                url = url_rx => url.ok(),
+                _ = exited.wait_for(Option::is_some) => None,
+            }
+        })
+        .await;
+        match outcome {
+            Ok(Some(url)) => Ok((process, url)),
+            Ok(None) => {
+                let status = process
+                    .exit_status()
+                    .unwrap_or_else(|| "closed stderr".into());
+                process.terminate(Duration::ZERO).await;
+                Err(launch_err(format!(
+                    "exited before it was ready ({status}); last stderr lines:\n    {}",
+                    stderr_tail()
+                )))
+            }
+            Err(_) => {
+                process.terminate(Duration::ZERO).await;
+                Err(launch_err(format!(
+                    "printed no DevTools URL within {timeout:?}; last stderr lines:\n    {}",
+                    stderr_tail()
+                )))
+            }
+        }
+    }
+
+    /// How the process ended, if it has.
+    pub(crate) fn exit_status(&self) -> Option<String> {
+        self.exited.borrow().clone()
+    }
+
+    /// A receiver that changes to `Some(status)` when the process exits.
+    pub(crate) fn exit_watch(&self) -> watch::Receiver<Option<String>> {
+        self.exited.clone()
+    }
+
+    /// Waits up to `grace` for the process to exit by itself (after a
+    /// `Browser.close`), kills it if it has not, reaps it, kills any process
+    /// still carrying its tag (crashpad handlers), and removes its profile.
+    pub(crate) async fn terminate(&mut self, grace: Duration) {
+        let mut exited = self.exited.clone();
+        let on_its_own = tokio::time::timeout(grace, exited.wait_for(Option::is_some))
+            .await
+            .is_ok();
+        if !on_its_own {
+            if let Some(kill) = self.kill.take() {
+                let _ = kill.send(());
+            }
+            // SIGKILL cannot be refused; the wait only covers the reap.
+            let _ = tokio::time::timeout(Duration::from_secs(10), exited.wait_for(Option::is_some))
+                .await;
+        }
+        self.kill.take();
+        let tag = self.tag.clone();
+        let dir = self.profile_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            kill_tagged(&tag);
+            remove_profile(&dir);
+        })
+        .await;
+        self.terminated = true;
+    }
+}
+
+impl Drop for LocalProcess {
+    /// The path for a pool dropped without `close()` or a launch abandoned
+    /// mid-way: no await is possible here, so every process carrying the tag
+    /// (the browser included) gets SIGKILL at once and the profile is removed.
+    /// The reaper task, told by the dropped kill sender, reaps the browser.
+    fn drop(&mut self) {
+        if !self.terminated {
+            kill_tagged(&self.tag);
+            remove_profile(&self.profile_dir);
+        }
+    }
+}
+
+/// Removes a profile directory; called once every process that could write
+/// to it has been killed.
+fn remove_profile(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove browser profile")
+        }
+    }
+}
+
+fn fresh_profile_dir(tag: &str) -> Result<PathBuf> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "{PROFILE_PREFIX}{tag}-{}-{nanos}",
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating browser profile", &dir, e))?;
+    Ok(dir)
+}
+
+/// Prefix of every profile directory the pool creates under the temp dir.
+pub const PROFILE_PREFIX: &str = "tidepool-profile-";
+
+fn running_as_root() -> bool {
+    // /proc/self/status "Uid: real effective ..." on Linux; elsewhere assume not.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|uid| uid == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Live (not zombie) processes whose tag starts with `prefix`, as (pid, tag).
+pub fn tagged_processes(prefix: &str) -> Vec<(u32, String)> {
+    let Ok(mut system) = sysinfo::System::new() else {
+        return Vec::new();
+    };
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::All,
+        true,
+        ProcessRefreshKind::nothing().with_environ(UpdateKind::Always),
+    );
+    let key = format!("{TAG_ENV}=");
+    system
+        .processes()
+        .iter()
+        .filter(|(_, p)| !matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead))
+        .filter_map(|(pid, p)| {
+            p.environ().iter().find_map(|e| {
+                let e = e.to_str()?;
+                let tag = e.strip_prefix(&key)?;
+                tag.starts_with(prefix)
+                    .then(|| (pid.as_u32(), tag.to_owned()))
+            })
+        })
+        .collect()
+}
+
+/// The tag prefix of every browser this process launches.
+pub fn own_tag_prefix() -> String {
+    format!("{}-", std::process::id())
+}
+
+/// SIGKILLs every live process carrying exactly `tag`.
+fn kill_tagged(tag: &str) {
+    let Ok(mut system) = sysinfo::System::new() else {
+        return;
+    };
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::All,
+        true,
+        ProcessRefreshKind::nothing().with_environ(UpdateKind::Always),
+    );
+    let wanted = format!("{TAG_ENV}={tag}");
+    for (pid, p) in system.processes() {
+        if matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
+            continue;
+        }
+        if p.environ()
+            .iter()
+            .any(|e| e.to_str() == Some(wanted.as_str()))
+        {
+            tracing::debug!(
+                pid = pid.as_u32(),
+                tag,
+                "killing a leftover browser process"
+            );
+            let _ = p.kill_with(Signal::Kill);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Why a browser left the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetireReason {
+    /// Idle longer than `idle_timeout` with more than `min_idle` idle.
+    IdleTimeout,
+    /// Older than `max_lifetime`.
+    Lifetime,
+    /// Served `max_uses` leases.
+    MaxUses,
+    /// Failed a health probe or could not be re-prepared.
+    Unhealthy,
+    /// Its process exited or its connection died.
+    Crashed,
+    /// The pool closed.
+    Closed,
+}
+
+/// A snapshot of a pool's counters and sizes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PoolStats {
+    /// Browsers launched (or connected) and made ready.
+    pub launched: u64,
+    /// Leases handed out.
+    pub acquires: u64,
+    /// Acquires that found every slot leased and had to queue.
+    pub acquire_waits: u64,
+    /// Acquires that gave up after `acquire_timeout`.
+    pub acquire_timeouts: u64,
+    /// Browsers found crashed (process gone, connection lost).
+    pub crashed: u64,
+    /// Browsers launched by the maintainer to make up for a retired one.
+    pub replaced: u64,
+    /// Retirements for idleness.
+    pub retired_idle: u64,
+    /// Retirements for age.
+    pub retired_lifetime: u64,
+    /// Retirements for use count.
+    pub retired_max_uses: u64,
+    /// Retirements for failed probes or recycling.
+    pub retired_unhealthy: u64,
+    /// Retirements at close.
+    pub retired_closed: u64,
+    /// Idle browsers now.
+    pub idle: usize,
+    /// Leased browsers now.
+    pub in_use: usize,
+    /// Browsers starting, being probed or being recycled now.
+    pub busy: usize,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct StatsRecorder {
+    pub(crate) launched: AtomicU64,
+    pub(crate) acquires: AtomicU64,
+    pub(crate) acquire_waits: AtomicU64,
+    pub(crate) acquire_timeouts: AtomicU64,
+    pub(crate) crashed: AtomicU64,
+    pub(crate) replaced: AtomicU64,
+    retired_idle: AtomicU64,
+    retired_lifetime: AtomicU64,
+    retired_max_uses: AtomicU64,
+    retired_unhealthy: AtomicU64,
+    retired_closed: AtomicU64,
+    acquire_ms: Mutex<Vec<f64>>,
+}
+
+impl StatsRecorder {
+    pub(crate) fn retired(&self, reason: RetireReason) {
+        let counter = match reason {
+            RetireReason::IdleTimeout => &self.retired_idle,
+            RetireReason::Lifetime => &self.retired_lifetime,
+            RetireReason::MaxUses => &self.retired_max_uses,
+            RetireReason::Unhealthy => &self.retired_unhealthy,
+            RetireReason::Crashed => &self.crashed,
+            RetireReason::Closed => &self.retired_closed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn record_acquire(&self, d: Duration) {
+        if let Ok(mut v) = self.acquire_ms.lock() {
+            v.push(d.as_secs_f64() * 1e3);
+        }
+    }
+
+    pub(crate) fn acquire_latencies_ms(&self) -> Vec<f64> {
+        self.acquire_ms
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn snapshot(&self, idle: usize, in_use: usize, busy: usize) -> PoolStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        PoolStats {
+            launched: get(&self.launched),
+            acquires: get(&self.acquires),
+            acquire_waits: get(&self.acquire_waits),
+            acquire_timeouts: get(&self.acquire_timeouts),
+            crashed: get(&self.crashed),
+            replaced: get(&self.replaced),
+            retired_idle: get(&self.retired_idle),
+            retired_lifetime: get(&self.retired_lifetime),
+            retired_max_uses: get(&self.retired_max_uses),
+            retired_unhealthy: get(&self.retired_unhealthy),
+            retired_closed: get(&self.retired_closed),
+            idle,
+            in_use,
+            busy,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The naive baseline every pool is measured against: a fresh browser per page.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+
+use crate::browser::{own_tag_prefix, Instance};
+use crate::error::Result;
+
+/// Timings of one naive page load.
+#[derive(Debug, Clone)]
+pub(crate) struct NaiveLoad {
+    /// Process start to the first CDP answer (`Browser.getVersion`).
+    pub(crate) launch: Duration,
+    /// Process start to the page's title in hand.
+    pub(crate) total: Duration,
+    /// The page's title.
+    pub(crate) title: String,
+    /// The browser's product string, e.g. `Chrome/156.0.8078.79`.
+    pub(crate) product: String,
+}
+
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Launches a browser, opens a page, navigates to `url`, reads the title, and
+/// closes the browser (closing is not part of `total`).
+pub(crate) async fn load_page(executable: &Path, flags: &[String], url: &str) -> Result<NaiveLoad> {
+    static N: AtomicU64 = AtomicU64::new(1);
+    let id = N.fetch_add(1, Ordering::Relaxed);
+    let tag = format!("{}naive-{id}", own_tag_prefix());
+    let t0 = Instant::now();
+    let instance = Instance::launch(
+        id,
+        executable,
+        flags,
+        &tag,
+        Duration::from_secs(20),
+        Duration::from_secs(10),
+    )
+    .await?;
+    let result = async {
+        let browser = instance.browser.clone();
+        let version = instance
+            .cdp("Browser.getVersion", browser.version())
+            .await?;
+        let launch = t0.elapsed();
+        let page = instance
+            .cdp(
+                "opening a page",
+                browser.new_page(CreateTargetParams::new("about:blank")),
+            )
+            .await?;
+        instance
+            .cdp(&format!("navigating to {url}"), page.goto(url))
+            .await?;
+        let title = instance
+            .cdp("reading the title", page.get_title())
+            .await?
+            .unwrap_or_default();
+        Ok(NaiveLoad {
+            launch,
+            total: t0.elapsed(),
+            title,
+            product: version.product,
+        })
+    }
+    .await;
+    instance.shut_down(GRACE).await;
+    result
+}

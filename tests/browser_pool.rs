@@ -1,0 +1,451 @@
+//! BrowserPool on real Chromium: the performance contract, and the behaviour a
+//! scraping service depends on. Every test checks at its end that it leaked no
+//! browser process, profile directory or file descriptor.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use assert_matches::assert_matches;
+use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource};
+use tidepool::testkit::{init_tracing, run_contract, snapshot_view, FixtureServer, ResourceCheck};
+use tidepool::Error;
+
+fn small_pool(max_size: usize) -> BrowserPoolConfig {
+    BrowserPoolConfig {
+        min_idle: 1.min(max_size),
+        max_size,
+        warm_up: 1.min(max_size),
+        ..BrowserPoolConfig::default()
+    }
+}
+
+fn is_alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; only a reaped process is really gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.split_whitespace()
+                .nth(2)
+                .is_some_and(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+fn kill9(pid: u32) {
+    let system = sysinfo::System::new().unwrap();
+    let mut system = system;
+    let pid = sysinfo::Pid::from_u32(pid);
+    system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+    assert!(system
+        .process(pid)
+        .unwrap()
+        .kill_with(sysinfo::Signal::Kill)
+        .unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_pool_meets_its_contract() {
+    let resources = ResourceCheck::start();
+    let summary = run_contract("browser_pool").await;
+    assert_eq!(summary.metrics["warm_ms"].summary.n, summary.iterations);
+    assert_eq!(summary.metrics["cold_ms"].summary.n, summary.iterations);
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_json_snapshot!("browser_pool", snapshot_view(&summary, &["crawl_pages"]));
+    });
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_of_one_lease_is_absent_in_the_next_on_the_same_browser() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(small_pool(1)).await.unwrap();
+
+    let a = pool.acquire().await.unwrap();
+    let browser = a.browser_id();
+    a.goto(&server.url("/set-cookie?name=lease&value=A"))
+        .await
+        .unwrap();
+    let _: bool = a
+        .evaluate("localStorage.setItem('k', 'A'), true")
+        .await
+        .unwrap();
+    a.goto(&server.url("/echo-cookies")).await.unwrap();
+    let seen_by_a: String = a.evaluate("document.body.innerText").await.unwrap();
+    assert_eq!(
+        seen_by_a.trim(),
+        "lease=A",
+        "the cookie must work within its lease"
+    );
+    drop(a);
+
+    let b = pool.acquire().await.unwrap();
+    assert_eq!(
+        b.browser_id(),
+        browser,
+        "max_size 1: the same browser serves the next lease"
+    );
+    b.goto(&server.url("/echo-cookies")).await.unwrap();
+    let seen_by_b: String = b.evaluate("document.body.innerText").await.unwrap();
+    assert_eq!(seen_by_b.trim(), "", "lease B saw lease A's cookie");
+    {
+        let empty: bool = b
+            .evaluate("localStorage.length === 0 && sessionStorage.length === 0")
+            .await
+            .unwrap();
+        assert!(empty, "lease B saw storage");
+    }
+    drop(b);
+
+    let last = server
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == "/echo-cookies")
+        .unwrap();
+    assert_eq!(
+        last.cookie, None,
+        "the server received a cookie from lease B"
+    );
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_browser_errors_its_lease_within_a_second_and_is_replaced() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(small_pool(2)).await.unwrap();
+
+    let lease = pool.acquire().await.unwrap();
+    lease.goto(&server.url("/page/1")).await.unwrap();
+    let pid = lease.pid().unwrap();
+    let crashed_browser = lease.browser_id();
+    kill9(pid);
+    let t = Instant::now();
+    let err = lease.goto(&server.url("/page/2")).await.unwrap_err();
+    let took = t.elapsed();
+    assert_matches!(err, Error::BrowserCrashed { .. }, "got {err}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the lease learned of the crash after {took:?}"
+    );
+    assert!(err.to_string().contains("crashed"), "{err}");
+    drop(lease);
+
+    let next = pool.acquire().await.unwrap();
+    assert_ne!(next.browser_id(), crashed_browser);
+    next.goto(&server.url("/page/3")).await.unwrap();
+    drop(next);
+    assert!(pool.wait_until_idle(1, Duration::from_secs(10)).await);
+    let stats = pool.stats();
+    assert_eq!(stats.crashed, 1, "{stats:?}");
+    assert!(!is_alive(pid));
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+/// A websocket endpoint that completes the handshake and then never answers.
+async fn silent_cdp_endpoint() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            if let Ok(ws) = async_tungstenite::tokio::accept_async(stream).await {
+                held.push(ws);
+            }
+        }
+    });
+    (format!("ws://{addr}/devtools/browser/silent"), task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_never_answers_times_out_instead_of_hanging() {
+    init_tracing();
+    let (url, server) = silent_cdp_endpoint().await;
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        source: BrowserSource::Connect {
+            endpoints: vec![url],
+        },
+        min_idle: 0,
+        warm_up: 0,
+        max_size: 1,
+        acquire_timeout: Duration::from_millis(1500),
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap();
+    let t = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(10), pool.acquire())
+        .await
+        .expect("acquire hung past its timeout")
+        .unwrap_err();
+    assert_matches!(err, Error::AcquireTimeout { .. }, "got {err}");
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(pool.stats().acquire_timeouts, 1);
+    pool.close().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_queues_acquirers_and_times_them_out() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        acquire_timeout: Duration::from_secs(20),
+        ..small_pool(2)
+    })
+    .await
+    .unwrap();
+    let first = pool.acquire().await.unwrap();
+    let second = pool.acquire().await.unwrap();
+    let third = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.acquire().await.map(|l| l.browser_id()) })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the third queue
+    assert!(
+        !third.is_finished(),
+        "a third lease was granted beyond max_size 2"
+    );
+    let freed = first.browser_id();
+    drop(first);
+    let got = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got, freed,
+        "the waiter gets the released browser, no third one is launched"
+    );
+    assert_eq!(pool.stats().launched, 2);
+    assert!(pool.stats().acquire_waits >= 1);
+
+    let short = BrowserPool::new(BrowserPoolConfig {
+        acquire_timeout: Duration::from_millis(400),
+        ..small_pool(1)
+    })
+    .await
+    .unwrap();
+    let held = short.acquire().await.unwrap();
+    let t = Instant::now();
+    let err = short.acquire().await.unwrap_err();
+    assert_matches!(
+        err,
+        Error::AcquireTimeout {
+            max_size: 1,
+            in_use: 1,
+            ..
+        }
+    );
+    assert!(t.elapsed() >= Duration::from_millis(400) && t.elapsed() < Duration::from_secs(2));
+    drop((held, second));
+    short.close().await;
+    pool.close().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_is_retired_after_max_uses_and_really_gone() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        max_uses: Some(3),
+        ..small_pool(1)
+    })
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    let mut first_pid = None;
+    for _ in 0..4 {
+        let lease = pool.acquire().await.unwrap();
+        first_pid.get_or_insert(lease.pid().unwrap());
+        ids.push(lease.browser_id());
+    }
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(ids[1], ids[2]);
+    assert_ne!(ids[2], ids[3], "the 4th acquire must get a new browser");
+    assert!(
+        !is_alive(first_pid.unwrap()),
+        "a retired browser is still running"
+    );
+    assert_eq!(pool.stats().retired_max_uses, 1);
+    pool.close().await;
+    resources.assert_clean().await;
+}
+
+/// Starts Chromium outside any pool with a DevTools port, as a remote node would.
+async fn external_chromium() -> (tokio::process::Child, String, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("tidepool-external-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = tokio::process::Command::new(tidepool::browser::locate_chromium(None).unwrap())
+        .args(tidepool::browser::DEFAULT_FLAGS)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--remote-debugging-port=0",
+        ])
+        .arg(format!("--user-data-dir={}", dir.display()))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let port_file = dir.join("DevToolsActivePort");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        if let Ok(text) = std::fs::read_to_string(&port_file) {
+            if text.lines().count() >= 2 {
+                break text;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "external Chromium wrote no DevToolsActivePort"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling a file Chromium writes
+    };
+    let mut lines = text.lines();
+    let (port, path) = (lines.next().unwrap(), lines.next().unwrap());
+    (child, format!("ws://127.0.0.1:{port}{path}"), dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_mode_isolates_leases_and_leaves_a_foreign_browser_running() {
+    init_tracing();
+    let server = FixtureServer::start().await.unwrap();
+    let (mut chromium, url, dir) = external_chromium().await;
+    let pid = chromium.id().unwrap();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        source: BrowserSource::Connect {
+            endpoints: vec![url.clone()],
+        },
+        ..small_pool(1)
+    })
+    .await
+    .unwrap();
+    let a = pool.acquire().await.unwrap();
+    assert_eq!(
+        a.pid(),
+        None,
+        "a connected browser has no pid of the pool's"
+    );
+    a.goto(&server.url("/set-cookie?name=remote&value=1"))
+        .await
+        .unwrap();
+    drop(a);
+    let b = pool.acquire().await.unwrap();
+    b.goto(&server.url("/echo-cookies")).await.unwrap();
+    let seen: String = b.evaluate("document.body.innerText").await.unwrap();
+    assert_eq!(
+        seen.trim(),
+        "",
+        "isolation must hold on a remote browser too"
+    );
+    drop(b);
+    pool.close().await;
+
+    assert!(
+        is_alive(pid),
+        "close() killed a browser the pool does not own"
+    );
+    // The browser still serves CDP, and no context of the pool's is left in it.
+    let (browser, mut handler) = chromiumoxide::Browser::connect(url).await.unwrap();
+    let h = tokio::spawn(async move {
+        use futures::StreamExt;
+        while handler.next().await.is_some() {}
+    });
+    let contexts = browser
+        .execute(chromiumoxide::cdp::browser_protocol::target::GetBrowserContextsParams::default())
+        .await
+        .unwrap();
+    assert!(
+        contexts.result.browser_context_ids.is_empty(),
+        "left contexts: {:?}",
+        contexts.result.browser_context_ids
+    );
+    h.abort();
+    chromium.kill().await.unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_config_and_a_missing_binary_name_the_field_and_the_path() {
+    let err = BrowserPool::new(BrowserPoolConfig {
+        min_idle: 5,
+        max_size: 2,
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("browser.min_idle"), "{err}");
+    let err = BrowserPool::new(BrowserPoolConfig {
+        max_size: 0,
+        min_idle: 0,
+        warm_up: 0,
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("browser.max_size"), "{err}");
+    let err = BrowserPool::new(BrowserPoolConfig {
+        acquire_timeout: Duration::ZERO,
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("browser.acquire_timeout"), "{err}");
+    let err = BrowserPool::new(BrowserPoolConfig {
+        flags: vec!["--user-data-dir=/tmp/x".into()],
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("browser.flags"), "{err}");
+    let err = BrowserPool::new(BrowserPoolConfig {
+        source: BrowserSource::Launch {
+            executable: Some("/opt/no/chromium".into()),
+        },
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap_err();
+    assert_matches!(err, Error::ChromiumNotFound { .. });
+    assert!(err.to_string().contains("/opt/no/chromium"), "{err}");
+    // A binary that exists but is not a browser: the launch error carries its output.
+    let err = BrowserPool::new(BrowserPoolConfig {
+        source: BrowserSource::Launch {
+            executable: Some("/bin/false".into()),
+        },
+        launch_timeout: Duration::from_secs(5),
+        ..small_pool(1)
+    })
+    .await
+    .unwrap_err();
+    assert_matches!(err, Error::Launch { .. });
+    assert!(
+        err.to_string().contains("/bin/false") && err.to_string().contains("exited"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_dropped_without_close_leaves_no_process_behind() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let pool = BrowserPool::new(small_pool(2)).await.unwrap();
+    let lease = pool.acquire().await.unwrap();
+    let pids: Vec<u32> = pool.pids().into_iter().chain(lease.pid()).collect();
+    assert!(!pids.is_empty());
+    drop(lease);
+    drop(Arc::new(pool));
+    resources.assert_clean().await;
+}
