@@ -182,10 +182,11 @@ pub enum Error {
     },
 
     /// An operation did not finish within its deadline.
-    #[error("{what} timed out after {after:?}")]
+    #[error("{key} timed out after {after:?}")]
     Timeout {
-        /// What was being waited for, including its key (a host, a scenario).
-        what: String,
+        /// What was waited for: the adaptive-timeout key (a host, a route, a
+        /// scenario), or the operation and where it ran.
+        key: String,
         /// How long it was given.
         after: Duration,
     },

@@ -30,6 +30,7 @@ pub mod scenarios;
 pub mod stats;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod timeout;
 
 pub use atomic_file::write_atomic;
 pub use error::{Error, Result};

@@ -94,7 +94,7 @@ impl Instance {
             Ok(Err(e)) => return Err(cdp_error(id, &url, "connecting", e)),
             Err(_) => {
                 return Err(Error::Timeout {
-                    what: format!("connecting to browser {id} at {url}"),
+                    key: format!("connecting to browser {id} at {url}"),
                     after: timeout,
                 })
             }
@@ -293,7 +293,7 @@ pub(crate) async fn guarded<T>(
                 None => Err(cdp_error(browser, endpoint, action, e)),
             },
             Err(after) => Err(Error::Timeout {
-                what: format!("{action} on browser {browser} ({endpoint})"),
+                key: format!("{action} on browser {browser} ({endpoint})"),
                 after,
             }),
         },

@@ -5,6 +5,7 @@
 //! those specs, the tests run scenarios through [`run_checked`], and so does
 //! `tidepool validate`. One scenario, three consumers; no figure is computed twice.
 
+mod adaptive_timeout;
 mod browser_pool;
 mod fixture_roundtrip;
 mod naive;
@@ -31,7 +32,11 @@ pub struct Scenario {
 }
 
 /// Every scenario, in the order `--list` prints them.
-pub static SCENARIOS: &[Scenario] = &[fixture_roundtrip::SCENARIO, browser_pool::SCENARIO];
+pub static SCENARIOS: &[Scenario] = &[
+    fixture_roundtrip::SCENARIO,
+    browser_pool::SCENARIO,
+    adaptive_timeout::SCENARIO,
+];
 
 /// The specs of every scenario: what a contract may name.
 pub fn catalog() -> Vec<ScenarioSpec> {

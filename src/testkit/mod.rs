@@ -10,6 +10,7 @@ mod client;
 mod harness;
 mod resources;
 mod server;
+mod trace;
 
 pub use client::{get_once, HttpConnection, HttpResponse};
 pub use harness::{
@@ -17,3 +18,4 @@ pub use harness::{
 };
 pub use resources::{leftover_browser_processes, leftover_profiles, open_fds, ResourceCheck};
 pub use server::{generated_page_html, FixtureServer, FixtureServerConfig, RequestRecord};
+pub use trace::SeededRng;

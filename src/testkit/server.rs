@@ -62,7 +62,7 @@ struct Shared {
 /// |---|---|
 /// | `/html/{name}` | a file from `fixtures/html` |
 /// | `/page/{n}` | a generated page titled `Page n`, with text and links |
-/// | `/slow?ms=N` | `ok` after N milliseconds (the only injected latency; it exists for timeout tests) |
+/// | `/slow?ms=N` | `ok` after N milliseconds, fractions allowed (the only injected latency; it exists for timeout tests) |
 /// | `/hang` | never answers; held until the server shuts down |
 /// | `/alloc?mb=N` | a page whose script keeps N MB alive in the JS heap |
 /// | `/set-cookie?name=&value=` | sets a cookie (default `tidepool=1`) |
@@ -260,7 +260,8 @@ async fn generated_page(Path(n): Path<u64>) -> Html<String> {
 
 #[derive(Deserialize)]
 struct Ms {
-    ms: u64,
+    /// Milliseconds; fractions allowed, for traces run in compressed time.
+    ms: f64,
 }
 
 /// Waits `d` unless the server shuts down first; true if the full wait elapsed.
@@ -282,7 +283,14 @@ async fn hold(shared: &Shared, d: Option<Duration>) -> bool {
 }
 
 async fn slow(State(shared): State<Arc<Shared>>, Query(q): Query<Ms>) -> Response {
-    if hold(&shared, Some(Duration::from_millis(q.ms))).await {
+    let Ok(wait) = Duration::try_from_secs_f64(q.ms / 1e3) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!("ms={} is not a duration", q.ms),
+        )
+            .into_response();
+    };
+    if hold(&shared, Some(wait)).await {
         "ok".into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "server shutting down").into_response()

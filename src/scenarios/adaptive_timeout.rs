@@ -1,0 +1,449 @@
+//! Adaptive timeouts against a fixed 30 s timeout and a per-key oracle, on the
+//! same seeded latency trace, driven through the real fixture server.
+//!
+//! Three hosts: fast (log-normal, median 50 ms, sigma 0.5), slow (median
+//! 800 ms, sigma 0.6), and one whose median shifts from 200 ms to 800 ms
+//! halfway (sigma 0.5); 2 % of requests never answer (`/hang`). Every
+//! estimator runs the trace, and so do the two baselines. Waiting costs real
+//! time, so the policy runs use compressed time: every latency and bound is
+//! multiplied by [`SCALE`] (figures are reported back at real scale). One short
+//! run keeps real, unscaled waits.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use statrs::distribution::{ContinuousCDF, Normal};
+use tokio::sync::Semaphore;
+
+use super::{Scenario, ScenarioFuture};
+use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
+use crate::error::{Error, Result};
+use crate::profile::RunProfile;
+use crate::report::MetricSummary;
+use crate::testkit::{get_once, FixtureServer, SeededRng};
+use crate::timeout::{AdaptiveTimeouts, AdaptiveTimeoutsConfig, EstimatorKind};
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    spec: ScenarioSpec {
+        name: "adaptive_timeout",
+        description: "learned per-host timeouts vs a fixed 30 s timeout and a p99 oracle on a seeded latency trace",
+        figures: &[
+            FigureSpec { name: "answered_ms", kind: Measurement("ms") },
+            FigureSpec { name: "waste_default_s", kind: Ratio },
+            FigureSpec { name: "waste_rfc6298_s", kind: Ratio },
+            FigureSpec { name: "waste_spec_s", kind: Ratio },
+            FigureSpec { name: "waste_fixed_s", kind: Ratio },
+            FigureSpec { name: "waste_oracle_s", kind: Ratio },
+            FigureSpec { name: "false_rate_default", kind: Ratio },
+            FigureSpec { name: "false_rate_rfc6298", kind: Ratio },
+            FigureSpec { name: "false_rate_spec", kind: Ratio },
+            FigureSpec { name: "false_rate_fixed", kind: Ratio },
+            FigureSpec { name: "false_rate_oracle", kind: Ratio },
+            FigureSpec { name: "shift_false_rate_after_50", kind: Ratio },
+            FigureSpec { name: "real_cutoff_ratio", kind: Ratio },
+            FigureSpec { name: "real_false_timeouts", kind: Counter },
+            FigureSpec { name: "requests", kind: Counter },
+            FigureSpec { name: "hangs", kind: Counter },
+        ],
+    },
+    run: start,
+};
+
+fn start(profile: RunProfile) -> ScenarioFuture {
+    Box::pin(run(profile))
+}
+
+/// Compression of time for the policy runs: 1 real second runs in 50 ms.
+const SCALE: f64 = 1.0 / 20.0;
+const HANG_RATE: f64 = 0.02;
+const SEED: u64 = 0x7169_6465_706f_6f6c;
+/// Requests in flight at once.
+const CONCURRENCY: usize = 24;
+/// Requests per host that count as warm-up (the default `min_samples`).
+const WARMUP: usize = 20;
+/// The fixed baseline.
+const FIXED: Duration = Duration::from_secs(30);
+
+struct Host {
+    name: &'static str,
+    median_ms: f64,
+    sigma: f64,
+    /// The median of the second half of the host's requests, if it shifts.
+    shifted_median_ms: Option<f64>,
+}
+
+const HOSTS: [Host; 3] = [
+    Host {
+        name: "fast",
+        median_ms: 50.0,
+        sigma: 0.5,
+        shifted_median_ms: None,
+    },
+    Host {
+        name: "slow",
+        median_ms: 800.0,
+        sigma: 0.6,
+        shifted_median_ms: None,
+    },
+    Host {
+        name: "shifting",
+        median_ms: 200.0,
+        sigma: 0.5,
+        shifted_median_ms: Some(800.0),
+    },
+];
+
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    host: usize,
+    /// Position among the host's requests.
+    seq: usize,
+    /// Real-scale latency; `None` never answers.
+    latency_ms: Option<f64>,
+}
+
+fn trace(per_host: usize, seed: u64) -> Vec<Request> {
+    let mut rng = SeededRng::new(seed);
+    let mut out = Vec::with_capacity(per_host * HOSTS.len());
+    for seq in 0..per_host {
+        for (host, h) in HOSTS.iter().enumerate() {
+            let median = match h.shifted_median_ms {
+                Some(m) if seq >= per_host / 2 => m,
+                _ => h.median_ms,
+            };
+            let hang = rng.chance(HANG_RATE);
+            let latency = rng.lognormal(median, h.sigma);
+            out.push(Request {
+                host,
+                seq,
+                latency_ms: (!hang).then_some(latency),
+            });
+        }
+    }
+    out
+}
+
+/// The true p99 of a host's latency distribution, by bisection on its CDF (a
+/// 50/50 mixture for the shifting host).
+fn true_p99_ms(h: &Host) -> f64 {
+    let Ok(normal) = Normal::new(0.0, 1.0) else {
+        return f64::NAN;
+    };
+    let cdf = |x: f64| {
+        let one = |median: f64| normal.cdf((x / median).ln() / h.sigma);
+        match h.shifted_median_ms {
+            Some(m) => 0.5 * one(h.median_ms) + 0.5 * one(m),
+            None => one(h.median_ms),
+        }
+    };
+    let (mut lo, mut hi) = (1e-3_f64, 1e7_f64);
+    for _ in 0..200 {
+        let mid = (lo * hi).sqrt();
+        if cdf(mid) < 0.99 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    (lo * hi).sqrt()
+}
+
+#[derive(Clone)]
+enum Policy {
+    Adaptive(AdaptiveTimeouts),
+    Fixed(Duration),
+    PerHost(Vec<Duration>),
+}
+
+impl Policy {
+    fn timeout_for(&self, host: usize) -> Duration {
+        match self {
+            Policy::Adaptive(t) => t.timeout_for(HOSTS[host].name),
+            Policy::Fixed(d) => *d,
+            Policy::PerHost(ds) => ds[host],
+        }
+    }
+
+    fn record(&self, host: usize, answered: Option<Duration>) {
+        if let Policy::Adaptive(t) = self {
+            match answered {
+                Some(latency) => t.record_success(HOSTS[host].name, latency),
+                None => t.record_timeout(HOSTS[host].name),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Outcome {
+    request: Request,
+    /// How long the client waited, at run scale.
+    waited: Duration,
+    /// The timeout that was applied, at run scale.
+    applied: Duration,
+    timed_out: bool,
+}
+
+impl Outcome {
+    /// Cut off although it would have answered (within 30 s, real scale).
+    fn false_timeout(&self) -> bool {
+        self.timed_out && self.request.latency_ms.is_some_and(|ms| ms < 30_000.0)
+    }
+}
+
+async fn run_policy(
+    server: &FixtureServer,
+    trace: &[Request],
+    policy: &Policy,
+    scale: f64,
+    concurrency: usize,
+) -> Result<Vec<Outcome>> {
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    let addr = server.addr();
+    for &request in trace {
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::Task {
+                what: "timeout trace".into(),
+                message: e.to_string(),
+            })?;
+        let applied = policy.timeout_for(request.host);
+        let policy = policy.clone();
+        tasks.spawn(async move {
+            let path = match request.latency_ms {
+                Some(ms) => format!("/slow?ms={:.3}", ms * scale),
+                None => "/hang".to_owned(),
+            };
+            let t = Instant::now();
+            let answer = tokio::time::timeout(applied, get_once(addr, &path)).await;
+            let waited = t.elapsed();
+            drop(permit);
+            let timed_out = match answer {
+                Ok(Ok(r)) if r.status == 200 => {
+                    policy.record(request.host, Some(waited));
+                    false
+                }
+                Ok(other) => {
+                    tracing::warn!(?other, %path, "trace request failed");
+                    false
+                }
+                Err(_) => {
+                    policy.record(request.host, None);
+                    true
+                }
+            };
+            Outcome {
+                request,
+                waited,
+                applied,
+                timed_out,
+            }
+        });
+    }
+    let mut outcomes = Vec::with_capacity(trace.len());
+    while let Some(done) = tasks.join_next().await {
+        outcomes.push(done.map_err(|e| Error::Task {
+            what: "timeout trace request".into(),
+            message: e.to_string(),
+        })?);
+    }
+    Ok(outcomes)
+}
+
+/// Time spent waiting on requests that ended in a timeout, real-scale seconds.
+fn waste_s(outcomes: &[Outcome], scale: f64) -> f64 {
+    outcomes
+        .iter()
+        .filter(|o| o.timed_out)
+        .map(|o| o.waited.as_secs_f64())
+        .sum::<f64>()
+        / scale
+}
+
+/// False timeouts among requests past each host's warm-up.
+fn false_rate(outcomes: &[Outcome]) -> f64 {
+    let counted: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.request.seq >= WARMUP)
+        .collect();
+    counted.iter().filter(|o| o.false_timeout()).count() as f64 / counted.len().max(1) as f64
+}
+
+async fn run(profile: RunProfile) -> Result<MetricSummary> {
+    let per_host = profile.scaled(300, 1000);
+    let requests = trace(per_host, SEED);
+    let server = FixtureServer::start().await?;
+    let defaults = AdaptiveTimeoutsConfig::default();
+    let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
+
+    let clamp = |ms: f64| Duration::from_secs_f64(ms / 1e3).clamp(defaults.min, defaults.max);
+    let oracle: Vec<Duration> = HOSTS
+        .iter()
+        .map(|h| clamp(true_p99_ms(h)).mul_f64(SCALE))
+        .collect();
+    let estimators = [
+        ("default", defaults.estimator.clone()),
+        ("rfc6298", EstimatorKind::Rfc6298),
+        (
+            "spec",
+            EstimatorKind::Spec {
+                window: 200,
+                buffer_floor: 0.5,
+            },
+        ),
+    ];
+    let mut default_outcomes = Vec::new();
+    for (name, estimator) in estimators {
+        let config = AdaptiveTimeoutsConfig {
+            estimator,
+            ..defaults.clone()
+        }
+        .scaled(SCALE);
+        let policy = Policy::Adaptive(AdaptiveTimeouts::new(config)?);
+        let outcomes = run_policy(&server, &requests, &policy, SCALE, CONCURRENCY).await?;
+        s.ratio(&format!("waste_{name}_s"), waste_s(&outcomes, SCALE));
+        s.ratio(&format!("false_rate_{name}"), false_rate(&outcomes));
+        if name == "default" {
+            default_outcomes = outcomes;
+        }
+    }
+    for (name, policy) in [
+        ("fixed", Policy::Fixed(FIXED.mul_f64(SCALE))),
+        ("oracle", Policy::PerHost(oracle.clone())),
+    ] {
+        let outcomes = run_policy(&server, &requests, &policy, SCALE, CONCURRENCY).await?;
+        s.ratio(&format!("waste_{name}_s"), waste_s(&outcomes, SCALE));
+        s.ratio(&format!("false_rate_{name}"), false_rate(&outcomes));
+    }
+
+    let answered: Vec<f64> = default_outcomes
+        .iter()
+        .filter(|o| !o.timed_out)
+        .map(|o| o.waited.as_secs_f64() * 1e3 / SCALE)
+        .collect();
+    s.measure("answered_ms", "ms", &answered)?;
+    let shifting = HOSTS
+        .iter()
+        .position(|h| h.shifted_median_ms.is_some())
+        .unwrap_or(2);
+    let after_shift: Vec<&Outcome> = default_outcomes
+        .iter()
+        .filter(|o| o.request.host == shifting && o.request.seq >= per_host / 2 + 50)
+        .collect();
+    s.ratio(
+        "shift_false_rate_after_50",
+        after_shift.iter().filter(|o| o.false_timeout()).count() as f64
+            / after_shift.len().max(1) as f64,
+    );
+    s.note(format!(
+        "default estimator, false timeouts past warm-up: {}",
+        false_breakdown(&default_outcomes, per_host)
+    ));
+    s.count("requests", requests.len() as u64);
+    s.count(
+        "hangs",
+        requests.iter().filter(|r| r.latency_ms.is_none()).count() as u64,
+    );
+
+    // Real, unscaled waits: the fast host past its warm-up, with one request
+    // that never answers, under the default config.
+    let mut real = trace(60, SEED ^ 1)
+        .into_iter()
+        .filter(|r| r.host == 0)
+        .map(|r| Request {
+            latency_ms: Some(r.latency_ms.unwrap_or(50.0)),
+            ..r
+        })
+        .collect::<Vec<_>>();
+    if let Some(r) = real.get_mut(40) {
+        r.latency_ms = None;
+    }
+    let policy = Policy::Adaptive(AdaptiveTimeouts::new(defaults.clone())?);
+    let outcomes = run_policy(&server, &real, &policy, 1.0, 4).await?;
+    let hung = outcomes.iter().find(|o| o.request.latency_ms.is_none());
+    s.ratio(
+        "real_cutoff_ratio",
+        hung.map_or(f64::NAN, |o| {
+            o.waited.as_secs_f64() / o.applied.as_secs_f64()
+        }),
+    );
+    s.count(
+        "real_false_timeouts",
+        outcomes.iter().filter(|o| o.false_timeout()).count() as u64,
+    );
+    server.shutdown().await;
+
+    s.note(format!(
+        "policy runs in compressed time: every latency and bound x{SCALE}; waste reported in real-scale seconds; {per_host} requests per host, {CONCURRENCY} in flight"
+    ));
+    s.note(format!(
+        "oracle timeouts (true p99, clamped to 1 s..60 s): {}",
+        HOSTS
+            .iter()
+            .zip(&oracle)
+            .map(|(h, d)| format!("{} {:.0} ms", h.name, d.as_secs_f64() * 1e3 / SCALE))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    s.note("one real-scale run: 60 fast-host requests with the default config, the 41st never answering");
+    Ok(s)
+}
+
+/// Where the false timeouts fell: per host, and for the shifting host how many
+/// in the 50 requests after its shift.
+fn false_breakdown(outcomes: &[Outcome], per_host: usize) -> String {
+    HOSTS
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let mine = outcomes
+                .iter()
+                .filter(|o| o.request.host == i && o.request.seq >= WARMUP && o.false_timeout());
+            let n = mine.clone().count();
+            match h.shifted_median_ms {
+                Some(_) => {
+                    let shift = per_host / 2;
+                    let near = mine
+                        .filter(|o| (shift..shift + 50).contains(&o.request.seq))
+                        .count();
+                    format!("{} {n} ({near} of them in the 50 after the shift)", h.name)
+                }
+                None => format!("{} {n}", h.name),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn true_p99_matches_the_closed_form_for_a_plain_log_normal() {
+        let p99 = true_p99_ms(&HOSTS[0]);
+        assert!(
+            (p99 - 50.0 * (2.326_347_874 * 0.5_f64).exp()).abs() < 1e-6,
+            "{p99}"
+        );
+        let mix = true_p99_ms(&HOSTS[2]);
+        assert!(
+            mix > true_p99_ms(&Host {
+                shifted_median_ms: None,
+                ..HOSTS[2]
+            })
+        );
+    }
+
+    #[test]
+    fn the_trace_is_seeded_and_hangs_about_two_percent() {
+        let a = trace(1000, SEED);
+        let b = trace(1000, SEED);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.latency_ms == y.latency_ms));
+        let hangs = a.iter().filter(|r| r.latency_ms.is_none()).count() as f64 / a.len() as f64;
+        assert!((0.01..0.03).contains(&hangs), "{hangs}");
+    }
+}

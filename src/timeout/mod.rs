@@ -1,0 +1,557 @@
+//! Adaptive timeouts learned per key (a host, a route, a scenario).
+//!
+//! A fixed timeout is either too long (a dead request holds a worker for all of
+//! it) or too short (slow but healthy pages are cut off). [`AdaptiveTimeouts`]
+//! learns each key's timeout from the latencies it observes, within bounds, and
+//! backs off after a timeout so a slow period is not cut off again and again.
+
+mod estimator;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+pub use estimator::{Estimator, EstimatorKind, EstimatorState};
+
+use crate::error::{Error, Result};
+
+/// How timeouts are learned and bounded.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tidepool::timeout::{AdaptiveTimeouts, AdaptiveTimeoutsConfig};
+///
+/// let timeouts = AdaptiveTimeouts::new(AdaptiveTimeoutsConfig::default())?;
+/// for _ in 0..20 {
+///     timeouts.record_success("example.com", Duration::from_millis(400));
+/// }
+/// // p99 of 400 ms times the safety factor 1.5 is 600 ms, below the 1 s floor.
+/// assert_eq!(timeouts.timeout_for("example.com"), Duration::from_secs(1));
+/// assert_eq!(timeouts.timeout_for("unknown.org"), Duration::from_secs(30));
+/// # Ok::<(), tidepool::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdaptiveTimeoutsConfig {
+    /// The estimator (default: p99 of the last 200 latencies times 1.5).
+    pub estimator: EstimatorKind,
+    /// No learned timeout is shorter (default 1 s).
+    pub min: Duration,
+    /// No timeout, backed off or not, is longer (default 60 s).
+    pub max: Duration,
+    /// The timeout of a key with fewer than `min_samples` observations (default 30 s).
+    pub default: Duration,
+    /// Observations before a key's estimate is trusted as it is (default 20).
+    /// From the first observation until then, the timeout is the estimate times
+    /// `warmup_factor`, capped at `default`: a key learns from its first answer,
+    /// as TCP does from its first RTT sample, but with room for what few
+    /// samples cannot show.
+    pub min_samples: u64,
+    /// The multiplier on the estimate during warm-up (default 3).
+    pub warmup_factor: f64,
+    /// Each timeout multiplies the key's timeout by this (default 2).
+    pub backoff_factor: f64,
+    /// Successes over which a backoff fades (default 10): each success removes
+    /// 1/n of what is left of it. Fading at once would cut off the next slow
+    /// answers before the estimator's window has learned the new latencies.
+    pub backoff_recovery: u32,
+}
+
+impl Default for AdaptiveTimeoutsConfig {
+    fn default() -> Self {
+        AdaptiveTimeoutsConfig {
+            estimator: EstimatorKind::DEFAULT,
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            default: Duration::from_secs(30),
+            min_samples: 20,
+            warmup_factor: 3.0,
+            backoff_factor: 2.0,
+            backoff_recovery: 10,
+        }
+    }
+}
+
+impl AdaptiveTimeoutsConfig {
+    /// Checks every field; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let field =
+            |name: &str, problem: String| Err(Error::config(format!("timeouts.{name}"), problem));
+        if self.min.is_zero() {
+            return field("min", "must be greater than zero".into());
+        }
+        if self.max < self.min {
+            return field("max", format!("{:?} is below min {:?}", self.max, self.min));
+        }
+        if self.default < self.min || self.default > self.max {
+            return field(
+                "default",
+                format!(
+                    "{:?} is outside min..=max ({:?}..={:?})",
+                    self.default, self.min, self.max
+                ),
+            );
+        }
+        if !(self.warmup_factor.is_finite() && self.warmup_factor >= 1.0) {
+            return field(
+                "warmup_factor",
+                format!("must be at least 1, got {}", self.warmup_factor),
+            );
+        }
+        if !(self.backoff_factor.is_finite() && self.backoff_factor >= 1.0) {
+            return field(
+                "backoff_factor",
+                format!("must be at least 1, got {}", self.backoff_factor),
+            );
+        }
+        if self.backoff_recovery == 0 {
+            return field("backoff_recovery", "must be at least 1".into());
+        }
+        self.estimator
+            .validate()
+            .or_else(|(name, problem)| field(&name, problem))
+    }
+
+    /// The same config with every duration (and the spec estimator's buffer)
+    /// multiplied by `scale`: for running a latency trace in compressed time.
+    pub fn scaled(&self, scale: f64) -> AdaptiveTimeoutsConfig {
+        let estimator = match self.estimator {
+            EstimatorKind::Spec {
+                window,
+                buffer_floor,
+            } => EstimatorKind::Spec {
+                window,
+                buffer_floor: buffer_floor * scale,
+            },
+            ref other => other.clone(),
+        };
+        AdaptiveTimeoutsConfig {
+            estimator,
+            min: self.min.mul_f64(scale),
+            max: self.max.mul_f64(scale),
+            default: self.default.mul_f64(scale),
+            ..self.clone()
+        }
+    }
+}
+
+/// What is known of one key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyMetrics {
+    /// The timeout `timeout_for` returns now.
+    pub current_timeout: Duration,
+    /// Successful observations.
+    pub samples: u64,
+    /// Requests that timed out.
+    pub timeouts: u64,
+    /// Times the timeout was backed off.
+    pub backoffs: u64,
+    /// The backoff multiplier now (1 = none).
+    pub backoff: f64,
+}
+
+#[derive(Debug)]
+struct KeyState {
+    estimator: Box<dyn Estimator>,
+    samples: u64,
+    timeouts: u64,
+    backoffs: u64,
+    backoff: f64,
+}
+
+/// Per-key learned timeouts; cheap to share (`Clone` shares the state).
+///
+/// The key map sits behind a read-write lock taken for reading on every call
+/// (writers only add keys); each key's state has its own mutex, so
+/// observations of different keys never wait for each other.
+#[derive(Debug, Clone)]
+pub struct AdaptiveTimeouts {
+    config: Arc<AdaptiveTimeoutsConfig>,
+    keys: Arc<RwLock<HashMap<String, Arc<Mutex<KeyState>>>>>,
+}
+
+/// The file layout of saved timeouts.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    version: u32,
+    estimator: String,
+    keys: HashMap<String, SavedKey>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedKey {
+    state: EstimatorState,
+    samples: u64,
+    timeouts: u64,
+    backoffs: u64,
+    backoff: f64,
+}
+
+const SAVE_VERSION: u32 = 1;
+
+impl AdaptiveTimeouts {
+    /// An empty set of timeouts; fails on an invalid config.
+    pub fn new(config: AdaptiveTimeoutsConfig) -> Result<AdaptiveTimeouts> {
+        config.validate()?;
+        Ok(AdaptiveTimeouts {
+            config: Arc::new(config),
+            keys: Arc::new(RwLock::new(HashMap::new())),
+        })
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &AdaptiveTimeoutsConfig {
+        &self.config
+    }
+
+    fn key(&self, key: &str) -> Arc<Mutex<KeyState>> {
+        if let Some(state) = self.keys.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return state.clone();
+        }
+        let mut keys = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        keys.entry(key.to_owned())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(KeyState {
+                    estimator: self.config.estimator.build(),
+                    samples: 0,
+                    timeouts: 0,
+                    backoffs: 0,
+                    backoff: 1.0,
+                }))
+            })
+            .clone()
+    }
+
+    fn timeout_of(&self, state: &KeyState) -> Duration {
+        let c = &self.config;
+        let base = match state.estimator.timeout() {
+            Some(secs) if state.samples >= c.min_samples => Duration::from_secs_f64(secs.max(0.0)),
+            Some(secs) => Duration::from_secs_f64((secs * c.warmup_factor).max(0.0)).min(c.default),
+            None => c.default,
+        };
+        base.mul_f64(state.backoff).clamp(c.min, c.max)
+    }
+
+    /// The timeout to apply to the next request of `key`.
+    pub fn timeout_for(&self, key: &str) -> Duration {
+        let state = self.key(key);
+        let state = state.lock().unwrap_or_else(|p| p.into_inner());
+        self.timeout_of(&state)
+    }
+
+    /// Learns from a request of `key` that answered after `latency`.
+    pub fn record_success(&self, key: &str, latency: Duration) {
+        let state = self.key(key);
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        state.estimator.observe(latency.as_secs_f64());
+        state.samples += 1;
+        let keep = 1.0 - 1.0 / f64::from(self.config.backoff_recovery);
+        let excess = (state.backoff - 1.0) * keep;
+        // The fade is geometric; below a 1 % excess it is over.
+        state.backoff = if excess < 0.01 { 1.0 } else { 1.0 + excess };
+    }
+
+    /// Notes a request of `key` that timed out, and backs its timeout off.
+    pub fn record_timeout(&self, key: &str) {
+        let state = self.key(key);
+        let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+        state.timeouts += 1;
+        let before = self.timeout_of(&state);
+        if before < self.config.max {
+            state.backoff *= self.config.backoff_factor;
+            state.backoffs += 1;
+        }
+    }
+
+    /// Runs `fut` under `key`'s timeout, records the outcome, and returns
+    /// [`Error::Timeout`] naming the key when it does not finish in time.
+    pub async fn run<T>(&self, key: &str, fut: impl Future<Output = T>) -> Result<T> {
+        let after = self.timeout_for(key);
+        let start = Instant::now();
+        match tokio::time::timeout(after, fut).await {
+            Ok(value) => {
+                self.record_success(key, start.elapsed());
+                Ok(value)
+            }
+            Err(_) => {
+                self.record_timeout(key);
+                Err(Error::Timeout {
+                    key: key.to_owned(),
+                    after,
+                })
+            }
+        }
+    }
+
+    /// What is known of `key`, or `None` for a key never seen.
+    pub fn metrics(&self, key: &str) -> Option<KeyMetrics> {
+        let state = self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)?
+            .clone();
+        let state = state.lock().unwrap_or_else(|p| p.into_inner());
+        Some(KeyMetrics {
+            current_timeout: self.timeout_of(&state),
+            samples: state.samples,
+            timeouts: state.timeouts,
+            backoffs: state.backoffs,
+            backoff: state.backoff,
+        })
+    }
+
+    /// Every key seen, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// Saves the learned state as JSON, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let saved = Saved {
+            version: SAVE_VERSION,
+            estimator: self.config.estimator.name().to_owned(),
+            keys: keys
+                .iter()
+                .map(|(k, s)| {
+                    let s = s.lock().unwrap_or_else(|p| p.into_inner());
+                    let key = SavedKey {
+                        state: s.estimator.state(),
+                        samples: s.samples,
+                        timeouts: s.timeouts,
+                        backoffs: s.backoffs,
+                        backoff: s.backoff,
+                    };
+                    (k.clone(), key)
+                })
+                .collect(),
+        };
+        drop(keys);
+        let json = serde_json::to_vec_pretty(&saved).map_err(|source| Error::Json {
+            what: "saved timeouts".into(),
+            source,
+        })?;
+        crate::atomic_file::write_atomic(path, &json)
+    }
+
+    /// Builds timeouts from `config` and resumes the state saved at `path`.
+    ///
+    /// A missing file is a fresh start. A corrupt file, or one saved by another
+    /// estimator or layout version, is reported in the returned error and
+    /// ignored: the timeouts start fresh, never fail to start.
+    pub fn load(
+        config: AdaptiveTimeoutsConfig,
+        path: &Path,
+    ) -> Result<(AdaptiveTimeouts, Option<Error>)> {
+        let timeouts = AdaptiveTimeouts::new(config)?;
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((timeouts, None)),
+            Err(e) => return Ok((timeouts, Some(Error::io("reading saved timeouts", path, e)))),
+        };
+        let problem = |message: String| {
+            let e = Error::Report {
+                path: path.to_owned(),
+                message,
+            };
+            tracing::warn!(error = %e, "ignoring saved timeouts");
+            Ok((timeouts.clone(), Some(e)))
+        };
+        let saved: Saved = match serde_json::from_str(&text) {
+            Ok(saved) => saved,
+            Err(e) => return problem(format!("not a saved-timeouts file: {e}")),
+        };
+        if saved.version != SAVE_VERSION {
+            return problem(format!(
+                "layout version {}, this tidepool reads {SAVE_VERSION}",
+                saved.version
+            ));
+        }
+        if saved.estimator != timeouts.config.estimator.name() {
+            return problem(format!(
+                "saved by estimator {:?}, configured {:?}",
+                saved.estimator,
+                timeouts.config.estimator.name()
+            ));
+        }
+        {
+            let mut keys = timeouts.keys.write().unwrap_or_else(|p| p.into_inner());
+            for (k, s) in saved.keys {
+                keys.insert(
+                    k,
+                    Arc::new(Mutex::new(KeyState {
+                        estimator: timeouts.config.estimator.restore(Some(s.state)),
+                        samples: s.samples,
+                        timeouts: s.timeouts,
+                        backoffs: s.backoffs,
+                        backoff: s.backoff.max(1.0),
+                    })),
+                );
+            }
+        }
+        Ok((timeouts, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fast() -> AdaptiveTimeouts {
+        AdaptiveTimeouts::new(AdaptiveTimeoutsConfig {
+            min: Duration::from_millis(10),
+            min_samples: 5,
+            ..AdaptiveTimeoutsConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn unknown_keys_get_the_default_and_warm_up_is_conservative() {
+        let t = fast();
+        assert_eq!(t.timeout_for("a"), Duration::from_secs(30));
+        for i in 0..4 {
+            t.record_success("a", Duration::from_millis(100));
+            // p99 150 ms (with the 1.5 safety factor), times the warm-up factor 3.
+            assert_eq!(
+                t.timeout_for("a"),
+                Duration::from_millis(450),
+                "after {} samples",
+                i + 1
+            );
+        }
+        t.record_success("a", Duration::from_millis(100));
+        assert_eq!(t.timeout_for("a"), Duration::from_millis(150));
+        assert_eq!(t.timeout_for("b"), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_timeout_backs_off_and_successes_bring_it_back() {
+        let t = fast();
+        for _ in 0..5 {
+            t.record_success("a", Duration::from_millis(100));
+        }
+        t.record_timeout("a");
+        assert_eq!(t.timeout_for("a"), Duration::from_millis(300));
+        t.record_timeout("a");
+        assert_eq!(t.timeout_for("a"), Duration::from_millis(600));
+        // Backoff 4 fades by a tenth of its excess per success: 3.7 after one.
+        t.record_success("a", Duration::from_millis(100));
+        assert_eq!(t.timeout_for("a"), Duration::from_millis(555));
+        for _ in 0..60 {
+            t.record_success("a", Duration::from_millis(100));
+        }
+        assert_eq!(t.timeout_for("a"), Duration::from_millis(150));
+        let m = t.metrics("a").unwrap();
+        assert_eq!((m.samples, m.timeouts, m.backoffs), (66, 2, 2));
+    }
+
+    #[test]
+    fn bounds_hold_whatever_is_learned() {
+        let t = AdaptiveTimeouts::new(AdaptiveTimeoutsConfig {
+            min_samples: 1,
+            ..AdaptiveTimeoutsConfig::default()
+        })
+        .unwrap();
+        t.record_success("tiny", Duration::from_micros(10));
+        assert_eq!(t.timeout_for("tiny"), Duration::from_secs(1));
+        t.record_success("huge", Duration::from_secs(500));
+        assert_eq!(t.timeout_for("huge"), Duration::from_secs(60));
+        for _ in 0..10 {
+            t.record_timeout("huge");
+        }
+        assert_eq!(t.timeout_for("huge"), Duration::from_secs(60));
+        assert_eq!(
+            t.metrics("huge").unwrap().backoffs,
+            0,
+            "no backoff past max"
+        );
+    }
+
+    #[test]
+    fn invalid_configs_name_the_field() {
+        let bad = |c: AdaptiveTimeoutsConfig| AdaptiveTimeouts::new(c).unwrap_err().to_string();
+        assert!(bad(AdaptiveTimeoutsConfig {
+            min: Duration::ZERO,
+            ..Default::default()
+        })
+        .contains("timeouts.min"));
+        assert!(bad(AdaptiveTimeoutsConfig {
+            max: Duration::from_millis(1),
+            ..Default::default()
+        })
+        .contains("timeouts.max"));
+        assert!(bad(AdaptiveTimeoutsConfig {
+            backoff_factor: 0.5,
+            ..Default::default()
+        })
+        .contains("timeouts.backoff_factor"));
+        let e = bad(AdaptiveTimeoutsConfig {
+            estimator: EstimatorKind::Percentile {
+                quantile: 1.5,
+                window: 10,
+                safety_factor: 1.0,
+            },
+            ..Default::default()
+        });
+        assert!(e.contains("timeouts.estimator.quantile"), "{e}");
+    }
+
+    #[test]
+    fn saved_state_resumes_and_a_corrupt_file_is_reported_not_fatal() {
+        let dir = std::env::temp_dir().join(format!("tidepool-timeouts-{}", std::process::id()));
+        let path = dir.join("timeouts.json");
+        let t = fast();
+        for _ in 0..6 {
+            t.record_success("a", Duration::from_millis(200));
+        }
+        t.save(&path).unwrap();
+        let (resumed, problem) = AdaptiveTimeouts::load(t.config().clone(), &path).unwrap();
+        assert!(problem.is_none());
+        assert_eq!(resumed.timeout_for("a"), t.timeout_for("a"));
+
+        std::fs::write(&path, "{ \"version\": 1, \"keys\": [tru").unwrap();
+        let (fresh, problem) = AdaptiveTimeouts::load(t.config().clone(), &path).unwrap();
+        assert!(problem.unwrap().to_string().contains("timeouts.json"));
+        assert_eq!(fresh.keys(), Vec::<String>::new());
+
+        let other = AdaptiveTimeoutsConfig {
+            estimator: EstimatorKind::Rfc6298,
+            ..t.config().clone()
+        };
+        t.save(&path).unwrap();
+        let (_, problem) = AdaptiveTimeouts::load(other, &path).unwrap();
+        assert!(problem.unwrap().to_string().contains("estimator"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn run_applies_the_timeout_and_names_the_key() {
+        let t = fast();
+        for _ in 0..5 {
+            t.record_success("k", Duration::from_millis(20));
+        }
+        let after = t.timeout_for("k");
+        let err = t.run("k", std::future::pending::<()>()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Timeout { ref key, after: a } if key == "k" && a == after),
+            "{err}"
+        );
+        assert_eq!(t.metrics("k").unwrap().timeouts, 1);
+        assert_eq!(t.run("k", async { 7 }).await.unwrap(), 7);
+    }
+}
