@@ -172,6 +172,17 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A WASM module failed to compile, link, or run.
+    #[error("wasm module {module}: {fault}: {message}")]
+    Wasm {
+        /// The module's id.
+        module: String,
+        /// What kind of failure.
+        fault: WasmFault,
+        /// wasmtime's account of it.
+        message: String,
+    },
+
     /// A background task of a scenario or pool panicked or was cancelled.
     #[error("task {what} failed: {message}")]
     Task {
@@ -208,5 +219,39 @@ impl Error {
             field: field.into(),
             problem: problem.into(),
         }
+    }
+}
+
+/// Why a WASM module failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WasmFault {
+    /// It did not compile (or the engine could not be configured).
+    Compile,
+    /// It could not be linked or instantiated.
+    Instantiate,
+    /// The guest trapped (unreachable, out-of-bounds access, ...).
+    Trap,
+    /// The guest ran past its call deadline and was interrupted.
+    Deadline,
+    /// The guest ran out of fuel.
+    OutOfFuel,
+    /// The guest tried to grow its memory past the limit.
+    MemoryLimit,
+    /// The host misused the module (missing export, wrong signature, bad input).
+    Usage,
+}
+
+impl std::fmt::Display for WasmFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WasmFault::Compile => "compile error",
+            WasmFault::Instantiate => "instantiation error",
+            WasmFault::Trap => "trap",
+            WasmFault::Deadline => "deadline exceeded",
+            WasmFault::OutOfFuel => "out of fuel",
+            WasmFault::MemoryLimit => "memory limit exceeded",
+            WasmFault::Usage => "usage error",
+        })
     }
 }

@@ -16,7 +16,9 @@
 //! # Ok::<(), tidepool::Error>(())
 //! ```
 
-#![forbid(unsafe_code)]
+// One function may use `unsafe`: loading a verified AOT artifact
+// (`wasm::cache`), which wasmtime can only do unsafely.
+#![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod atomic_file;
@@ -31,6 +33,7 @@ pub mod stats;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod timeout;
+pub mod wasm;
 
 pub use atomic_file::write_atomic;
-pub use error::{Error, Result};
+pub use error::{Error, Result, WasmFault};

@@ -6,9 +6,11 @@
 //! `tidepool validate`. One scenario, three consumers; no figure is computed twice.
 
 mod adaptive_timeout;
+mod aot_cache;
 mod browser_pool;
 mod fixture_roundtrip;
 mod naive;
+pub(crate) mod wasm_tiers;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -36,6 +38,8 @@ pub static SCENARIOS: &[Scenario] = &[
     fixture_roundtrip::SCENARIO,
     browser_pool::SCENARIO,
     adaptive_timeout::SCENARIO,
+    aot_cache::SCENARIO,
+    wasm_tiers::SCENARIO,
 ];
 
 /// The specs of every scenario: what a contract may name.

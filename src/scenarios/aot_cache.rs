@@ -1,0 +1,172 @@
+//! The AOT cache against compiling: load time of a verified entry vs a fresh
+//! compile of a generated module, and detection of corrupt, truncated and
+//! foreign entries.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Scenario, ScenarioFuture};
+use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
+use crate::error::{Error, Result};
+use crate::profile::RunProfile;
+use crate::report::MetricSummary;
+use crate::wasm::{
+    encode_entry, fixtures, AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig,
+};
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    spec: ScenarioSpec {
+        name: "aot_cache",
+        description: "loading a verified AOT cache entry vs compiling; corrupt, truncated and foreign entries",
+        figures: &[
+            FigureSpec { name: "compile_ms", kind: Measurement("ms") },
+            FigureSpec { name: "cache_load_ms", kind: Measurement("ms") },
+            FigureSpec { name: "module_functions", kind: Counter },
+            FigureSpec { name: "bad_entries_injected", kind: Counter },
+            FigureSpec { name: "bad_entries_detected", kind: Counter },
+            FigureSpec { name: "bad_entries_loaded", kind: Counter },
+        ],
+    },
+    run: start,
+};
+
+fn start(profile: RunProfile) -> ScenarioFuture {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || run(profile))
+            .await
+            .map_err(|e| Error::Task {
+                what: "aot_cache scenario".into(),
+                message: e.to_string(),
+            })?
+    })
+}
+
+/// One way to damage a cache entry: what, which entry, the module it holds,
+/// and the damage.
+type Injection<'a> = (
+    &'static str,
+    &'a std::path::Path,
+    &'a [u8],
+    Box<dyn Fn(&mut Vec<u8>)>,
+);
+
+/// The floor for the generated module's compile time: below it, a
+/// cache saves too little to be worth measuring.
+const MIN_COMPILE_MS: f64 = 50.0;
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn run(profile: RunProfile) -> Result<MetricSummary> {
+    let engine = WasmEngine::new(WasmEngineConfig::default())?;
+    let dir = std::env::temp_dir().join(format!(
+        "tidepool-aot-{}-{}",
+        std::process::id(),
+        profile.iterations()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = Arc::new(AotCache::open(WasmCacheConfig::new(&dir), &engine)?);
+
+    // A module whose compile costs at least MIN_COMPILE_MS on this machine.
+    let mut functions = 800;
+    let wasm = loop {
+        let wasm = fixtures::generated(functions)?;
+        let t = Instant::now();
+        engine.compile("generated", &wasm)?;
+        if ms(t) >= MIN_COMPILE_MS || functions >= 12_800 {
+            break wasm;
+        }
+        functions *= 2;
+    };
+    let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
+    s.count("module_functions", u64::from(functions));
+
+    cache.load(&engine, "generated", &wasm)?;
+    let (mut compile, mut load) = (Vec::new(), Vec::new());
+    for _ in 0..profile.iterations() {
+        let t = Instant::now();
+        engine.compile("generated", &wasm)?;
+        compile.push(ms(t));
+        let t = Instant::now();
+        let (_, outcome) = cache.load(&engine, "generated", &wasm)?;
+        load.push(ms(t));
+        if outcome != CacheOutcome::Hit {
+            return Err(Error::Wasm {
+                module: "generated".into(),
+                fault: crate::WasmFault::Usage,
+                message: format!("expected a cache hit, got {outcome:?}"),
+            });
+        }
+    }
+    s.measure("compile_ms", "ms", &compile)?;
+    s.measure("cache_load_ms", "ms", &load)?;
+
+    // Bad entries: each must be detected, removed and recompiled, never loaded.
+    let path = cache.entry_path(&wasm);
+    let small = fixtures::extractor()?;
+    let small_path = cache.entry_path(&small);
+    cache.load(&engine, "extractor", &small)?;
+    let foreign_engine =
+        wasmtime::Engine::new(&wasmtime::Config::new()).map_err(|e| Error::Wasm {
+            module: "<foreign engine>".into(),
+            fault: crate::WasmFault::Compile,
+            message: e.to_string(),
+        })?;
+    let foreign = wasmtime::Module::new(&foreign_engine, &small)
+        .and_then(|m| m.serialize())
+        .map_err(|e| Error::Wasm {
+            module: "extractor".into(),
+            fault: crate::WasmFault::Compile,
+            message: e.to_string(),
+        })?;
+    let injections: Vec<Injection> = vec![
+        (
+            "one flipped byte",
+            &path,
+            &wasm,
+            Box::new(|b: &mut Vec<u8>| {
+                let i = b.len() / 2;
+                b[i] ^= 0x40;
+            }),
+        ),
+        (
+            "truncated",
+            &path,
+            &wasm,
+            Box::new(|b: &mut Vec<u8>| b.truncate(b.len() / 3)),
+        ),
+        // A well-formed entry (its checksum matches) holding an artifact of an
+        // engine with another config: only wasmtime's own check can tell.
+        (
+            "foreign engine",
+            &small_path,
+            &small,
+            Box::new(move |b: &mut Vec<u8>| *b = encode_entry(&foreign)),
+        ),
+    ];
+    let (mut detected, mut loaded_bad) = (0u64, 0u64);
+    for (what, entry, bytes, damage) in &injections {
+        let mut content = std::fs::read(entry).map_err(|e| Error::io("reading", *entry, e))?;
+        damage(&mut content);
+        std::fs::write(entry, &content).map_err(|e| Error::io("writing", *entry, e))?;
+        let before = cache.stats().corrupt;
+        let (_, outcome) = cache.load(&engine, what, bytes)?;
+        if outcome == CacheOutcome::Recompiled && cache.stats().corrupt == before + 1 {
+            detected += 1;
+        } else {
+            tracing::error!(what, ?outcome, "bad AOT entry not detected");
+            loaded_bad += 1;
+        }
+    }
+    s.count("bad_entries_injected", injections.len() as u64);
+    s.count("bad_entries_detected", detected);
+    s.count("bad_entries_loaded", loaded_bad);
+    let stats = cache.stats();
+    s.note(format!(
+        "cache: {} hits, {} misses, {} compiles, {} evictions, {} corrupt",
+        stats.hits, stats.misses, stats.compiles, stats.evictions, stats.corrupt
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(s)
+}

@@ -1,0 +1,308 @@
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, Module, Precompiled};
+
+use super::engine::WasmEngine;
+use crate::error::{Error, Result};
+
+/// Where and how much the AOT cache keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WasmCacheConfig {
+    /// The cache directory, created owner-only (0700) if missing.
+    pub cache_dir: PathBuf,
+    /// Total size of entries before the least recently used are evicted
+    /// (default 10 MB, the original spec's figure).
+    pub max_size_bytes: u64,
+    /// Entries unused for longer are removed (default 7 days).
+    pub ttl: Duration,
+}
+
+impl WasmCacheConfig {
+    /// Defaults for `cache_dir`.
+    pub fn new(cache_dir: impl Into<PathBuf>) -> WasmCacheConfig {
+        WasmCacheConfig {
+            cache_dir: cache_dir.into(),
+            max_size_bytes: 10_000_000,
+            ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Counters of the AOT cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CacheStats {
+    /// Loads served from a verified entry.
+    pub hits: u64,
+    /// Loads that found no usable entry.
+    pub misses: u64,
+    /// Modules compiled (each miss compiles).
+    pub compiles: u64,
+    /// Entries removed for size or age.
+    pub evictions: u64,
+    /// Entries found corrupt, truncated or foreign, removed and recompiled.
+    pub corrupt: u64,
+}
+
+/// How a load was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheOutcome {
+    /// From a verified entry.
+    Hit,
+    /// Compiled: there was no entry (or it had expired).
+    Compiled,
+    /// Compiled after removing a corrupt, truncated or foreign entry.
+    Recompiled,
+}
+
+/// Magic at the start of every entry; the version byte changes with the layout.
+const MAGIC: &[u8; 8] = b"TPAOT\x00\x01\n";
+/// Magic, then the SHA-256 of the payload, then the payload.
+const HEADER: usize = MAGIC.len() + 32;
+
+/// A content-addressed cache of precompiled modules on disk.
+///
+/// An entry's name is the SHA-256 of the module's bytes and the engine's
+/// [`precompile_compatibility_hash`](Engine::precompile_compatibility_hash), so
+/// a wasmtime upgrade or a changed engine config never even looks at an old
+/// artifact. Inside, a header carries the SHA-256 of the serialized module,
+/// checked before anything is handed to wasmtime: wasmtime's artifacts carry no
+/// checksum, and a flipped byte in one can crash the process or compute wrong
+/// results (measured: 33 of 150 single-byte flips). Then
+/// [`Engine::detect_precompiled`] must recognise a module, and
+/// [`Module::deserialize`] must accept it; any failure removes the entry, logs
+/// a warning and recompiles. Writes go through a temporary file and a rename,
+/// so two processes filling the same entry each write a whole file.
+#[derive(Debug)]
+pub struct AotCache {
+    config: WasmCacheConfig,
+    engine_key: String,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    compiles: AtomicU64,
+    evictions: AtomicU64,
+    corrupt: AtomicU64,
+}
+
+impl AotCache {
+    /// Opens (creating owner-only) the cache directory for `engine`.
+    pub fn open(config: WasmCacheConfig, engine: &WasmEngine) -> Result<AotCache> {
+        if config.max_size_bytes == 0 {
+            return Err(Error::config(
+                "wasm_cache.max_size_bytes",
+                "must be greater than zero",
+            ));
+        }
+        if config.ttl.is_zero() {
+            return Err(Error::config("wasm_cache.ttl", "must be greater than zero"));
+        }
+        create_private_dir(&config.cache_dir)?;
+        // SHA-256 rather than std's DefaultHasher, whose output may change
+        // between Rust releases: the key must name the same entry in every build.
+        let mut h = ShaHasher(Sha256::new());
+        std::hash::Hash::hash(&engine.engine.precompile_compatibility_hash(), &mut h);
+        let engine_key = hex(&h.0.finalize()[..8]);
+        Ok(AotCache {
+            config,
+            engine_key,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            compiles: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            corrupt: AtomicU64::new(0),
+        })
+    }
+
+    /// The entry path for module bytes `wasm` under this engine.
+    pub fn entry_path(&self, wasm: &[u8]) -> PathBuf {
+        let digest = hex(&Sha256::digest(wasm));
+        self.config
+            .cache_dir
+            .join(format!("{digest}-{}.tpaot", self.engine_key))
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CacheStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        CacheStats {
+            hits: get(&self.hits),
+            misses: get(&self.misses),
+            compiles: get(&self.compiles),
+            evictions: get(&self.evictions),
+            corrupt: get(&self.corrupt),
+        }
+    }
+
+    /// The module for `wasm` (module `id`): from a verified entry, or compiled
+    /// and stored.
+    pub fn load(
+        &self,
+        engine: &WasmEngine,
+        id: &str,
+        wasm: &[u8],
+    ) -> Result<(Module, CacheOutcome)> {
+        let path = self.entry_path(wasm);
+        let mut removed_bad = false;
+        match self.read_entry(&engine.engine, &path) {
+            Ok(Some(module)) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                // The access time drives LRU eviction; failing to set it only
+                // makes the entry look older.
+                if let Ok(file) = std::fs::File::options().write(true).open(&path) {
+                    let _ = file.set_modified(SystemTime::now());
+                }
+                return Ok((module, CacheOutcome::Hit));
+            }
+            Ok(None) => {}
+            Err(problem) => {
+                tracing::warn!(module = id, entry = %path.display(), %problem, "removing a bad AOT cache entry and recompiling");
+                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                let _ = std::fs::remove_file(&path);
+                removed_bad = true;
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let module = engine.compile(id, wasm)?;
+        self.compiles.fetch_add(1, Ordering::Relaxed);
+        let payload = module.serialize().map_err(|e| Error::Wasm {
+            module: id.to_owned(),
+            fault: crate::WasmFault::Compile,
+            message: format!("serializing: {e:#}"),
+        })?;
+        crate::atomic_file::write_atomic(&path, &encode_entry(&payload))?;
+        self.evict()?;
+        let outcome = if removed_bad {
+            CacheOutcome::Recompiled
+        } else {
+            CacheOutcome::Compiled
+        };
+        Ok((module, outcome))
+    }
+
+    /// `Ok(None)`: no usable entry (missing or expired). `Err`: a bad entry, and why.
+    fn read_entry(
+        &self,
+        engine: &Engine,
+        path: &Path,
+    ) -> std::result::Result<Option<Module>, String> {
+        let meta = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(_) => return Ok(None),
+        };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .unwrap_or_default();
+        if age > self.config.ttl {
+            if std::fs::remove_file(path).is_ok() {
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(None);
+        }
+        let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
+        if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
+            return Err(format!(
+                "truncated or not a tidepool entry ({} bytes)",
+                bytes.len()
+            ));
+        }
+        let (digest, payload) = bytes[MAGIC.len()..].split_at(32);
+        if Sha256::digest(payload).as_slice() != digest {
+            return Err("checksum mismatch: the artifact was modified or truncated".into());
+        }
+        if Engine::detect_precompiled(payload) != Some(Precompiled::Module) {
+            return Err("not a precompiled wasmtime module".into());
+        }
+        deserialize(engine, payload).map(Some)
+    }
+
+    /// Removes entries past the TTL, then the least recently used until the
+    /// total fits `max_size_bytes`.
+    fn evict(&self) -> Result<()> {
+        let dir = &self.config.cache_dir;
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| Error::io("listing the AOT cache", dir, e))?;
+        let mut files: Vec<(PathBuf, u64, SystemTime)> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "tpaot"))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((e.path(), meta.len(), meta.modified().ok()?))
+            })
+            .collect();
+        files.sort_by_key(|f| f.2);
+        let mut total: u64 = files.iter().map(|f| f.1).sum();
+        let now = SystemTime::now();
+        for (path, len, modified) in &files {
+            let expired = now.duration_since(*modified).unwrap_or_default() > self.config.ttl;
+            if (expired || total > self.config.max_size_bytes) && std::fs::remove_file(path).is_ok()
+            {
+                total -= len;
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A well-formed entry holding `payload`: magic, SHA-256 of the payload, payload.
+pub(crate) fn encode_entry(payload: &[u8]) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(HEADER + payload.len());
+    entry.extend_from_slice(MAGIC);
+    entry.extend_from_slice(&Sha256::digest(payload));
+    entry.extend_from_slice(payload);
+    entry
+}
+
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, payload: &[u8]) -> std::result::Result<Module, String> {
+    // SAFETY: `Module::deserialize` requires bytes produced by
+    // `Module::serialize` or `Engine::precompile_module` and not modified since.
+    // The caller verified `payload` against the SHA-256 the cache recorded when
+    // it wrote the output of `Module::serialize`; wasmtime itself rejects (with
+    // an error, safely) artifacts of another wasmtime version or engine config.
+    unsafe { Module::deserialize(engine, payload) }
+        .map_err(|e| format!("wasmtime refused it: {e:#}"))
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io("creating the AOT cache", dir, e))?;
+    }
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| Error::io("reading the AOT cache", dir, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "AOT cache directory is readable by others; loading only verified entries");
+    }
+    Ok(())
+}
+
+/// Feeds `Hash` input into SHA-256.
+struct ShaHasher(Sha256);
+
+impl std::hash::Hasher for ShaHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        // Only `write` is used; the digest is read from the inner hasher.
+        0
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
