@@ -6,7 +6,7 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 REPORTS := target/tidepool/reports
 
-.PHONY: deps test perf scenario lint
+.PHONY: deps test perf scenario bench lint
 
 ## deps: install Chromium and cargo-nextest if missing
 deps:
@@ -35,6 +35,10 @@ scenario: deps
 	@if [ -z "$(NAME)" ]; then echo "usage: make scenario NAME=<scenario> (see perf-contract.toml)"; exit 2; fi
 	cargo nextest run --profile perf -E 'test(/^$(NAME)_meets_its_contract$$/)'
 	@echo "report: $(REPORTS)/$(NAME).json"
+
+## bench: every scenario through the CLI at full iterations, one combined results file
+bench: deps
+	cargo run --release -- validate --output target/tidepool/results.json --format table
 
 ## lint: formatting and clippy, as CI expects them
 lint:

@@ -291,31 +291,53 @@ pub fn own_tag_prefix() -> String {
     format!("{}-", std::process::id())
 }
 
-/// SIGKILLs every live process carrying exactly `tag`.
+/// SIGKILLs every live process carrying exactly `tag`, sweeping again until
+/// none is left (at most [`SWEEP_ROUNDS`] times).
+///
+/// One sweep is not enough: a browser killed while it starts may spawn its
+/// crashpad handlers between the listing and the kill, and those re-parent to
+/// PID 1 and live on by design.
 fn kill_tagged(tag: &str) {
     let Ok(mut system) = sysinfo::System::new() else {
         return;
     };
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::All,
-        true,
-        ProcessRefreshKind::nothing().with_environ(UpdateKind::Always),
-    );
     let wanted = format!("{TAG_ENV}={tag}");
-    for (pid, p) in system.processes() {
-        if matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
-            continue;
+    for round in 0..SWEEP_ROUNDS {
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing().with_environ(UpdateKind::Always),
+        );
+        let mut found = 0;
+        for (pid, p) in system.processes() {
+            if matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
+                continue;
+            }
+            if p.environ()
+                .iter()
+                .any(|e| e.to_str() == Some(wanted.as_str()))
+            {
+                tracing::debug!(
+                    pid = pid.as_u32(),
+                    tag,
+                    round,
+                    "killing a leftover browser process"
+                );
+                let _ = p.kill_with(Signal::Kill);
+                found += 1;
+            }
         }
-        if p.environ()
-            .iter()
-            .any(|e| e.to_str() == Some(wanted.as_str()))
-        {
-            tracing::debug!(
-                pid = pid.as_u32(),
-                tag,
-                "killing a leftover browser process"
-            );
-            let _ = p.kill_with(Signal::Kill);
+        if found == 0 {
+            return;
         }
+        // Give a dying parent the moment it may need to spawn what the next
+        // round must find; this runs off the async runtime (spawn_blocking or
+        // a Drop), never on a hot path.
+        std::thread::sleep(SWEEP_PAUSE);
     }
 }
+
+/// Sweeps of [`kill_tagged`] before it gives up.
+const SWEEP_ROUNDS: usize = 10;
+/// Pause between sweeps.
+const SWEEP_PAUSE: Duration = Duration::from_millis(30);

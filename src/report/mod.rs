@@ -5,14 +5,18 @@
 //! (see [`default_dir`]); the CLI reads the same files back for `compare` and
 //! `report`.
 
+mod compare;
 mod machine;
 mod render;
+mod results;
 mod summary;
 
 use std::path::{Path, PathBuf};
 
+pub use compare::{compare, compare_history, MetricChange, ALPHA};
 pub use machine::{git_commit, MachineInfo};
-pub use render::{format_figure, to_markdown, to_table};
+pub use render::{format_figure, layout_table, markdown_table, to_markdown, to_table};
+pub use results::{read_summaries, Grade, ValidationResults};
 pub use summary::{Measurement, MetricSummary, MAX_SAMPLES_KEPT, SCHEMA_VERSION};
 
 use crate::error::{Error, Result};

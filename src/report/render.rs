@@ -21,7 +21,7 @@ pub fn format_figure(x: f64) -> String {
 }
 
 /// Lays out rows as a left-aligned, space-padded table with a rule under the header.
-pub(crate) fn layout(header: &[&str], rows: &[Vec<String>]) -> String {
+pub fn layout_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -96,7 +96,7 @@ pub fn to_table(s: &MetricSummary) -> String {
         if s.complete { "" } else { ", INCOMPLETE" }
     );
     if !s.metrics.is_empty() {
-        out += &layout(&MEASUREMENT_HEADER, &measurement_rows(s));
+        out += &layout_table(&MEASUREMENT_HEADER, &measurement_rows(s));
     }
     let scalars: Vec<Vec<String>> = s
         .counters
@@ -110,11 +110,11 @@ pub fn to_table(s: &MetricSummary) -> String {
         .collect();
     if !scalars.is_empty() {
         out += "\n";
-        out += &layout(&["figure", "value"], &scalars);
+        out += &layout_table(&["figure", "value"], &scalars);
     }
     if !s.verdicts.is_empty() {
         out += "\n";
-        out += &layout(&VERDICT_HEADER, &verdict_rows(s));
+        out += &layout_table(&VERDICT_HEADER, &verdict_rows(s));
     }
     for note in &s.notes {
         let _ = writeln!(out, "note: {note}");
@@ -122,7 +122,8 @@ pub fn to_table(s: &MetricSummary) -> String {
     out
 }
 
-fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
+/// Rows as a Markdown table.
+pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = format!(
         "| {} |\n|{}\n",
         header.join(" | "),
@@ -152,7 +153,7 @@ pub fn to_markdown(s: &MetricSummary) -> String {
         }
     );
     if !s.metrics.is_empty() {
-        out += &md_table(&MEASUREMENT_HEADER, &measurement_rows(s));
+        out += &markdown_table(&MEASUREMENT_HEADER, &measurement_rows(s));
         out += "\n";
     }
     if !s.counters.is_empty() || !s.ratios.is_empty() {
@@ -166,11 +167,11 @@ pub fn to_markdown(s: &MetricSummary) -> String {
                     .map(|(k, v)| vec![format!("`{k}`"), format_figure(*v)]),
             )
             .collect();
-        out += &md_table(&["figure", "value"], &rows);
+        out += &markdown_table(&["figure", "value"], &rows);
         out += "\n";
     }
     if !s.verdicts.is_empty() {
-        out += &md_table(&VERDICT_HEADER, &verdict_rows(s));
+        out += &markdown_table(&VERDICT_HEADER, &verdict_rows(s));
         out += "\n";
     }
     for note in &s.notes {

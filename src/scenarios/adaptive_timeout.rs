@@ -47,6 +47,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
         ],
     },
     run: start,
+    needs_browser: false,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {

@@ -62,6 +62,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
         ],
     },
     run: start,
+    needs_browser: true,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
@@ -93,8 +94,8 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
         let url = server.url(&format!("/page/{i}"));
         let expected = format!("Page {i}");
         pool.wait_until_idle(2, Duration::from_secs(30)).await;
-        let load = naive::load_page(&executable, &flags, &url).await?;
-        if load.title != expected {
+        let load = naive::load_page(&executable, &flags, &url, "document.title").await?;
+        if load.value != expected {
             errors += 1;
         }
         s.machine.chromium.get_or_insert(load.product.clone());
@@ -167,9 +168,9 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
             let (exe, flags, base) = (executable.clone(), flags.clone(), server.url("/page/"));
             tokio::spawn(async move {
                 while let Some(i) = claim(&next, pages) {
-                    let ok = naive::load_page(&exe, &flags, &format!("{base}{i}")).await;
-                    if !matches!(ok, Ok(ref load) if load.title == format!("Page {i}")) {
-                        tracing::warn!(page = i, result = ?ok.map(|l| l.title), "naive crawl page failed");
+                    let ok = naive::load_page(&exe, &flags, &format!("{base}{i}"), "document.title").await;
+                    if !matches!(ok, Ok(ref load) if load.value == format!("Page {i}")) {
+                        tracing::warn!(page = i, result = ?ok.map(|l| l.value), "naive crawl page failed");
                         errs.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -46,6 +46,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
         ],
     },
     run: start,
+    needs_browser: false,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {

@@ -8,6 +8,7 @@
 mod adaptive_timeout;
 mod aot_cache;
 mod browser_pool;
+pub mod end_to_end;
 mod fixture_roundtrip;
 mod naive;
 pub(crate) mod wasm_tiers;
@@ -31,6 +32,8 @@ pub struct Scenario {
     pub spec: ScenarioSpec,
     /// Runs it at the given depth.
     pub run: fn(RunProfile) -> ScenarioFuture,
+    /// Whether it launches Chromium (the CLI checks for it before running).
+    pub needs_browser: bool,
 }
 
 /// Every scenario, in the order `--list` prints them.
@@ -40,6 +43,7 @@ pub static SCENARIOS: &[Scenario] = &[
     adaptive_timeout::SCENARIO,
     aot_cache::SCENARIO,
     wasm_tiers::SCENARIO,
+    end_to_end::SCENARIO,
 ];
 
 /// The specs of every scenario: what a contract may name.

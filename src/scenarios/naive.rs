@@ -16,17 +16,23 @@ pub(crate) struct NaiveLoad {
     pub(crate) launch: Duration,
     /// Process start to the page's title in hand.
     pub(crate) total: Duration,
-    /// The page's title.
-    pub(crate) title: String,
+    /// What `expression` evaluated to on the loaded page.
+    pub(crate) value: String,
     /// The browser's product string, e.g. `Chrome/156.0.8078.79`.
     pub(crate) product: String,
 }
 
 const GRACE: Duration = Duration::from_secs(2);
 
-/// Launches a browser, opens a page, navigates to `url`, reads the title, and
-/// closes the browser (closing is not part of `total`).
-pub(crate) async fn load_page(executable: &Path, flags: &[String], url: &str) -> Result<NaiveLoad> {
+/// Launches a browser, opens a page, navigates to `url`, evaluates
+/// `expression` (to a string), and closes the browser (closing is not part
+/// of `total`).
+pub(crate) async fn load_page(
+    executable: &Path,
+    flags: &[String],
+    url: &str,
+    expression: &str,
+) -> Result<NaiveLoad> {
     static N: AtomicU64 = AtomicU64::new(1);
     let id = N.fetch_add(1, Ordering::Relaxed);
     let tag = format!("{}naive-{id}", own_tag_prefix());
@@ -55,14 +61,22 @@ pub(crate) async fn load_page(executable: &Path, flags: &[String], url: &str) ->
         instance
             .cdp(&format!("navigating to {url}"), page.goto(url))
             .await?;
-        let title = instance
-            .cdp("reading the title", page.get_title())
-            .await?
-            .unwrap_or_default();
+        let value = instance
+            .cdp(
+                &format!("evaluating {expression}"),
+                page.evaluate(expression),
+            )
+            .await?;
+        let value: String = value.into_value().map_err(|e| crate::Error::Cdp {
+            browser: id,
+            endpoint: instance.endpoint.clone(),
+            action: format!("reading the result of {expression}"),
+            message: e.to_string(),
+        })?;
         Ok(NaiveLoad {
             launch,
             total: t0.elapsed(),
-            title,
+            value,
             product: version.product,
         })
     }

@@ -57,10 +57,19 @@ impl ResourceCheck {
         ResourceCheck { fds: open_fds() }
     }
 
-    /// Panics, listing what leaked, unless every resource is back.
+    /// Panics, listing what leaked, unless every resource is back. Browsers
+    /// still shutting down (a pool dropped mid-launch cleans up when the launch
+    /// ends) get a few seconds to finish before anything counts as leaked.
     pub async fn assert_clean(&self) {
-        let processes = leftover_browser_processes(Duration::from_secs(3)).await;
-        let profiles = leftover_profiles();
+        let grace = Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + grace;
+        let processes = leftover_browser_processes(grace).await;
+        let mut profiles = leftover_profiles();
+        while !profiles.is_empty() && tokio::time::Instant::now() < deadline {
+            // Waiting on the last cleanup of a browser that just died.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            profiles = leftover_profiles();
+        }
         let fds = open_fds();
         let fd_leak = fds > self.fds + Self::FD_SLACK;
         assert!(

@@ -1,0 +1,181 @@
+use serde::Serialize;
+
+use super::MetricSummary;
+use crate::error::Result;
+use crate::stats::{percentile, Comparison};
+
+/// Significance level of the regression test.
+pub const ALPHA: f64 = 0.05;
+
+/// How one measurement changed between a baseline and the current run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricChange {
+    /// The scenario.
+    pub scenario: String,
+    /// The measurement.
+    pub metric: String,
+    /// Its unit.
+    pub unit: String,
+    /// Median of the baseline samples.
+    pub baseline_median: f64,
+    /// Median of the current samples.
+    pub current_median: f64,
+    /// Change of the median, percent.
+    pub percent_change: f64,
+    /// Two-sided Mann-Whitney p-value over the raw samples.
+    pub p_value: f64,
+    /// The change is beyond the noise threshold and significant at [`ALPHA`].
+    pub significant: bool,
+    /// A significant increase beyond the threshold. Every measurement tidepool
+    /// reports is a cost (time, memory), so up is worse.
+    pub regression: bool,
+    /// A significant decrease beyond the threshold.
+    pub improvement: bool,
+}
+
+fn change(
+    scenario: &str,
+    metric: &str,
+    unit: &str,
+    baseline: &[f64],
+    current: &[f64],
+    threshold_pct: f64,
+) -> Result<MetricChange> {
+    let c = Comparison::of(metric, baseline, current)?;
+    let beyond = c.percent_change.abs() > threshold_pct;
+    let significant = beyond && c.is_significant(ALPHA);
+    Ok(MetricChange {
+        scenario: scenario.to_owned(),
+        metric: metric.to_owned(),
+        unit: unit.to_owned(),
+        baseline_median: c.baseline_median,
+        current_median: c.current_median,
+        percent_change: c.percent_change,
+        p_value: c.p_value,
+        significant,
+        regression: significant && c.percent_change > 0.0,
+        improvement: significant && c.percent_change < 0.0,
+    })
+}
+
+/// Compares every measurement present in both `baseline` and `current` (by
+/// scenario and name), using the raw samples the reports keep. A regression
+/// needs both: a median change beyond `threshold_pct` percent, and a
+/// significant difference between the sample sets.
+pub fn compare(
+    baseline: &[MetricSummary],
+    current: &[MetricSummary],
+    threshold_pct: f64,
+) -> Result<Vec<MetricChange>> {
+    let mut out = Vec::new();
+    for cur in current {
+        let Some(base) = baseline.iter().find(|b| b.scenario == cur.scenario) else {
+            continue;
+        };
+        for (name, m) in &cur.metrics {
+            let Some(b) = base.metrics.get(name) else {
+                continue;
+            };
+            out.push(change(
+                &cur.scenario,
+                name,
+                &m.unit,
+                &b.samples,
+                &m.samples,
+                threshold_pct,
+            )?);
+        }
+    }
+    Ok(out)
+}
+
+/// Compares `current` against the trailing runs in `history` (oldest first;
+/// the last `k` are used): the baseline median of a measurement is the median
+/// of those runs' medians, and its samples are theirs pooled.
+pub fn compare_history(
+    history: &[Vec<MetricSummary>],
+    current: &[MetricSummary],
+    k: usize,
+    threshold_pct: f64,
+) -> Result<Vec<MetricChange>> {
+    let window = &history[history.len().saturating_sub(k)..];
+    let mut out = Vec::new();
+    for cur in current {
+        for (name, m) in &cur.metrics {
+            let past: Vec<&super::Measurement> = window
+                .iter()
+                .filter_map(|run| run.iter().find(|s| s.scenario == cur.scenario))
+                .filter_map(|s| s.metrics.get(name))
+                .collect();
+            if past.is_empty() {
+                continue;
+            }
+            let pooled: Vec<f64> = past
+                .iter()
+                .flat_map(|p| p.samples.iter().copied())
+                .collect();
+            let mut c = change(
+                &cur.scenario,
+                name,
+                &m.unit,
+                &pooled,
+                &m.samples,
+                threshold_pct,
+            )?;
+            let medians: Vec<f64> = past.iter().map(|p| p.summary.median).collect();
+            let trailing = percentile(name, &medians, 0.5)?;
+            c.baseline_median = trailing;
+            c.percent_change = (c.current_median / trailing - 1.0) * 100.0;
+            let beyond = c.percent_change.abs() > threshold_pct;
+            c.significant = beyond && c.p_value < ALPHA;
+            c.regression = c.significant && c.percent_change > 0.0;
+            c.improvement = c.significant && c.percent_change < 0.0;
+            out.push(c);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Depth, RunProfile};
+
+    fn summary(scale: f64) -> MetricSummary {
+        let mut s = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
+        let samples: Vec<f64> = (0..60)
+            .map(|i| (20.0 + ((i * 37) % 13) as f64) * scale)
+            .collect();
+        s.measure("page_ms", "ms", &samples).unwrap();
+        s
+    }
+
+    #[test]
+    fn a_fifty_percent_slowdown_regresses_and_one_percent_does_not() {
+        let base = [summary(1.0)];
+        let same = compare(&base, &base, 5.0).unwrap();
+        assert!(!same[0].regression && same[0].percent_change == 0.0);
+        let slow = compare(&base, &[summary(1.5)], 5.0).unwrap();
+        assert!(slow[0].regression, "{:?}", slow[0]);
+        let tiny = compare(&base, &[summary(1.01)], 5.0).unwrap();
+        assert!(!tiny[0].regression, "{:?}", tiny[0]);
+        let fast = compare(&base, &[summary(0.5)], 5.0).unwrap();
+        assert!(fast[0].improvement && !fast[0].regression);
+    }
+
+    #[test]
+    fn history_compares_against_the_trailing_median() {
+        let history = [
+            vec![summary(1.0)],
+            vec![summary(1.02)],
+            vec![summary(0.98)],
+            vec![summary(3.0)],
+        ];
+        // With k = 3 the 3x outlier run is in the window, but the median of
+        // medians ignores it.
+        let changes = compare_history(&history[1..], &[summary(1.0)], 3, 5.0).unwrap();
+        assert!(!changes[0].regression, "{:?}", changes[0]);
+        let changes = compare_history(&history[..3], &[summary(1.6)], 3, 5.0).unwrap();
+        assert!(changes[0].regression);
+    }
+}
