@@ -23,6 +23,7 @@
 
 mod atomic_file;
 pub mod browser;
+pub mod cdp;
 pub mod contract;
 mod error;
 pub mod profile;

@@ -11,6 +11,38 @@ use super::instance::{guarded, Instance};
 use super::pool::PoolInner;
 use crate::error::{Error, Result};
 
+/// A lease's browser, context and death watch, shared with the session pool
+/// working in that context.
+#[derive(Debug, Clone)]
+pub(crate) struct BrowserHandle {
+    pub(crate) id: u64,
+    pub(crate) endpoint: String,
+    pub(crate) browser: Arc<Browser>,
+    pub(crate) context: BrowserContextId,
+    pub(crate) dead: tokio::sync::watch::Receiver<Option<String>>,
+}
+
+impl BrowserHandle {
+    /// Awaits a CDP future, failing at once if the browser dies, and after
+    /// `timeout` if given.
+    pub(crate) async fn call<T>(
+        &self,
+        action: &str,
+        timeout: Option<std::time::Duration>,
+        fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
+    ) -> Result<T> {
+        guarded(
+            self.id,
+            &self.endpoint,
+            self.dead.clone(),
+            timeout,
+            action,
+            fut,
+        )
+        .await
+    }
+}
+
 /// Exclusive use of one pooled browser, inside an incognito context of its own.
 ///
 /// Cookies, storage and cache of the lease live in that context, which is
@@ -157,6 +189,18 @@ impl Lease {
             action: format!("reading the result of {expression:?}"),
             message: e.to_string(),
         })
+    }
+
+    /// What a session pool in this lease's context needs to work on its own.
+    pub(crate) fn handle(&self) -> BrowserHandle {
+        let i = self.instance();
+        BrowserHandle {
+            id: i.id,
+            endpoint: i.endpoint.clone(),
+            browser: i.browser.clone(),
+            context: self.context_id().clone(),
+            dead: i.dead.clone(),
+        }
     }
 
     /// Returns the browser to the pool; the same as dropping the lease.

@@ -11,6 +11,7 @@ mod stats;
 
 pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
 pub(crate) use instance::Instance;
+pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;
 pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
 pub use pool::BrowserPool;

@@ -8,6 +8,7 @@
 mod adaptive_timeout;
 mod aot_cache;
 mod browser_pool;
+mod cdp_pool;
 pub mod end_to_end;
 mod fixture_roundtrip;
 mod naive;
@@ -40,6 +41,7 @@ pub struct Scenario {
 pub static SCENARIOS: &[Scenario] = &[
     fixture_roundtrip::SCENARIO,
     browser_pool::SCENARIO,
+    cdp_pool::SCENARIO,
     adaptive_timeout::SCENARIO,
     aot_cache::SCENARIO,
     wasm_tiers::SCENARIO,

@@ -1,0 +1,181 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use chromiumoxide::types::Command;
+use chromiumoxide::Page;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::session::SessionStats;
+use crate::browser::BrowserHandle;
+use crate::error::{Error, Result};
+
+type Pending<'a> = Pin<Box<dyn Future<Output = Result<Value>> + Send + 'a>>;
+
+/// CDP commands sent together on one session: pipelined on the websocket, each
+/// with its own result.
+///
+/// [`send`](Batch::send) polls every command's future at once, so each is
+/// written to the socket before any reply is awaited: chromiumoxide gives every
+/// sender its own slot in the handler's channel and matches replies by call id.
+/// That is pipelining on the one connection, with no second websocket.
+///
+/// A command that fails yields its own error and costs none of the others; if
+/// the browser dies, every pending command errors with the crash.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo(session: &tidepool::cdp::Session) -> tidepool::Result<()> {
+/// use chromiumoxide::cdp::browser_protocol::page::GetLayoutMetricsParams;
+/// use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+///
+/// let mut batch = session.batch();
+/// batch.push(EvaluateParams::new("document.title"));
+/// batch.push(GetLayoutMetricsParams::default());
+/// let results = batch.send().await;
+/// assert_eq!(results.len(), 2);
+/// # Ok(()) }
+/// ```
+pub struct Batch<'a> {
+    handle: &'a BrowserHandle,
+    page: &'a Page,
+    stats: &'a SessionStats,
+    pending: Vec<Pending<'a>>,
+}
+
+impl std::fmt::Debug for Batch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("commands", &self.pending.len())
+            .finish()
+    }
+}
+
+impl<'a> Batch<'a> {
+    pub(crate) fn new(
+        handle: &'a BrowserHandle,
+        page: &'a Page,
+        stats: &'a SessionStats,
+    ) -> Batch<'a> {
+        Batch {
+            handle,
+            page,
+            stats,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Adds a command; returns its index in the results.
+    pub fn push<C>(&mut self, command: C) -> usize
+    where
+        C: Command + Send + 'a,
+        C::Response: serde::Serialize + Send,
+    {
+        let (handle, page) = (self.handle, self.page);
+        let method = command.identifier().to_string();
+        self.pending.push(Box::pin(async move {
+            let response = handle.call(&method, None, page.execute(command)).await?;
+            serde_json::to_value(&response.result).map_err(|source| Error::Json {
+                what: format!("the reply to {method}"),
+                source,
+            })
+        }));
+        self.pending.len() - 1
+    }
+
+    /// How many commands are queued.
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Whether no command is queued.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Sends every command together and returns one result per command, in
+    /// the order they were pushed.
+    pub async fn send(self) -> Vec<Result<Value>> {
+        let n = self.pending.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        let t = Instant::now();
+        // Each command's send (its future's first poll) and reply times: from
+        // them the batch's round-trip waits are counted, not assumed.
+        let timed = self.pending.into_iter().map(|fut| async move {
+            let sent = Instant::now();
+            let result = fut.await;
+            (sent, Instant::now(), result)
+        });
+        let done = futures::future::join_all(timed).await;
+        let stamps: Vec<(Instant, Instant)> = done.iter().map(|(s, r, _)| (*s, *r)).collect();
+        self.stats
+            .record_batch(n, round_trip_waits(&stamps), t.elapsed());
+        done.into_iter().map(|(_, _, r)| r).collect()
+    }
+}
+
+/// Round trips the client waited through, from each command's (sent, replied)
+/// times: the first command costs one wait, and every command sent after an
+/// earlier command's reply had arrived costs another (it could only be sent
+/// once that reply was in). Sequential commands count one wait each; a
+/// pipelined batch counts one.
+pub(crate) fn round_trip_waits(stamps: &[(Instant, Instant)]) -> u64 {
+    let mut order: Vec<&(Instant, Instant)> = stamps.iter().collect();
+    order.sort_by_key(|s| s.0);
+    let mut waits = 0;
+    let mut earliest_reply: Option<Instant> = None;
+    for (i, (sent, replied)) in order.iter().enumerate() {
+        if i == 0 || earliest_reply.is_some_and(|r| r <= *sent) {
+            waits += 1;
+        }
+        earliest_reply = Some(earliest_reply.map_or(*replied, |r| r.min(*replied)));
+    }
+    waits
+}
+
+/// Deserialises one batch result into a typed response.
+pub fn typed<T: DeserializeOwned>(result: &Result<Value>) -> Result<T> {
+    match result {
+        Ok(v) => serde_json::from_value(v.clone()).map_err(|source| Error::Json {
+            what: "a batch result".into(),
+            source,
+        }),
+        Err(e) => Err(Error::Cdp {
+            browser: 0,
+            endpoint: String::new(),
+            action: "batch command".into(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Wall time of a batch, for the waits-per-command figure.
+pub(crate) fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_commands_wait_once_each_and_a_pipelined_batch_once() {
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        let sequential = [(at(0), at(1)), (at(2), at(3)), (at(4), at(5))];
+        assert_eq!(round_trip_waits(&sequential), 3);
+        let pipelined = [(at(0), at(5)), (at(0), at(6)), (at(0), at(7))];
+        assert_eq!(round_trip_waits(&pipelined), 1);
+        let two_rounds = [
+            (at(0), at(2)),
+            (at(0), at(2)),
+            (at(3), at(4)),
+            (at(3), at(5)),
+        ];
+        assert_eq!(round_trip_waits(&two_rounds), 3);
+    }
+}

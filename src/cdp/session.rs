@@ -1,0 +1,479 @@
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::browser_protocol::emulation::ClearDeviceMetricsOverrideParams;
+use chromiumoxide::cdp::browser_protocol::page::{
+    AddScriptToEvaluateOnNewDocumentParams, RemoveScriptToEvaluateOnNewDocumentParams,
+    ScriptIdentifier,
+};
+use chromiumoxide::cdp::browser_protocol::storage::ClearCookiesParams;
+use chromiumoxide::cdp::browser_protocol::target::{
+    CloseTargetParams, CreateTargetParams, EventTargetDestroyed, GetTargetsParams,
+};
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use chromiumoxide::Page;
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::batch::{millis, Batch};
+use crate::browser::{BrowserHandle, Lease};
+use crate::error::{Error, Result};
+
+/// How a [`SessionPool`] keeps its page sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionPoolConfig {
+    /// Attached page sessions kept at most (default 10).
+    pub max_sessions: usize,
+    /// An idle session is closed after this long unused (default 30 s).
+    pub idle_timeout: Duration,
+    /// Every session is closed at this age (default 300 s).
+    pub max_lifetime: Duration,
+    /// A session idle longer than this is probed (`Runtime.evaluate 1`) before reuse (default 10 s).
+    pub health_check_interval: Duration,
+    /// Deadline of that probe (default 1 s).
+    pub health_check_timeout: Duration,
+    /// Whether a reset also clears the context's cookies (default true). Off,
+    /// sessions of one lease share their cookies as tabs of one browser would.
+    pub clear_cookies_on_reset: bool,
+}
+
+impl Default for SessionPoolConfig {
+    fn default() -> Self {
+        SessionPoolConfig {
+            max_sessions: 10,
+            idle_timeout: Duration::from_secs(30),
+            max_lifetime: Duration::from_secs(300),
+            health_check_interval: Duration::from_secs(10),
+            health_check_timeout: Duration::from_secs(1),
+            clear_cookies_on_reset: true,
+        }
+    }
+}
+
+impl SessionPoolConfig {
+    /// Checks every field; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_sessions == 0 {
+            return Err(Error::config("sessions.max_sessions", "must be at least 1"));
+        }
+        for (name, d) in [
+            ("idle_timeout", self.idle_timeout),
+            ("max_lifetime", self.max_lifetime),
+            ("health_check_interval", self.health_check_interval),
+            ("health_check_timeout", self.health_check_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(Error::config(
+                    format!("sessions.{name}"),
+                    "must be greater than zero",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a session pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SessionCounts {
+    /// Page sessions created (target created, attached, domains enabled).
+    pub created: u64,
+    /// Acquisitions served by an existing session.
+    pub reused: u64,
+    /// Resets between uses.
+    pub resets: u64,
+    /// Sessions closed for idleness or age.
+    pub expired: u64,
+    /// Sessions thrown away: failed probe, failed reset, crashed or detached target.
+    pub discarded: u64,
+    /// Commands sent through batches.
+    pub batched_commands: u64,
+    /// Batches sent.
+    pub batches: u64,
+    /// Round trips the batches waited through, counted from send and reply
+    /// times (a pipelined batch waits once).
+    pub batch_waits: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SessionStats {
+    created: AtomicU64,
+    reused: AtomicU64,
+    resets: AtomicU64,
+    expired: AtomicU64,
+    discarded: AtomicU64,
+    batched_commands: AtomicU64,
+    batches: AtomicU64,
+    waits: AtomicU64,
+    batch_ms: Mutex<Vec<f64>>,
+}
+
+impl SessionStats {
+    pub(crate) fn record_batch(&self, commands: usize, waits: u64, took: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.waits.fetch_add(waits, Ordering::Relaxed);
+        self.batched_commands
+            .fetch_add(commands as u64, Ordering::Relaxed);
+        if let Ok(mut v) = self.batch_ms.lock() {
+            v.push(millis(took));
+        }
+    }
+}
+
+struct Idle {
+    page: Page,
+    created: Instant,
+    last_used: Instant,
+    scripts: Vec<ScriptIdentifier>,
+}
+
+struct Inner {
+    handle: BrowserHandle,
+    config: SessionPoolConfig,
+    idle: Mutex<Vec<Idle>>,
+    stats: SessionStats,
+}
+
+/// Page sessions reused within one browser lease's incognito context.
+///
+/// Creating a page target and enabling its domains costs tens of milliseconds;
+/// a round trip on an open session costs a fraction of one. The pool keeps up
+/// to `max_sessions` attached pages and hands them out again after a reset:
+/// navigate to `about:blank`, remove the init scripts added through
+/// [`Session::add_init_script`], clear emulation overrides and (by default) the
+/// context's cookies. Pages live in the lease's context, so whatever a reset
+/// could miss is still disposed with the context when the lease ends: no state
+/// crosses from one lease to the next.
+///
+/// # Example
+///
+/// ```no_run
+/// # async fn demo(lease: &tidepool::browser::Lease) -> tidepool::Result<()> {
+/// use tidepool::cdp::{SessionPool, SessionPoolConfig};
+///
+/// let sessions = SessionPool::new(lease, SessionPoolConfig::default())?;
+/// let session = sessions.acquire().await?;
+/// session.goto("http://127.0.0.1:8080/").await?;
+/// session.release().await;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct SessionPool {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SessionPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionPool")
+            .field("counts", &self.counts())
+            .finish()
+    }
+}
+
+impl SessionPool {
+    /// A pool of sessions in `lease`'s context.
+    pub fn new(lease: &Lease, config: SessionPoolConfig) -> Result<SessionPool> {
+        config.validate()?;
+        Ok(SessionPool {
+            inner: Arc::new(Inner {
+                handle: lease.handle(),
+                config,
+                idle: Mutex::new(Vec::new()),
+                stats: SessionStats::default(),
+            }),
+        })
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A session: an idle one (probed first when idle long), or a new one.
+    pub async fn acquire(&self) -> Result<Session> {
+        let c = &self.inner.config;
+        loop {
+            let candidate = self.idle().pop();
+            let Some(idle) = candidate else { break };
+            if idle.created.elapsed() > c.max_lifetime || idle.last_used.elapsed() > c.idle_timeout
+            {
+                self.inner.stats.expired.fetch_add(1, Ordering::Relaxed);
+                self.close_page(idle.page).await;
+                continue;
+            }
+            if idle.last_used.elapsed() > c.health_check_interval {
+                let probe = self
+                    .inner
+                    .handle
+                    .call(
+                        "session probe",
+                        Some(c.health_check_timeout),
+                        idle.page.execute(EvaluateParams::new("1")),
+                    )
+                    .await;
+                if probe.is_err() {
+                    self.inner.stats.discarded.fetch_add(1, Ordering::Relaxed);
+                    self.close_page(idle.page).await;
+                    continue;
+                }
+            }
+            self.inner.stats.reused.fetch_add(1, Ordering::Relaxed);
+            return Ok(Session {
+                pool: self.clone(),
+                page: Some(idle.page),
+                created: idle.created,
+                scripts: idle.scripts,
+            });
+        }
+        let h = &self.inner.handle;
+        let params = CreateTargetParams::builder()
+            .url("about:blank")
+            .browser_context_id(h.context.clone())
+            .build()
+            .map_err(|message| Error::Cdp {
+                browser: h.id,
+                endpoint: h.endpoint.clone(),
+                action: "building Target.createTarget".into(),
+                message,
+            })?;
+        let page = h
+            .call("creating a page session", None, h.browser.new_page(params))
+            .await?;
+        self.inner.stats.created.fetch_add(1, Ordering::Relaxed);
+        Ok(Session {
+            pool: self.clone(),
+            page: Some(page),
+            created: Instant::now(),
+            scripts: Vec::new(),
+        })
+    }
+
+    /// Closes a page target and waits (up to 2 s) for the browser to report
+    /// it destroyed: `Target.closeTarget` answers before the target is gone,
+    /// and until it is, the browser's count and the pool's disagree.
+    async fn close_page(&self, page: Page) {
+        let h = &self.inner.handle;
+        let id = page.target_id().clone();
+        let destroyed = h.browser.event_listener::<EventTargetDestroyed>().await;
+        let close = CloseTargetParams::new(id.clone());
+        if let Err(e) = h
+            .call(
+                "closing a page session",
+                Some(Duration::from_secs(2)),
+                h.browser.execute(close),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not close a page session");
+            return;
+        }
+        if let Ok(mut events) = destroyed {
+            let gone = async {
+                while let Some(event) = events.next().await {
+                    if event.target_id == id {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(Duration::from_secs(2), gone)
+                .await
+                .is_err()
+            {
+                tracing::warn!(target = ?id, "a closed page session was not reported destroyed within 2 s");
+            }
+        }
+    }
+
+    /// Resets a session and keeps it, or closes it when the pool is full or
+    /// the reset fails.
+    async fn put_back(&self, page: Page, created: Instant, scripts: Vec<ScriptIdentifier>) {
+        let h = &self.inner.handle;
+        let c = &self.inner.config;
+        let reset = async {
+            for id in &scripts {
+                h.call(
+                    "removing an init script",
+                    None,
+                    page.execute(RemoveScriptToEvaluateOnNewDocumentParams::new(id.clone())),
+                )
+                .await?;
+            }
+            h.call(
+                "clearing emulation",
+                None,
+                page.execute(ClearDeviceMetricsOverrideParams::default()),
+            )
+            .await?;
+            if c.clear_cookies_on_reset {
+                let clear = ClearCookiesParams::builder()
+                    .browser_context_id(h.context.clone())
+                    .build();
+                h.call("clearing cookies", None, h.browser.execute(clear))
+                    .await?;
+            }
+            h.call("navigating to about:blank", None, page.goto("about:blank"))
+                .await?;
+            Ok::<(), Error>(())
+        };
+        match reset.await {
+            Ok(()) => {
+                self.inner.stats.resets.fetch_add(1, Ordering::Relaxed);
+                let surplus = {
+                    let mut idle = self.idle();
+                    if idle.len() < c.max_sessions {
+                        idle.push(Idle {
+                            page,
+                            created,
+                            last_used: Instant::now(),
+                            scripts: Vec::new(),
+                        });
+                        None
+                    } else {
+                        Some(page)
+                    }
+                };
+                if let Some(page) = surplus {
+                    self.close_page(page).await;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "session reset failed; discarding it");
+                self.inner.stats.discarded.fetch_add(1, Ordering::Relaxed);
+                self.close_page(page).await;
+            }
+        }
+    }
+
+    /// Counters so far.
+    pub fn counts(&self) -> SessionCounts {
+        let s = &self.inner.stats;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        SessionCounts {
+            created: get(&s.created),
+            reused: get(&s.reused),
+            resets: get(&s.resets),
+            expired: get(&s.expired),
+            discarded: get(&s.discarded),
+            batched_commands: get(&s.batched_commands),
+            batches: get(&s.batches),
+            batch_waits: get(&s.waits),
+        }
+    }
+
+    /// Wall times of the batches sent so far, ms.
+    pub fn batch_latencies_ms(&self) -> Vec<f64> {
+        self.inner
+            .stats
+            .batch_ms
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default()
+    }
+
+    /// Idle sessions now.
+    pub fn idle_count(&self) -> usize {
+        self.idle().len()
+    }
+
+    /// Page targets the browser reports in this pool's context, for checking
+    /// that the pool's own count is the truth.
+    pub async fn page_targets_in_context(&self) -> Result<usize> {
+        let h = &self.inner.handle;
+        let targets = h
+            .call(
+                "Target.getTargets",
+                Some(Duration::from_secs(5)),
+                h.browser.execute(GetTargetsParams::default()),
+            )
+            .await?;
+        Ok(targets
+            .result
+            .target_infos
+            .iter()
+            .filter(|t| t.r#type == "page" && t.browser_context_id.as_ref() == Some(&h.context))
+            .count())
+    }
+}
+
+/// One page session, exclusively yours until released or dropped.
+pub struct Session {
+    pool: SessionPool,
+    page: Option<Page>,
+    created: Instant,
+    scripts: Vec<ScriptIdentifier>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("age", &self.created.elapsed())
+            .finish()
+    }
+}
+
+impl Session {
+    /// The session's page.
+    pub fn page(&self) -> &Page {
+        // Present until release or drop takes it.
+        self.page.as_ref().expect("a live session holds its page")
+    }
+
+    /// A batch of commands for this session's page.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(&self.pool.inner.handle, self.page(), &self.pool.inner.stats)
+    }
+
+    /// Navigates and waits for the load, failing at once if the browser dies.
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.pool
+            .inner
+            .handle
+            .call(&format!("navigating to {url}"), None, async {
+                self.page().goto(url).await.map(|_| ())
+            })
+            .await
+    }
+
+    /// Adds a script run in every new document of this session; the reset
+    /// removes it.
+    pub async fn add_init_script(&mut self, source: &str) -> Result<()> {
+        let r = self
+            .pool
+            .inner
+            .handle
+            .call(
+                "adding an init script",
+                None,
+                self.page()
+                    .execute(AddScriptToEvaluateOnNewDocumentParams::new(source)),
+            )
+            .await?;
+        self.scripts.push(r.result.identifier);
+        Ok(())
+    }
+
+    /// Resets the session and returns it to the pool.
+    pub async fn release(mut self) {
+        if let Some(page) = self.page.take() {
+            self.pool
+                .put_back(page, self.created, std::mem::take(&mut self.scripts))
+                .await;
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Dropped without release: reset and return it in the background.
+        if let Some(page) = self.page.take() {
+            let (pool, created, scripts) = (
+                self.pool.clone(),
+                self.created,
+                std::mem::take(&mut self.scripts),
+            );
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { pool.put_back(page, created, scripts).await });
+            }
+        }
+    }
+}

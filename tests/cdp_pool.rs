@@ -1,0 +1,206 @@
+//! Page-session reuse and pipelined batches on real Chromium: the contract, and
+//! the guarantees that make reuse safe.
+
+use std::time::{Duration, Instant};
+
+use assert_matches::assert_matches;
+use chromiumoxide::cdp::browser_protocol::page::GetLayoutMetricsParams;
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use tidepool::browser::{BrowserPool, BrowserPoolConfig};
+use tidepool::cdp::{SessionPool, SessionPoolConfig};
+use tidepool::testkit::{init_tracing, run_contract, snapshot_view, FixtureServer, ResourceCheck};
+use tidepool::Error;
+
+fn one_browser() -> BrowserPoolConfig {
+    BrowserPoolConfig {
+        min_idle: 1,
+        max_size: 1,
+        warm_up: 1,
+        ..BrowserPoolConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cdp_pool_meets_its_contract() {
+    let resources = ResourceCheck::start();
+    let summary = run_contract("cdp_pool").await;
+    assert_eq!(
+        summary.metrics["pooled_ms"].summary.n as u64,
+        summary.counters["requests"]
+    );
+    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+        insta::assert_json_snapshot!("cdp_pool", snapshot_view(&summary, &["requests"]));
+    });
+    resources.assert_clean().await;
+}
+
+async fn body_text(session: &tidepool::cdp::Session) -> String {
+    let r = session
+        .page()
+        .evaluate("document.body.innerText")
+        .await
+        .unwrap();
+    r.into_value::<String>().unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_keeps_leases_isolated_and_a_reset_clears_what_a_use_left() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(one_browser()).await.unwrap();
+
+    let lease_a = pool.acquire().await.unwrap();
+    let sessions = SessionPool::new(&lease_a, SessionPoolConfig::default()).unwrap();
+    let mut s = sessions.acquire().await.unwrap();
+    s.add_init_script("window.__injected = 'yes';")
+        .await
+        .unwrap();
+    s.goto(&server.url("/set-cookie?name=session&value=A"))
+        .await
+        .unwrap();
+    let injected: String = s
+        .page()
+        .evaluate("window.__injected")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert_eq!(injected, "yes");
+    s.release().await;
+    assert_eq!(sessions.idle_count(), 1);
+
+    // The same session, reused after its reset: no cookie, no script.
+    let s = sessions.acquire().await.unwrap();
+    assert_eq!(sessions.counts().reused, 1);
+    assert_eq!(
+        s.page().url().await.unwrap().as_deref(),
+        Some("about:blank")
+    );
+    s.goto(&server.url("/echo-cookies")).await.unwrap();
+    assert_eq!(body_text(&s).await, "", "a cookie survived the reset");
+    let injected: bool = s
+        .page()
+        .evaluate("window.__injected === undefined")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert!(injected, "an init script survived the reset");
+    s.goto(&server.url("/set-cookie?name=session&value=A2"))
+        .await
+        .unwrap();
+    drop(s); // dropped without release: reset in the background
+    drop(sessions);
+    drop(lease_a);
+
+    // The next lease of the same browser sees nothing of lease A's.
+    let lease_b = pool.acquire().await.unwrap();
+    let sessions = SessionPool::new(&lease_b, SessionPoolConfig::default()).unwrap();
+    let s = sessions.acquire().await.unwrap();
+    s.goto(&server.url("/echo-cookies")).await.unwrap();
+    assert_eq!(body_text(&s).await, "", "lease B saw lease A's cookie");
+    s.release().await;
+    let last = server
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path == "/echo-cookies")
+        .unwrap();
+    assert_eq!(last.cookie, None);
+    drop(sessions);
+    drop(lease_b);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_whose_browser_dies_errors_every_command_at_once() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(one_browser()).await.unwrap();
+    let lease = pool.acquire().await.unwrap();
+    let sessions = SessionPool::new(&lease, SessionPoolConfig::default()).unwrap();
+    let s = sessions.acquire().await.unwrap();
+    s.goto(&server.url("/page/1")).await.unwrap();
+
+    let pid = lease.pid().unwrap();
+    let mut system = sysinfo::System::new().unwrap();
+    let spid = sysinfo::Pid::from_u32(pid);
+    system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[spid]), true);
+    assert!(system
+        .process(spid)
+        .unwrap()
+        .kill_with(sysinfo::Signal::Kill)
+        .unwrap());
+
+    let mut batch = s.batch();
+    for _ in 0..5 {
+        batch.push(EvaluateParams::new("1 + 1"));
+    }
+    batch.push(GetLayoutMetricsParams::default());
+    let t = Instant::now();
+    let results = batch.send().await;
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(results.len(), 6, "every command gets a result");
+    for r in &results {
+        assert_matches!(r, Err(Error::BrowserCrashed { .. }), "{r:?}");
+    }
+    drop(s);
+    drop(sessions);
+    drop(lease);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_pool_closes_surplus_sessions_and_the_browser_agrees() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let pool = BrowserPool::new(one_browser()).await.unwrap();
+    let lease = pool.acquire().await.unwrap();
+    let sessions = SessionPool::new(
+        &lease,
+        SessionPoolConfig {
+            max_sessions: 2,
+            ..SessionPoolConfig::default()
+        },
+    )
+    .unwrap();
+    let held: Vec<_> = futures::future::join_all((0..4).map(|_| sessions.acquire()))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(sessions.page_targets_in_context().await.unwrap(), 4 + 1);
+    for s in held {
+        s.release().await;
+    }
+    assert_eq!(sessions.idle_count(), 2, "{:?}", sessions.counts());
+    assert_eq!(
+        sessions.page_targets_in_context().await.unwrap(),
+        2 + 1,
+        "surplus sessions must be closed: {:?}",
+        sessions.counts()
+    );
+    assert_eq!(sessions.counts().created, 4);
+    let err = SessionPool::new(
+        &lease,
+        SessionPoolConfig {
+            max_sessions: 0,
+            ..SessionPoolConfig::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("sessions.max_sessions"), "{err}");
+    drop(sessions);
+    drop(lease);
+    pool.close().await;
+    resources.assert_clean().await;
+}
