@@ -154,6 +154,17 @@ pub enum Error {
         detail: String,
     },
 
+    /// The pool evicted the browser behind a lease (its memory passed the hard limit).
+    #[error("browser {browser} was evicted during {action}: {reason}")]
+    BrowserEvicted {
+        /// The pool's id for the browser.
+        browser: u64,
+        /// The call that found it evicted.
+        action: String,
+        /// Why, with the figures.
+        reason: String,
+    },
+
     /// No browser became available within the acquire timeout.
     #[error("no browser available within {waited:?} (pool max_size {max_size}, {in_use} in use)")]
     AcquireTimeout {

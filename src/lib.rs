@@ -26,6 +26,7 @@ pub mod browser;
 pub mod cdp;
 pub mod contract;
 mod error;
+pub mod memory;
 pub mod profile;
 pub mod report;
 #[cfg(feature = "testkit")]

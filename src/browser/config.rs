@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::memory::MemoryPolicy;
 
 /// Where the pool's browsers come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +100,10 @@ pub struct BrowserPoolConfig {
     pub cdp_timeout: Duration,
     /// Command-line flags for launched browsers (default [`DEFAULT_FLAGS`]).
     pub flags: Vec<String>,
+    /// Memory limits of launched browsers, measured as the PSS of each
+    /// browser's process tree (default [`MemoryPolicy::default`]); `None` turns
+    /// measuring off. Connected browsers have no process here to measure.
+    pub memory: Option<MemoryPolicy>,
 }
 
 impl Default for BrowserPoolConfig {
@@ -117,6 +122,7 @@ impl Default for BrowserPoolConfig {
             launch_timeout: Duration::from_secs(20),
             cdp_timeout: Duration::from_secs(10),
             flags: DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect(),
+            memory: Some(MemoryPolicy::default()),
         }
     }
 }
@@ -170,6 +176,9 @@ impl BrowserPoolConfig {
                     format!("{flag:?} is managed by the pool (a fresh profile and a free port per browser)"),
                 );
             }
+        }
+        if let Some(memory) = &self.memory {
+            memory.validate()?;
         }
         match &self.source {
             BrowserSource::Connect { endpoints } if endpoints.is_empty() => {

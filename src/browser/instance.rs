@@ -32,10 +32,11 @@ pub(crate) struct Instance {
     pub(crate) browser: Arc<Browser>,
     handler: JoinHandle<()>,
     pub(crate) process: Option<LocalProcess>,
-    /// Becomes `Some(how)` when the browser is gone (process exit, lost connection).
+    /// Becomes `Some(how)` when the browser is gone: process exit, lost
+    /// connection, or eviction by the pool (then it starts with [`EVICTED`]).
     pub(crate) dead: watch::Receiver<Option<String>>,
-    /// Kept for connected browsers, whose death only a failed call reveals.
-    dead_tx: Option<watch::Sender<Option<String>>>,
+    /// Fires `dead`: from the process watcher, a failed probe, or the pool.
+    dead_tx: Arc<watch::Sender<Option<String>>>,
     pub(crate) created: Instant,
     pub(crate) last_used: Instant,
     pub(crate) last_checked: Instant,
@@ -58,9 +59,24 @@ impl Instance {
     ) -> Result<Instance> {
         let deadline = Instant::now() + launch_timeout;
         let (process, url) = LocalProcess::launch(executable, flags, tag, launch_timeout).await?;
-        let dead = process.exit_watch();
+        let (tx, rx) = watch::channel(None);
+        let tx = Arc::new(tx);
+        let (mut exit, forward) = (process.exit_watch(), tx.clone());
+        tokio::spawn(async move {
+            if let Ok(status) = exit.wait_for(Option::is_some).await {
+                let status = status.clone();
+                forward.send_if_modified(|gone| {
+                    if gone.is_none() {
+                        *gone = status.map(|s| format!("process exited: {s}"));
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+        });
         let remaining = deadline.saturating_duration_since(Instant::now());
-        Instance::connect_inner(id, url, Some(process), dead, None, remaining, cdp_timeout).await
+        Instance::connect_inner(id, url, Some(process), rx, tx, remaining, cdp_timeout).await
     }
 
     /// Connects to a browser that runs elsewhere.
@@ -71,7 +87,16 @@ impl Instance {
         cdp_timeout: Duration,
     ) -> Result<Instance> {
         let (tx, rx) = watch::channel(None);
-        Instance::connect_inner(id, url.to_owned(), None, rx, Some(tx), timeout, cdp_timeout).await
+        Instance::connect_inner(
+            id,
+            url.to_owned(),
+            None,
+            rx,
+            Arc::new(tx),
+            timeout,
+            cdp_timeout,
+        )
+        .await
     }
 
     async fn connect_inner(
@@ -79,7 +104,7 @@ impl Instance {
         url: String,
         process: Option<LocalProcess>,
         dead: watch::Receiver<Option<String>>,
-        dead_tx: Option<watch::Sender<Option<String>>>,
+        dead_tx: Arc<watch::Sender<Option<String>>>,
         timeout: Duration,
         cdp_timeout: Duration,
     ) -> Result<Instance> {
@@ -214,17 +239,26 @@ impl Instance {
         )
         .await;
         self.last_checked = Instant::now();
-        if let (Err(e), Some(tx)) = (&r, &self.dead_tx) {
-            let _ = tx.send(Some(format!("health probe failed: {e}")));
+        if let Err(e) = &r {
+            self.mark_dead(&format!("health probe failed: {e}"));
         }
         r.map(|_| ())
     }
 
-    /// Marks a connected browser dead after a failed call.
+    /// Marks the browser gone (the first reason wins); every call through it
+    /// fails from now on.
     pub(crate) fn mark_dead(&self, why: &str) {
-        if let Some(tx) = &self.dead_tx {
-            let _ = tx.send(Some(why.to_owned()));
-        }
+        mark_gone(&self.dead_tx, why);
+    }
+
+    /// The sender that marks this browser gone, for the memory sampler.
+    pub(crate) fn gone_sender(&self) -> Arc<watch::Sender<Option<String>>> {
+        self.dead_tx.clone()
+    }
+
+    /// Whether the pool evicted it (rather than it crashing).
+    pub(crate) fn evicted(&self) -> bool {
+        self.death().is_some_and(|d| d.starts_with(EVICTED))
     }
 
     /// Ends the browser. A launched one gets `Browser.close`, then SIGKILL after
@@ -254,6 +288,21 @@ impl Drop for Instance {
     }
 }
 
+/// How an eviction's reason starts, so calls report it as one.
+pub(crate) const EVICTED: &str = "evicted: ";
+
+/// Marks a browser gone unless it already is.
+pub(crate) fn mark_gone(tx: &watch::Sender<Option<String>>, why: &str) {
+    tx.send_if_modified(|gone| {
+        if gone.is_none() {
+            *gone = Some(why.to_owned());
+            true
+        } else {
+            false
+        }
+    });
+}
+
 /// Awaits `fut`, bounded by `timeout`, and fails at once if `dead` fires.
 pub(crate) async fn guarded<T>(
     browser: u64,
@@ -263,10 +312,17 @@ pub(crate) async fn guarded<T>(
     action: &str,
     fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
 ) -> Result<T> {
-    let crashed = |detail: String| Error::BrowserCrashed {
-        browser,
-        action: action.to_owned(),
-        detail,
+    let crashed = |detail: String| match detail.strip_prefix(EVICTED) {
+        Some(reason) => Error::BrowserEvicted {
+            browser,
+            action: action.to_owned(),
+            reason: reason.to_owned(),
+        },
+        None => Error::BrowserCrashed {
+            browser,
+            action: action.to_owned(),
+            detail,
+        },
     };
     if let Some(detail) = dead.borrow().clone() {
         return Err(crashed(detail));

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use chromiumoxide::cdp::js_protocol::runtime::GetHeapUsageParams;
 use chromiumoxide::{Browser, Page};
 use serde::de::DeserializeOwned;
 use tokio::sync::OwnedSemaphorePermit;
@@ -201,6 +202,19 @@ impl Lease {
             context: self.context_id().clone(),
             dead: i.dead.clone(),
         }
+    }
+
+    /// The V8 heap of the lease's first page: `(used, total)` bytes, from
+    /// `Runtime.getHeapUsage`. For a connected browser, whose processes the
+    /// pool cannot measure, this is the memory figure there is.
+    pub async fn v8_heap(&self) -> Result<(u64, u64)> {
+        let heap = self
+            .call(
+                "Runtime.getHeapUsage",
+                self.page().execute(GetHeapUsageParams::default()),
+            )
+            .await?;
+        Ok((heap.result.used_size as u64, heap.result.total_size as u64))
     }
 
     /// Returns the browser to the pool; the same as dropping the lease.

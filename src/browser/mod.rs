@@ -7,6 +7,7 @@ mod lease;
 mod locate;
 mod pool;
 mod process;
+mod sampler;
 mod stats;
 
 pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
@@ -16,4 +17,5 @@ pub use lease::Lease;
 pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
 pub use pool::BrowserPool;
 pub use process::{own_tag_prefix, tagged_processes, PROFILE_PREFIX, TAG_ENV};
+pub use sampler::{MemoryEvent, MemoryEventKind};
 pub use stats::{PoolStats, RetireReason};

@@ -71,6 +71,9 @@ pub(crate) struct PoolInner {
     /// Browsers started and not yet dropped; see [`AliveToken`].
     alive: Arc<Alive>,
     pub(crate) stats: StatsRecorder,
+    /// Launched browsers under memory watch.
+    pub(crate) members: super::sampler::Members,
+    pub(crate) started: Instant,
     next_browser: AtomicU64,
     next_lease: AtomicU64,
     pub(crate) closed: AtomicBool,
@@ -122,6 +125,8 @@ impl BrowserPool {
             maintain: Notify::new(),
             alive: Arc::new(Alive::default()),
             stats: StatsRecorder::default(),
+            members: Default::default(),
+            started: Instant::now(),
             next_browser: AtomicU64::new(1),
             next_lease: AtomicU64::new(1),
             closed: AtomicBool::new(false),
@@ -149,12 +154,17 @@ impl BrowserPool {
             return Err(e);
         }
         let weak = Arc::downgrade(&pool.inner);
-        let handle = tokio::spawn(PoolInner::maintain_loop(weak));
+        let handle = tokio::spawn(PoolInner::maintain_loop(weak.clone()));
         *pool
             .inner
             .maintainer
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        if let (Some(policy), Some(_)) = (pool.inner.config.memory.clone(), &pool.inner.executable)
+        {
+            // Ends by itself when the pool is dropped or closed.
+            drop(tokio::spawn(super::sampler::run(weak, policy)));
+        }
         tracing::info!(pool = pool.inner.id, warm_up, "browser pool ready");
         Ok(pool)
     }
@@ -294,14 +304,37 @@ impl BrowserPool {
         self.inner.stats.acquire_latencies_ms()
     }
 
-    /// The pids of the browsers this pool launched and holds now.
-    pub fn pids(&self) -> Vec<u32> {
+    /// Memory-policy events so far (soft-limit warnings and clears, evictions).
+    pub fn memory_events(&self) -> Vec<super::sampler::MemoryEvent> {
         self.inner
+            .members
+            .events
             .lock()
-            .idle
-            .iter()
-            .filter_map(Instance::pid)
-            .collect()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// The last measured PSS of each launched browser's process tree, bytes, by browser id.
+    pub fn browser_memory(&self) -> std::collections::BTreeMap<u64, u64> {
+        let members = self
+            .inner
+            .members
+            .by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        members.iter().map(|(id, m)| (*id, m.last_bytes)).collect()
+    }
+
+    /// The pids of the browsers this pool launched and that are alive now:
+    /// idle, leased or recycling.
+    pub fn pids(&self) -> Vec<u32> {
+        let members = self
+            .inner
+            .members
+            .by_id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        members.values().map(|m| m.pid).collect()
     }
 
     /// Closes every browser (`Browser.close`, SIGKILL after a grace period, reap,
@@ -354,6 +387,13 @@ impl PoolInner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes browser `id` out of the idle queue, if it is there.
+    pub(crate) fn take_idle(&self, id: u64) -> Option<Instance> {
+        let mut state = self.lock();
+        let at = state.idle.iter().position(|i| i.id == id)?;
+        state.idle.remove(at)
+    }
+
     /// Moves a browser from leased to busy, ahead of its recycling.
     pub(crate) fn lease_ended(&self) {
         let mut state = self.lock();
@@ -395,6 +435,10 @@ impl PoolInner {
             return Err(e);
         }
         instance.alive = Some(AliveToken::new(&self.alive));
+        if let Some(pid) = instance.pid() {
+            self.members
+                .add(id, pid, instance.gone_sender(), self.config.memory.as_ref());
+        }
         self.stats.launched.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(pool = self.id, browser = id, pid = ?instance.pid(), "browser started");
         Ok(instance)
@@ -402,6 +446,7 @@ impl PoolInner {
 
     /// Shuts a browser down in the background and frees its slot.
     pub(crate) fn retire(self: &Arc<Self>, instance: Instance, reason: RetireReason) {
+        self.members.remove(instance.id);
         self.stats.retired(reason);
         tracing::debug!(
             pool = self.id,
@@ -431,8 +476,8 @@ impl PoolInner {
         let lease_context = instance.prepared.take().map(|p| p.context);
         let reason = if self.closed.load(Ordering::SeqCst) {
             Some(RetireReason::Closed)
-        } else if instance.death().is_some() {
-            Some(RetireReason::Crashed)
+        } else if let Some(reason) = death_reason(&instance) {
+            Some(reason)
         } else if self.config.max_uses.is_some_and(|max| instance.uses >= max) {
             Some(RetireReason::MaxUses)
         } else if instance.created.elapsed() >= self.config.max_lifetime {
@@ -539,7 +584,8 @@ impl PoolInner {
             (dead, expired, to_probe)
         };
         for instance in dead {
-            self.retire(instance, RetireReason::Crashed);
+            let reason = death_reason(&instance).unwrap_or(RetireReason::Crashed);
+            self.retire(instance, reason);
         }
         for instance in expired {
             self.retire(instance, RetireReason::IdleTimeout);
@@ -596,6 +642,17 @@ impl PoolInner {
             }
         }
     }
+}
+
+/// Why a gone browser left: evicted for memory, or crashed; `None` if alive.
+fn death_reason(instance: &Instance) -> Option<RetireReason> {
+    instance.death().map(|_| {
+        if instance.evicted() {
+            RetireReason::Memory
+        } else {
+            RetireReason::Crashed
+        }
+    })
 }
 
 /// A transient slot counted against `max_size`.

@@ -18,6 +18,8 @@ pub enum RetireReason {
     Unhealthy,
     /// Its process exited or its connection died.
     Crashed,
+    /// Its memory passed the hard limit.
+    Memory,
     /// The pool closed.
     Closed,
 }
@@ -47,6 +49,12 @@ pub struct PoolStats {
     pub retired_unhealthy: u64,
     /// Retirements at close.
     pub retired_closed: u64,
+    /// Evictions for memory over the hard limit.
+    pub memory_evictions: u64,
+    /// Soft-limit warnings (one per crossing).
+    pub soft_warnings: u64,
+    /// The largest total PSS of the pool's browsers in one sample, bytes.
+    pub peak_total_pss_bytes: u64,
     /// Idle browsers now.
     pub idle: usize,
     /// Leased browsers now.
@@ -68,6 +76,9 @@ pub(crate) struct StatsRecorder {
     retired_max_uses: AtomicU64,
     retired_unhealthy: AtomicU64,
     retired_closed: AtomicU64,
+    pub(crate) memory_evictions: AtomicU64,
+    pub(crate) soft_warnings: AtomicU64,
+    pub(crate) peak_total_pss: AtomicU64,
     acquire_ms: Mutex<Vec<f64>>,
 }
 
@@ -79,6 +90,7 @@ impl StatsRecorder {
             RetireReason::MaxUses => &self.retired_max_uses,
             RetireReason::Unhealthy => &self.retired_unhealthy,
             RetireReason::Crashed => &self.crashed,
+            RetireReason::Memory => &self.memory_evictions,
             RetireReason::Closed => &self.retired_closed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -111,6 +123,9 @@ impl StatsRecorder {
             retired_max_uses: get(&self.retired_max_uses),
             retired_unhealthy: get(&self.retired_unhealthy),
             retired_closed: get(&self.retired_closed),
+            memory_evictions: get(&self.memory_evictions),
+            soft_warnings: get(&self.soft_warnings),
+            peak_total_pss_bytes: get(&self.peak_total_pss),
             idle,
             in_use,
             busy,

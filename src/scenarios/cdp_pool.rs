@@ -18,6 +18,7 @@ use crate::browser::{BrowserPool, BrowserPoolConfig, Lease};
 use crate::cdp::{Batch, SessionPool, SessionPoolConfig};
 use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
+use crate::memory::MemoryPolicy;
 use crate::profile::RunProfile;
 use crate::report::MetricSummary;
 use crate::testkit::FixtureServer;
@@ -112,10 +113,20 @@ async fn baseline_request(lease: &Lease, url: &str) -> Result<(f64, f64, u64)> {
 
 async fn run(profile: RunProfile) -> Result<MetricSummary> {
     let server = FixtureServer::start().await?;
+    // Up to ten sessions and a baseline page per request live in one browser:
+    // ~300 MB idle plus ~20 MB a page passes the default 500 MB hard limit,
+    // which is sized for leases with a few pages. Memory is not what this
+    // scenario measures, so its limits are sized for its pages.
+    let memory = MemoryPolicy {
+        soft_limit_bytes: 1_200_000_000,
+        hard_limit_bytes: 1_500_000_000,
+        ..MemoryPolicy::default()
+    };
     let pool = BrowserPool::new(BrowserPoolConfig {
         min_idle: 1,
         max_size: 1,
         warm_up: 1,
+        memory: Some(memory),
         ..BrowserPoolConfig::default()
     })
     .await?;

@@ -11,6 +11,7 @@ mod browser_pool;
 mod cdp_pool;
 pub mod end_to_end;
 mod fixture_roundtrip;
+mod memory_pressure;
 mod naive;
 pub(crate) mod wasm_tiers;
 
@@ -42,6 +43,7 @@ pub static SCENARIOS: &[Scenario] = &[
     fixture_roundtrip::SCENARIO,
     browser_pool::SCENARIO,
     cdp_pool::SCENARIO,
+    memory_pressure::SCENARIO,
     adaptive_timeout::SCENARIO,
     aot_cache::SCENARIO,
     wasm_tiers::SCENARIO,

@@ -1,0 +1,9 @@
+//! Browser memory measured truthfully: the PSS of a browser's whole process
+//! tree (summed RSS counts shared pages once per process, several times over),
+//! and the soft/hard limit policy the pool applies to it.
+
+mod policy;
+mod tree;
+
+pub use policy::{MemoryPolicy, SoftEvent, SoftLimitTracker};
+pub use tree::{process_memory, process_tree, tree_memory, Measure, ProcessMemory, TreeMemory};
