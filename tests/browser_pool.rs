@@ -223,8 +223,11 @@ async fn a_full_pool_queues_acquirers_and_times_them_out() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        got, freed,
-        "the waiter gets the released browser, no third one is launched"
+        got,
+        freed,
+        "the waiter gets the released browser, no third one is launched (second holds browser {}; {:?})",
+        second.browser_id(),
+        pool.stats()
     );
     assert_eq!(pool.stats().launched, 2);
     assert!(pool.stats().acquire_waits >= 1);
