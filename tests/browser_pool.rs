@@ -31,15 +31,7 @@ fn is_alive(pid: u32) -> bool {
 }
 
 fn kill9(pid: u32) {
-    let system = sysinfo::System::new().unwrap();
-    let mut system = system;
-    let pid = sysinfo::Pid::from_u32(pid);
-    system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
-    assert!(system
-        .process(pid)
-        .unwrap()
-        .kill_with(sysinfo::Signal::Kill)
-        .unwrap());
+    assert!(tidepool::testkit::kill_process(pid), "could not kill {pid}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

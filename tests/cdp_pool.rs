@@ -126,14 +126,7 @@ async fn a_batch_whose_browser_dies_errors_every_command_at_once() {
     s.goto(&server.url("/page/1")).await.unwrap();
 
     let pid = lease.pid().unwrap();
-    let mut system = sysinfo::System::new().unwrap();
-    let spid = sysinfo::Pid::from_u32(pid);
-    system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[spid]), true);
-    assert!(system
-        .process(spid)
-        .unwrap()
-        .kill_with(sysinfo::Signal::Kill)
-        .unwrap());
+    assert!(tidepool::testkit::kill_process(pid));
 
     let mut batch = s.batch();
     for _ in 0..5 {

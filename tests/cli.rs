@@ -4,7 +4,11 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn tidepool(args: &[&str], stdin: &str) -> Output {
+    // Scenario reports go to a directory of the test's own, never over the
+    // reports of the contract suites in target/tidepool/reports.
+    let reports = std::env::temp_dir().join(format!("tidepool-cli-reports-{}", std::process::id()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
+        .env(tidepool::report::REPORT_DIR_ENV, reports)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

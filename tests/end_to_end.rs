@@ -37,6 +37,8 @@ async fn your_own_urls_run_the_same_comparison_and_unreachable_ones_are_counted_
     std::fs::write(&urls, format!("# my pages\n{}\n", list.join("\n"))).unwrap();
     let output = dir.join("results.json");
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidepool"))
+        // Its reports go next to its results, not over the suites' own.
+        .env(tidepool::report::REPORT_DIR_ENV, &dir)
         .args([
             "validate",
             "--scenario",
@@ -97,6 +99,8 @@ async fn ctrl_c_stops_validate_cleanly_with_partial_results() {
     std::fs::create_dir_all(&dir).unwrap();
     let output = dir.join("results.json");
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidepool"))
+        // Its reports go next to its results, not over the suites' own.
+        .env(tidepool::report::REPORT_DIR_ENV, &dir)
         .args([
             "validate",
             "--scenario",
@@ -123,14 +127,7 @@ async fn ctrl_c_stops_validate_cleanly_with_partial_results() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await; // polling another process's state
     }
-    let mut system = sysinfo::System::new().unwrap();
-    let spid = sysinfo::Pid::from_u32(pid);
-    system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[spid]), true);
-    assert!(system
-        .process(spid)
-        .unwrap()
-        .kill_with(sysinfo::Signal::Interrupt)
-        .unwrap());
+    assert!(tidepool::testkit::interrupt_process(pid));
     let out = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("the CLI did not stop")

@@ -50,28 +50,7 @@ pub fn write_json(summary: &MetricSummary, dir: &Path) -> Result<PathBuf> {
 /// Reads a report written by [`write_json`], rejecting other schema versions
 /// with a message that names the file and both versions.
 pub fn read_json(path: &Path) -> Result<MetricSummary> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Report {
-        path: path.into(),
-        message: format!("not valid JSON: {e}"),
-    })?;
-    match value.get("schema_version").and_then(|v| v.as_u64()) {
-        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
-        Some(v) => {
-            return Err(Error::Report {
-                path: path.into(),
-                message: format!(
-                    "schema version {v}, but this tidepool reads version {SCHEMA_VERSION}"
-                ),
-            })
-        }
-        None => {
-            return Err(Error::Report {
-                path: path.into(),
-                message: "no schema_version field: not a tidepool report".into(),
-            })
-        }
-    }
+    let value = results::read_versioned(path)?;
     serde_json::from_value(value).map_err(|e| Error::Report {
         path: path.into(),
         message: format!("does not match the report layout: {e}"),

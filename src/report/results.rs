@@ -104,9 +104,9 @@ impl ValidationResults {
     }
 }
 
-/// Reads either a `validate` results file or a single scenario report, and
-/// returns its summaries. Every failure names the file and what is wrong.
-pub fn read_summaries(path: &Path) -> Result<Vec<MetricSummary>> {
+/// Reads a tidepool JSON file and checks its schema version; the error names
+/// the file and what is wrong (unreadable, not JSON, another version).
+pub(crate) fn read_versioned(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Report {
         path: path.into(),
@@ -129,6 +129,13 @@ pub fn read_summaries(path: &Path) -> Result<Vec<MetricSummary>> {
             })
         }
     }
+    Ok(value)
+}
+
+/// Reads either a `validate` results file or a single scenario report, and
+/// returns its summaries. Every failure names the file and what is wrong.
+pub fn read_summaries(path: &Path) -> Result<Vec<MetricSummary>> {
+    let value = read_versioned(path)?;
     let layout = |e: serde_json::Error| Error::Report {
         path: path.into(),
         message: format!("does not match the report layout: {e}"),

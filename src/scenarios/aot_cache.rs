@@ -32,14 +32,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
-    Box::pin(async move {
-        tokio::task::spawn_blocking(move || run(profile))
-            .await
-            .map_err(|e| Error::Task {
-                what: "aot_cache scenario".into(),
-                message: e.to_string(),
-            })?
-    })
+    super::blocking("aot_cache", profile, run)
 }
 
 /// One way to damage a cache entry: what, which entry, the module it holds,

@@ -81,6 +81,21 @@ impl CrawlOutcome {
     fn failures(&self) -> u64 {
         self.failures_by_host.values().sum()
     }
+
+    /// Records one page of `side`'s crawl, begun at `started`.
+    fn record(&mut self, side: &str, url: &str, started: Instant, result: &Result<i32>) {
+        match result {
+            Ok(links) => {
+                self.latencies_ms
+                    .push(started.elapsed().as_secs_f64() * 1e3);
+                self.links.insert(url.to_owned(), *links);
+            }
+            Err(e) => {
+                tracing::debug!(side, %url, error = %e, "page failed");
+                *self.failures_by_host.entry(host_of(url)).or_default() += 1;
+            }
+        }
+    }
 }
 
 /// The host (and port) of a URL, the key of its adaptive timeout.
@@ -195,20 +210,16 @@ pub async fn crawl_pooled(urls: &[String], concurrency: usize) -> Result<CrawlOu
                             .and_then(|html| extract(&wasm_pool, &html)),
                         None => Err(Error::PoolClosed { what: "browser" }),
                     };
-                    let mut o = outcome.lock().unwrap_or_else(|p| p.into_inner());
-                    match result {
-                        Ok(links) => {
-                            o.latencies_ms.push(t0.elapsed().as_secs_f64() * 1e3);
-                            o.links.insert(url.clone(), links);
-                        }
-                        Err(e) => {
-                            tracing::debug!(%url, error = %e, "pooled page failed");
-                            *o.failures_by_host.entry(host).or_default() += 1;
-                            // A crashed browser's lease is given back for a new one.
-                            if matches!(e, Error::BrowserCrashed { .. }) {
-                                lease = None;
-                            }
-                        }
+                    outcome
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .record("pooled", url, t0, &result);
+                    // A lease whose browser crashed or was evicted is given back for a new one.
+                    if matches!(
+                        result,
+                        Err(Error::BrowserCrashed { .. } | Error::BrowserEvicted { .. })
+                    ) {
+                        lease = None;
                     }
                 }
             })
@@ -265,17 +276,10 @@ pub async fn crawl_naive(urls: &[String], concurrency: usize) -> Result<CrawlOut
                             after: FIXED_TIMEOUT,
                         }),
                     };
-                    let mut o = outcome.lock().unwrap_or_else(|p| p.into_inner());
-                    match result {
-                        Ok(links) => {
-                            o.latencies_ms.push(t0.elapsed().as_secs_f64() * 1e3);
-                            o.links.insert(url.clone(), links);
-                        }
-                        Err(e) => {
-                            tracing::debug!(%url, error = %e, "naive page failed");
-                            *o.failures_by_host.entry(host_of(url)).or_default() += 1;
-                        }
-                    }
+                    outcome
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .record("naive", url, t0, &result);
                 }
             })
         })

@@ -38,6 +38,23 @@ pub struct Scenario {
     pub needs_browser: bool,
 }
 
+/// Runs a scenario whose work is synchronous (compiling, instantiating) on the
+/// blocking pool, so it neither stalls nor is stalled by the async runtime.
+pub(crate) fn blocking(
+    name: &'static str,
+    profile: RunProfile,
+    run: fn(RunProfile) -> Result<MetricSummary>,
+) -> ScenarioFuture {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(move || run(profile))
+            .await
+            .map_err(|e| Error::Task {
+                what: format!("scenario {name}"),
+                message: e.to_string(),
+            })?
+    })
+}
+
 /// Every scenario, in the order `--list` prints them.
 pub static SCENARIOS: &[Scenario] = &[
     fixture_roundtrip::SCENARIO,

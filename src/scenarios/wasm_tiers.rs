@@ -106,14 +106,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
-    Box::pin(async move {
-        tokio::task::spawn_blocking(move || run(profile))
-            .await
-            .map_err(|e| Error::Task {
-                what: "wasm_tiers scenario".into(),
-                message: e.to_string(),
-            })?
-    })
+    super::blocking("wasm_tiers", profile, run)
 }
 
 /// Modules of the workload.

@@ -16,6 +16,9 @@ pub use client::{get_once, HttpConnection, HttpResponse};
 pub use harness::{
     contract_path, init_tracing, run_contract, snapshot_view, CONTRACT_ENV, DEFAULT_LOG_FILTER,
 };
-pub use resources::{leftover_browser_processes, leftover_profiles, open_fds, ResourceCheck};
+pub use resources::{
+    interrupt_process, kill_process, leftover_browser_processes, leftover_profiles, open_fds,
+    ResourceCheck,
+};
 pub use server::{generated_page_html, FixtureServer, FixtureServerConfig, RequestRecord};
 pub use trace::SeededRng;

@@ -85,3 +85,25 @@ impl ResourceCheck {
         );
     }
 }
+
+fn signal(pid: u32, signal: sysinfo::Signal) -> bool {
+    let Ok(mut system) = sysinfo::System::new() else {
+        return false;
+    };
+    let pid = sysinfo::Pid::from_u32(pid);
+    system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+    system
+        .process(pid)
+        .and_then(|p| p.kill_with(signal))
+        .unwrap_or(false)
+}
+
+/// Sends SIGKILL to `pid`, as a crash would; true if the signal was sent.
+pub fn kill_process(pid: u32) -> bool {
+    signal(pid, sysinfo::Signal::Kill)
+}
+
+/// Sends SIGINT to `pid`, as Ctrl-C would; true if the signal was sent.
+pub fn interrupt_process(pid: u32) -> bool {
+    signal(pid, sysinfo::Signal::Interrupt)
+}
