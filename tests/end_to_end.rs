@@ -3,6 +3,19 @@
 
 use tidepool::testkit::{run_contract, snapshot_view, ResourceCheck};
 
+/// Starts the CLI from the crate root with `args`, its output piped and its
+/// scenario reports in `dir`, not over the suites' own reports.
+fn spawn_cli(dir: &std::path::Path, args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_tidepool"))
+        .env(tidepool::report::REPORT_DIR_ENV, dir)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_meets_its_contract() {
     let resources = ResourceCheck::start();
@@ -36,25 +49,20 @@ async fn your_own_urls_run_the_same_comparison_and_unreachable_ones_are_counted_
     list.push("http://127.0.0.1:1/unreachable".into());
     std::fs::write(&urls, format!("# my pages\n{}\n", list.join("\n"))).unwrap();
     let output = dir.join("results.json");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidepool"))
-        // Its reports go next to its results, not over the suites' own.
-        .env(tidepool::report::REPORT_DIR_ENV, &dir)
-        .args([
+    let child = spawn_cli(
+        &dir,
+        &[
             "validate",
             "--scenario",
             "end_to_end",
             "--concurrency",
             "2",
             "--urls",
-        ])
-        .arg(&urls)
-        .arg("--output")
-        .arg(&output)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+            urls.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+        ],
+    );
     let cli_pid = child.id().unwrap();
     let out = child.wait_with_output().await.unwrap();
     // The CLI's browsers carry its pid in their tag: none may outlive it.
@@ -98,10 +106,9 @@ async fn ctrl_c_stops_validate_cleanly_with_partial_results() {
     let dir = std::env::temp_dir().join(format!("tidepool-sigint-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let output = dir.join("results.json");
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tidepool"))
-        // Its reports go next to its results, not over the suites' own.
-        .env(tidepool::report::REPORT_DIR_ENV, &dir)
-        .args([
+    let child = spawn_cli(
+        &dir,
+        &[
             "validate",
             "--scenario",
             "fixture_roundtrip",
@@ -110,13 +117,9 @@ async fn ctrl_c_stops_validate_cleanly_with_partial_results() {
             "--iterations",
             "20",
             "--output",
-        ])
-        .arg(&output)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+            output.to_str().unwrap(),
+        ],
+    );
     let pid = child.id().unwrap();
     // Wait until browser_pool has browsers running, then interrupt.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

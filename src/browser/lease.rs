@@ -7,6 +7,7 @@ use chromiumoxide::cdp::js_protocol::runtime::GetHeapUsageParams;
 use chromiumoxide::{Browser, Page};
 use serde::de::DeserializeOwned;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use super::instance::{guarded, Instance};
 use super::pool::PoolInner;
@@ -145,8 +146,11 @@ impl Lease {
         fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
     ) -> Result<T> {
         let i = self.instance();
-        let _enter = self.span.enter();
-        guarded(i.id, &i.endpoint, i.dead.clone(), None, action, fut).await
+        // `instrument`, not `enter`: an entered span held across an await
+        // would tag whatever else runs on this thread meanwhile.
+        guarded(i.id, &i.endpoint, i.dead.clone(), None, action, fut)
+            .instrument(self.span.clone())
+            .await
     }
 
     /// Opens another page in the lease's context.

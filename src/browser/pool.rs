@@ -316,24 +316,14 @@ impl BrowserPool {
 
     /// The last measured PSS of each launched browser's process tree, bytes, by browser id.
     pub fn browser_memory(&self) -> std::collections::BTreeMap<u64, u64> {
-        let members = self
-            .inner
-            .members
-            .by_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let members = self.inner.members.lock();
         members.iter().map(|(id, m)| (*id, m.last_bytes)).collect()
     }
 
     /// The pids of the browsers this pool launched and that are alive now:
     /// idle, leased or recycling.
     pub fn pids(&self) -> Vec<u32> {
-        let members = self
-            .inner
-            .members
-            .by_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let members = self.inner.members.lock();
         members.values().map(|m| m.pid).collect()
     }
 

@@ -50,7 +50,7 @@ pub(crate) struct Member {
 /// id, and the policy's events so far.
 #[derive(Default)]
 pub(crate) struct Members {
-    pub(crate) by_id: Mutex<HashMap<u64, Member>>,
+    by_id: Mutex<HashMap<u64, Member>>,
     pub(crate) events: Mutex<Vec<MemoryEvent>>,
 }
 
@@ -61,6 +61,11 @@ impl std::fmt::Debug for Members {
 }
 
 impl Members {
+    /// The registry; its lock guards plain data, so a poisoned one is still read.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Member>> {
+        self.by_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn add(
         &self,
         id: u64,
@@ -74,17 +79,11 @@ impl Members {
             tracker: policy.map(SoftLimitTracker::new),
             last_bytes: 0,
         };
-        self.by_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, member);
+        self.lock().insert(id, member);
     }
 
     pub(crate) fn remove(&self, id: u64) {
-        self.by_id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.lock().remove(&id);
     }
 }
 
@@ -100,9 +99,7 @@ pub(crate) async fn run(weak: Weak<PoolInner>, policy: MemoryPolicy) {
         }
         let targets: Vec<(u64, u32)> = inner
             .members
-            .by_id
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|(id, m)| (*id, m.pid))
             .collect();
@@ -127,11 +124,7 @@ pub(crate) async fn run(weak: Weak<PoolInner>, policy: MemoryPolicy) {
             .fetch_max(total, Ordering::Relaxed);
         let mut evict = Vec::new();
         {
-            let mut members = inner
-                .members
-                .by_id
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut members = inner.members.lock();
             let mut events = inner
                 .members
                 .events

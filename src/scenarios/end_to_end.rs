@@ -148,11 +148,6 @@ fn extract_naive(engine: &WasmEngine, wasm: &[u8], html: &str) -> Result<i32> {
         .map_err(|e| engine.fault("extractor", &store, e))
 }
 
-fn claim(next: &AtomicUsize, n: usize) -> Option<usize> {
-    let i = next.fetch_add(1, Ordering::SeqCst);
-    (i < n).then_some(i)
-}
-
 /// The pooled crawl of `urls` with `concurrency` workers.
 pub async fn crawl_pooled(urls: &[String], concurrency: usize) -> Result<CrawlOutcome> {
     let engine = WasmEngine::new(WasmEngineConfig::default())?;
@@ -181,62 +176,43 @@ pub async fn crawl_pooled(urls: &[String], concurrency: usize) -> Result<CrawlOu
     })
     .await?;
     let timeouts = AdaptiveTimeouts::new(AdaptiveTimeoutsConfig::default())?;
-    let urls: Arc<Vec<String>> = Arc::new(urls.to_vec());
-    let next = Arc::new(AtomicUsize::new(0));
-    let outcome = Arc::new(Mutex::new(CrawlOutcome::default()));
-    let t = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (browsers, wasm_pool, timeouts) =
-                (browsers.clone(), wasm_pool.clone(), timeouts.clone());
-            let (urls, next, outcome) = (urls.clone(), next.clone(), outcome.clone());
-            tokio::spawn(async move {
-                let mut lease = None;
-                while let Some(i) = claim(&next, urls.len()) {
-                    let url = &urls[i];
-                    let host = host_of(url);
-                    let t0 = Instant::now();
-                    if lease.is_none() {
-                        lease = browsers.acquire().await.ok();
-                    }
-                    let result = match &lease {
-                        Some(l) => timeouts
-                            .run(&host, async {
-                                l.goto(url).await?;
-                                l.evaluate::<String>(HTML).await
-                            })
-                            .await
-                            .and_then(|r| r)
-                            .and_then(|html| extract(&wasm_pool, &html)),
-                        None => Err(Error::PoolClosed { what: "browser" }),
-                    };
-                    outcome
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .record("pooled", url, t0, &result);
-                    // A lease whose browser crashed or was evicted is given back for a new one.
-                    if matches!(
-                        result,
-                        Err(Error::BrowserCrashed { .. } | Error::BrowserEvicted { .. })
-                    ) {
-                        lease = None;
-                    }
+    let outcome = crawl("pooled", urls, concurrency, |work| {
+        let (browsers, wasm_pool, timeouts) =
+            (browsers.clone(), wasm_pool.clone(), timeouts.clone());
+        async move {
+            let mut lease = None;
+            while let Some(url) = work.claim() {
+                let host = host_of(url);
+                let t0 = Instant::now();
+                if lease.is_none() {
+                    lease = browsers.acquire().await.ok();
                 }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.map_err(|e| Error::Task {
-            what: "pooled crawl worker".into(),
-            message: e.to_string(),
-        })?;
-    }
-    let wall = t.elapsed();
+                let result = match &lease {
+                    Some(l) => timeouts
+                        .run(&host, async {
+                            l.goto(url).await?;
+                            l.evaluate::<String>(HTML).await
+                        })
+                        .await
+                        .and_then(|r| r)
+                        .and_then(|html| extract(&wasm_pool, &html)),
+                    None => Err(Error::PoolClosed { what: "browser" }),
+                };
+                work.record("pooled", url, t0, &result);
+                // A lease whose browser crashed or was evicted is given back for a new one.
+                if matches!(
+                    result,
+                    Err(Error::BrowserCrashed { .. } | Error::BrowserEvicted { .. })
+                ) {
+                    lease = None;
+                }
+            }
+        }
+    })
+    .await;
     browsers.close().await;
     let _ = std::fs::remove_dir_all(&dir);
-    let mut outcome = std::mem::take(&mut *outcome.lock().unwrap_or_else(|p| p.into_inner()));
-    outcome.wall = wall;
-    Ok(outcome)
+    outcome
 }
 
 /// The naive crawl: a browser launched and the extractor compiled per page,
@@ -246,51 +222,87 @@ pub async fn crawl_naive(urls: &[String], concurrency: usize) -> Result<CrawlOut
     let flags: Arc<Vec<String>> = Arc::new(DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect());
     let engine = WasmEngine::new(WasmEngineConfig::default())?;
     let wasm = Arc::new(fixtures::extractor()?);
-    let urls: Arc<Vec<String>> = Arc::new(urls.to_vec());
-    let next = Arc::new(AtomicUsize::new(0));
-    let outcome = Arc::new(Mutex::new(CrawlOutcome::default()));
+    crawl("naive", urls, concurrency, |work| {
+        let (executable, flags, engine, wasm) = (
+            executable.clone(),
+            flags.clone(),
+            engine.clone(),
+            wasm.clone(),
+        );
+        async move {
+            while let Some(url) = work.claim() {
+                let t0 = Instant::now();
+                let result = match tokio::time::timeout(
+                    FIXED_TIMEOUT,
+                    naive::load_page(&executable, &flags, url, HTML),
+                )
+                .await
+                {
+                    Ok(Ok(load)) => extract_naive(&engine, &wasm, &load.value),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(Error::Timeout {
+                        key: host_of(url),
+                        after: FIXED_TIMEOUT,
+                    }),
+                };
+                work.record("naive", url, t0, &result);
+            }
+        }
+    })
+    .await
+}
+
+/// The URLs of one crawl, handed out one at a time, and what came of them.
+struct Crawl {
+    urls: Vec<String>,
+    next: AtomicUsize,
+    outcome: Mutex<CrawlOutcome>,
+}
+
+impl Crawl {
+    /// The next URL no worker has taken yet.
+    fn claim(&self) -> Option<&str> {
+        self.urls
+            .get(self.next.fetch_add(1, Ordering::SeqCst))
+            .map(String::as_str)
+    }
+
+    fn record(&self, side: &str, url: &str, started: Instant, result: &Result<i32>) {
+        self.outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(side, url, started, result);
+    }
+}
+
+/// Runs `concurrency` workers made by `worker` over one shared crawl of
+/// `urls`, and returns the outcome with the wall time of the whole crawl.
+async fn crawl<W, F>(
+    side: &str,
+    urls: &[String],
+    concurrency: usize,
+    worker: W,
+) -> Result<CrawlOutcome>
+where
+    W: Fn(Arc<Crawl>) -> F,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let work = Arc::new(Crawl {
+        urls: urls.to_vec(),
+        next: AtomicUsize::new(0),
+        outcome: Mutex::new(CrawlOutcome::default()),
+    });
     let t = Instant::now();
     let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let (executable, flags, engine, wasm) = (
-                executable.clone(),
-                flags.clone(),
-                engine.clone(),
-                wasm.clone(),
-            );
-            let (urls, next, outcome) = (urls.clone(), next.clone(), outcome.clone());
-            tokio::spawn(async move {
-                while let Some(i) = claim(&next, urls.len()) {
-                    let url = &urls[i];
-                    let t0 = Instant::now();
-                    let result = match tokio::time::timeout(
-                        FIXED_TIMEOUT,
-                        naive::load_page(&executable, &flags, url, HTML),
-                    )
-                    .await
-                    {
-                        Ok(Ok(load)) => extract_naive(&engine, &wasm, &load.value),
-                        Ok(Err(e)) => Err(e),
-                        Err(_) => Err(Error::Timeout {
-                            key: host_of(url),
-                            after: FIXED_TIMEOUT,
-                        }),
-                    };
-                    outcome
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .record("naive", url, t0, &result);
-                }
-            })
-        })
+        .map(|_| tokio::spawn(worker(work.clone())))
         .collect();
     for w in workers {
         w.await.map_err(|e| Error::Task {
-            what: "naive crawl worker".into(),
+            what: format!("{side} crawl worker"),
             message: e.to_string(),
         })?;
     }
-    let mut outcome = std::mem::take(&mut *outcome.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut outcome = std::mem::take(&mut *work.outcome.lock().unwrap_or_else(|p| p.into_inner()));
     outcome.wall = t.elapsed();
     Ok(outcome)
 }

@@ -166,7 +166,11 @@ proptest! {
         // The mean of finite values lies within their range, up to rounding.
         let slack = 1e-12 * s.max.abs().max(s.min.abs());
         prop_assert!(s.min - slack <= s.mean && s.mean <= s.max + slack);
-        prop_assert!(s.stddev >= 0.0);
+        // The sample standard deviation never exceeds the range (it is at most
+        // range * sqrt(n / (4 (n - 1))) <= range for n >= 2), and is 0 exactly
+        // when every sample is equal.
+        prop_assert!(s.stddev <= (s.max - s.min) * (1.0 + 1e-9) + 1e-300);
+        prop_assert_eq!(s.stddev == 0.0, s.min == s.max);
         prop_assert_eq!(s.outliers.count, s.outliers.indices.len());
     }
 
