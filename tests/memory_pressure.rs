@@ -3,9 +3,18 @@
 
 use std::process::Command;
 
-use tidepool::browser::{BrowserPool, BrowserPoolConfig};
-use tidepool::memory::tree_memory;
-use tidepool::testkit::{init_tracing, run_contract, snapshot_view, FixtureServer, ResourceCheck};
+use std::time::{Duration, Instant};
+
+use assert_matches::assert_matches;
+use chromiumoxide::cdp::browser_protocol::target::GetBrowserContextsParams;
+use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource, MemoryEventKind};
+use tidepool::memory::{tree_memory, MemoryPolicy};
+use tidepool::testkit::{
+    init_tracing, run_contract, snapshot_view, ExternalChromium, FixtureServer, ResourceCheck,
+};
+use tidepool::Error;
+
+const MB: u64 = 1_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_pressure_meets_its_contract() {
@@ -98,5 +107,153 @@ async fn reported_pss_matches_an_independent_sum_and_is_below_summed_rss() {
     drop(lease);
     pool.close().await;
     server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_browser_is_judged_by_its_v8_heap_and_evicted_over_the_hard_limit() {
+    init_tracing();
+    let server = FixtureServer::start().await.unwrap();
+    let chromium = ExternalChromium::start().await.unwrap();
+    let pid = chromium.pid().unwrap();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        source: BrowserSource::Connect {
+            endpoints: vec![chromium.ws_url.clone()],
+        },
+        min_idle: 1,
+        max_size: 1,
+        warm_up: 1,
+        memory: Some(MemoryPolicy {
+            v8_soft_limit_bytes: 40 * MB,
+            v8_hard_limit_bytes: 80 * MB,
+            sample_interval: Duration::from_millis(200),
+            ..MemoryPolicy::default()
+        }),
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap();
+    let lease = pool.acquire().await.unwrap();
+    let first = lease.browser_id();
+    lease.goto(&server.url("/page/1")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await; // three samples
+    let small = pool.browser_memory()[&first];
+    assert!(
+        small > 0 && small < 40 * MB,
+        "a fixture page's V8 heap read {small} bytes: expected some, under the soft limit"
+    );
+
+    lease.goto(&server.url("/alloc?mb=120")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let evicted = loop {
+        match lease.evaluate::<u32>("1").await {
+            Err(e) => break e,
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await; // the sampler's clock
+            }
+            Ok(_) => panic!("120 MB of V8 heap over an 80 MB hard limit was not evicted in 3 s"),
+        }
+    };
+    assert_matches!(evicted, Error::BrowserEvicted { ref reason, .. } if reason.contains("V8"));
+    let events = pool.memory_events();
+    let eviction = events
+        .iter()
+        .find(|e| e.kind == MemoryEventKind::Evicted)
+        .expect("an eviction event");
+    assert!(
+        eviction.bytes > 80 * MB,
+        "evicted at {} bytes",
+        eviction.bytes
+    );
+    drop(lease);
+
+    // A fresh connection replaces it; the browser itself is not the pool's
+    // to kill, but the evicted lease's context, with its heap, is gone.
+    let next = pool.acquire().await.unwrap();
+    assert_ne!(
+        next.browser_id(),
+        first,
+        "an evicted browser was handed out again"
+    );
+    let contexts = next
+        .call(
+            "listing contexts",
+            next.browser().execute(GetBrowserContextsParams::default()),
+        )
+        .await
+        .unwrap()
+        .result
+        .browser_context_ids;
+    assert_eq!(
+        contexts,
+        vec![next.context_id().clone()],
+        "the evicted lease's context must be disposed"
+    );
+    assert_eq!(pool.stats().memory_evictions, 1);
+    assert!(
+        std::fs::metadata(format!("/proc/{pid}")).is_ok(),
+        "eviction killed a browser the pool does not own"
+    );
+    drop(next);
+    pool.close().await;
+    chromium.stop().await;
+    server.shutdown().await;
+}
+
+fn budget_pool(budget: Option<u64>) -> BrowserPoolConfig {
+    BrowserPoolConfig {
+        min_idle: 1,
+        max_size: 3,
+        warm_up: 1,
+        acquire_timeout: Duration::from_millis(1500),
+        memory: Some(MemoryPolicy {
+            pool_budget_bytes: budget,
+            sample_interval: Duration::from_millis(200),
+            ..MemoryPolicy::default()
+        }),
+        ..BrowserPoolConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_at_its_memory_budget_waits_for_a_browser_instead_of_launching() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+
+    // Without a budget, a second acquire launches a second browser.
+    let pool = BrowserPool::new(budget_pool(None)).await.unwrap();
+    let a = pool.acquire().await.unwrap();
+    let b = pool.acquire().await.unwrap();
+    assert_ne!(a.browser_id(), b.browser_id());
+    drop((a, b));
+    pool.close().await;
+
+    // An idle browser is ~250 MB PSS here: one uses a 100 MB budget up.
+    let pool = BrowserPool::new(budget_pool(Some(100 * MB))).await.unwrap();
+    let a = pool.acquire().await.unwrap();
+    let first = a.browser_id();
+    let t = Instant::now();
+    let waited = pool.acquire().await;
+    assert_matches!(waited, Err(Error::AcquireTimeout { .. }));
+    assert!(t.elapsed() >= Duration::from_millis(1400));
+    let stats = pool.stats();
+    assert_eq!(
+        stats.launched, 1,
+        "over the budget, neither the acquire nor the min_idle top-up may launch"
+    );
+    assert!(stats.budget_waits >= 1, "{stats:?}");
+
+    // A waiter gets the browser the moment it comes back.
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.acquire().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await; // the waiter queues
+    drop(a);
+    let b = waiter.await.unwrap().unwrap();
+    assert_eq!(b.browser_id(), first);
+    assert_eq!(pool.stats().launched, 1);
+    drop(b);
+    pool.close().await;
     resources.assert_clean().await;
 }

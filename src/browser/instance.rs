@@ -16,6 +16,11 @@ use tokio::task::JoinHandle;
 use super::process::LocalProcess;
 use crate::error::{Error, Result};
 
+/// The contexts a pool created in one browser and has not disposed yet: what
+/// the memory sampler measures in a connected browser, where other clients'
+/// pages are not the pool's business.
+pub(crate) type OwnContexts = Arc<std::sync::Mutex<Vec<BrowserContextId>>>;
+
 /// A context and a blank page in it, made ready for the next lease.
 #[derive(Debug)]
 pub(crate) struct Prepared {
@@ -42,6 +47,8 @@ pub(crate) struct Instance {
     pub(crate) last_checked: Instant,
     pub(crate) uses: u32,
     pub(crate) prepared: Option<Prepared>,
+    /// Every context of the pool's in this browser (the prepared or leased one).
+    pub(crate) contexts: OwnContexts,
     pub(crate) cdp_timeout: Duration,
     /// Set by the pool once the browser is started; counts it alive until dropped.
     pub(crate) alive: Option<super::pool::AliveToken>,
@@ -147,6 +154,7 @@ impl Instance {
             last_checked: now,
             uses: 0,
             prepared: None,
+            contexts: OwnContexts::default(),
             cdp_timeout,
             alive: None,
         })
@@ -193,6 +201,7 @@ impl Instance {
                 browser.create_browser_context(CreateBrowserContextParams::default()),
             )
             .await?;
+        own_contexts(&self.contexts).push(context.clone());
         let params = CreateTargetParams::builder()
             .url("about:blank")
             .browser_context_id(context.clone())
@@ -216,14 +225,32 @@ impl Instance {
     }
 
     /// Disposes a context and, with it, every page the lease opened in it.
+    ///
+    /// An evicted browser still answers (the pool, not the browser, gave up
+    /// on it), and disposing is what gives its memory back: then the call
+    /// goes out with only the deadline, not the death watch.
     pub(crate) async fn dispose_context(&self, context: BrowserContextId) -> Result<()> {
+        own_contexts(&self.contexts).retain(|c| *c != context);
         let browser = self.browser.clone();
-        self.cdp(
-            "disposing a browser context",
-            browser.execute(DisposeBrowserContextParams::new(context)),
-        )
-        .await
-        .map(|_| ())
+        let dispose = browser.execute(DisposeBrowserContextParams::new(context));
+        let action = "disposing a browser context";
+        if self.evicted() {
+            return match tokio::time::timeout(self.cdp_timeout, dispose).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(cdp_error(self.id, &self.endpoint, action, e)),
+                Err(_) => Err(Error::Timeout {
+                    key: format!("{action} on browser {} ({})", self.id, self.endpoint),
+                    after: self.cdp_timeout,
+                }),
+            };
+        }
+        self.cdp(action, dispose).await.map(|_| ())
+    }
+
+    /// A connected browser the pool can still talk to: its contexts must be
+    /// disposed on retirement, since nobody kills its process.
+    pub(crate) fn foreign_and_reachable(&self) -> bool {
+        self.process.is_none() && (self.death().is_none() || self.evicted())
     }
 
     /// A cheap liveness probe: `Browser.getVersion` within `timeout`.
@@ -267,7 +294,7 @@ impl Instance {
     /// does not own it.
     pub(crate) async fn shut_down(mut self, grace: Duration) {
         if let Some(prepared) = self.prepared.take() {
-            if self.process.is_none() && self.death().is_none() {
+            if self.foreign_and_reachable() {
                 let _ = self.dispose_context(prepared.context).await;
             }
         }
@@ -286,6 +313,13 @@ impl Drop for Instance {
     fn drop(&mut self) {
         self.handler.abort();
     }
+}
+
+/// The list behind `contexts`; it guards plain data, so a poisoned lock is still read.
+pub(crate) fn own_contexts(
+    contexts: &OwnContexts,
+) -> std::sync::MutexGuard<'_, Vec<BrowserContextId>> {
+    contexts.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// How an eviction's reason starts, so calls report it as one.

@@ -11,8 +11,10 @@ use super::config::{BrowserPoolConfig, BrowserSource};
 use super::instance::Instance;
 use super::lease::Lease;
 use super::locate::locate_chromium;
+use super::sampler::Gauge;
 use super::stats::{PoolStats, RetireReason, StatsRecorder};
 use crate::error::{Error, Result};
+use crate::memory::tree_memory;
 
 /// How long a retiring browser gets to close by itself before SIGKILL.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -77,6 +79,8 @@ pub(crate) struct PoolInner {
     next_browser: AtomicU64,
     next_lease: AtomicU64,
     pub(crate) closed: AtomicBool,
+    /// The budget was found used up when last checked.
+    was_over_budget: AtomicBool,
     maintainer: Mutex<Option<JoinHandle<()>>>,
     pub(crate) runtime: tokio::runtime::Handle,
 }
@@ -130,6 +134,7 @@ impl BrowserPool {
             next_browser: AtomicU64::new(1),
             next_lease: AtomicU64::new(1),
             closed: AtomicBool::new(false),
+            was_over_budget: AtomicBool::new(false),
             maintainer: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
         });
@@ -160,8 +165,7 @@ impl BrowserPool {
             .maintainer
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(handle);
-        if let (Some(policy), Some(_)) = (pool.inner.config.memory.clone(), &pool.inner.executable)
-        {
+        if let Some(policy) = pool.inner.config.memory.clone() {
             // Ends by itself when the pool is dropped or closed.
             drop(tokio::spawn(super::sampler::run(weak, policy)));
         }
@@ -191,19 +195,30 @@ impl BrowserPool {
                 Ok(Err(_)) => return Err(Error::PoolClosed { what: "browser" }),
                 Err(_) => return Err(inner.acquire_timeout(started)),
             };
+        let mut budget_counted = false;
         loop {
             let notified = inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            // Read before the state lock: the two locks are never nested.
+            let over_budget = inner.over_budget();
             let next = {
                 let mut state = inner.lock();
                 if let Some(instance) = state.idle.pop_back() {
                     state.busy += 1;
                     Next::Take(Box::new(instance))
-                } else if state.total() < inner.config.max_size {
+                } else if state.total() < inner.config.max_size && !over_budget {
                     state.starting += 1;
                     Next::Launch
                 } else {
+                    if state.total() < inner.config.max_size && !budget_counted {
+                        budget_counted = true;
+                        inner.stats.budget_waits.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(
+                            pool = inner.id,
+                            "acquire waits: the pool's memory budget is used up"
+                        );
+                    }
                     Next::Wait
                 }
             };
@@ -314,7 +329,9 @@ impl BrowserPool {
             .unwrap_or_default()
     }
 
-    /// The last measured PSS of each launched browser's process tree, bytes, by browser id.
+    /// The last memory figure of each browser, bytes, by browser id: the PSS
+    /// of a launched browser's process tree, the V8 heaps of the pool's pages
+    /// in a connected one.
     pub fn browser_memory(&self) -> std::collections::BTreeMap<u64, u64> {
         let members = self.inner.members.lock();
         members.iter().map(|(id, m)| (*id, m.last_bytes)).collect()
@@ -323,8 +340,7 @@ impl BrowserPool {
     /// The pids of the browsers this pool launched and that are alive now:
     /// idle, leased or recycling.
     pub fn pids(&self) -> Vec<u32> {
-        let members = self.inner.members.lock();
-        members.values().map(|m| m.pid).collect()
+        self.inner.members.pids()
     }
 
     /// Closes every browser (`Browser.close`, SIGKILL after a grace period, reap,
@@ -400,6 +416,33 @@ impl PoolInner {
         }
     }
 
+    fn budget(&self) -> Option<u64> {
+        self.config
+            .memory
+            .as_ref()
+            .and_then(|m| m.pool_budget_bytes)
+    }
+
+    /// Whether the pool's browsers together use the budget up: then nothing
+    /// is launched until one leaves or a sample finds them smaller.
+    fn over_budget(&self) -> bool {
+        let over = self
+            .budget()
+            .is_some_and(|budget| self.members.total_bytes() >= budget);
+        self.was_over_budget.store(over, Ordering::SeqCst);
+        over
+    }
+
+    /// After each sample: acquirers waiting on the budget try again once it
+    /// has room.
+    pub(crate) fn budget_sampled(&self) {
+        let was = self.was_over_budget.load(Ordering::SeqCst);
+        if was && !self.over_budget() {
+            tracing::info!(pool = self.id, "memory back under the pool budget");
+            self.changed.notify_waiters();
+        }
+    }
+
     /// Launches or connects one browser and prepares its first context.
     async fn start_instance(&self) -> Result<Instance> {
         let id = self.next_browser.fetch_add(1, Ordering::Relaxed);
@@ -425,10 +468,27 @@ impl PoolInner {
             return Err(e);
         }
         instance.alive = Some(AliveToken::new(&self.alive));
-        if let Some(pid) = instance.pid() {
-            self.members
-                .add(id, pid, instance.gone_sender(), self.config.memory.as_ref());
-        }
+        let gauge = match instance.pid() {
+            Some(pid) => Gauge::Process(pid),
+            None => Gauge::Remote {
+                browser: instance.browser.clone(),
+                contexts: instance.contexts.clone(),
+            },
+        };
+        // Under a budget a new browser counts from its start, not from the
+        // next sample, or a burst of acquires could all launch past it.
+        let first = match (&gauge, self.budget()) {
+            (Gauge::Process(pid), Some(_)) => {
+                let pid = *pid;
+                tokio::task::spawn_blocking(move || tree_memory(pid).total_bytes)
+                    .await
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        };
+        let memory = self.config.memory.as_ref();
+        self.members
+            .add(id, gauge, instance.gone_sender(), memory, first);
         self.stats.launched.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(pool = self.id, browser = id, pid = ?instance.pid(), "browser started");
         Ok(instance)
@@ -479,9 +539,7 @@ impl PoolInner {
             Some(r) => {
                 // A browser the pool does not own outlives its retirement: the
                 // lease's context must not stay behind in it.
-                if let (Some(context), None, None) =
-                    (lease_context, &instance.process, instance.death())
-                {
+                if let Some(context) = lease_context.filter(|_| instance.foreign_and_reachable()) {
                     let _ = instance.dispose_context(context).await;
                 }
                 Some(r)
@@ -603,9 +661,22 @@ impl PoolInner {
                 return;
             }
             let slot = {
-                let mut state = self.lock();
+                let state = self.lock();
                 let ready_or_coming = state.idle.len() + state.starting;
                 if ready_or_coming >= c.min_idle || state.total() >= c.max_size {
+                    return;
+                }
+                drop(state);
+                if self.over_budget() {
+                    tracing::debug!(
+                        pool = self.id,
+                        "no top-up: the pool's memory budget is used up"
+                    );
+                    return;
+                }
+                let mut state = self.lock();
+                // Re-checked: another task may have started one meanwhile.
+                if state.idle.len() + state.starting >= c.min_idle || state.total() >= c.max_size {
                     return;
                 }
                 state.starting += 1;

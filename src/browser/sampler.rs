@@ -1,15 +1,20 @@
-//! The pool's memory sampler: measures every launched browser's process tree
-//! each `sample_interval`, warns on the soft limit, evicts on the hard one.
+//! The pool's memory sampler: measures every browser each `sample_interval`
+//! (a launched one by the PSS of its process tree, a connected one by the V8
+//! heaps of the pool's pages in it), warns on the soft limit, evicts on the
+//! hard one, and tells waiting acquirers when the pool-wide budget frees up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use chromiumoxide::cdp::browser_protocol::target::GetTargetsParams;
+use chromiumoxide::cdp::js_protocol::runtime::{GetHeapUsageParams, GetIsolateIdParams};
+use chromiumoxide::Browser;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::instance::{mark_gone, EVICTED};
+use super::instance::{mark_gone, own_contexts, OwnContexts, EVICTED};
 use super::pool::PoolInner;
 use super::stats::RetireReason;
 use crate::memory::{tree_memory, MemoryPolicy, SoftEvent, SoftLimitTracker};
@@ -33,14 +38,36 @@ pub struct MemoryEvent {
     pub browser: u64,
     /// What happened.
     pub kind: MemoryEventKind,
-    /// Its process tree's PSS at the time, bytes.
+    /// Its figure at the time, bytes: the PSS of its process tree, or for a
+    /// connected browser the V8 heaps of the pool's pages.
     pub bytes: u64,
     /// Since the pool started.
     pub at: Duration,
 }
 
+/// What a browser's memory is read from.
+#[derive(Clone)]
+pub(crate) enum Gauge {
+    /// A launched browser: the PSS of its process tree.
+    Process(u32),
+    /// A connected browser: the V8 heaps of the pages in the pool's contexts.
+    Remote {
+        browser: Arc<Browser>,
+        contexts: OwnContexts,
+    },
+}
+
+impl Gauge {
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Gauge::Process(pid) => Some(*pid),
+            Gauge::Remote { .. } => None,
+        }
+    }
+}
+
 pub(crate) struct Member {
-    pub(crate) pid: u32,
+    pub(crate) gauge: Gauge,
     gone: Arc<watch::Sender<Option<String>>>,
     tracker: Option<SoftLimitTracker>,
     pub(crate) last_bytes: u64,
@@ -66,20 +93,37 @@ impl Members {
         self.by_id.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Registers a browser; `bytes` is its first figure, so a budget counts
+    /// it before the first sample.
     pub(crate) fn add(
         &self,
         id: u64,
-        pid: u32,
+        gauge: Gauge,
         gone: Arc<watch::Sender<Option<String>>>,
         policy: Option<&MemoryPolicy>,
+        bytes: u64,
     ) {
+        let tracker = policy.map(|p| match gauge {
+            Gauge::Process(_) => SoftLimitTracker::new(p),
+            Gauge::Remote { .. } => SoftLimitTracker::new_v8(p),
+        });
         let member = Member {
-            pid,
+            gauge,
             gone,
-            tracker: policy.map(SoftLimitTracker::new),
-            last_bytes: 0,
+            tracker,
+            last_bytes: bytes,
         };
         self.lock().insert(id, member);
+    }
+
+    /// Process ids of the launched browsers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.lock().values().filter_map(|m| m.gauge.pid()).collect()
+    }
+
+    /// The latest figures of every browser, summed: what the budget is held to.
+    pub(crate) fn total_bytes(&self) -> u64 {
+        self.lock().values().map(|m| m.last_bytes).sum()
     }
 
     pub(crate) fn remove(&self, id: u64) {
@@ -97,27 +141,41 @@ pub(crate) async fn run(weak: Weak<PoolInner>, policy: MemoryPolicy) {
         if inner.closed.load(Ordering::SeqCst) {
             return;
         }
-        let targets: Vec<(u64, u32)> = inner
+        let gauges: Vec<(u64, Gauge)> = inner
             .members
             .lock()
             .iter()
-            .map(|(id, m)| (*id, m.pid))
+            .map(|(id, m)| (*id, m.gauge.clone()))
             .collect();
-        if targets.is_empty() {
+        if gauges.is_empty() {
             continue;
         }
+        let (local, remote): (Vec<_>, Vec<_>) = gauges
+            .into_iter()
+            .partition(|(_, g)| matches!(g, Gauge::Process(_)));
         // Reading smaps_rollup costs milliseconds per process: off the runtime.
-        let Ok(measured) = tokio::task::spawn_blocking(move || {
-            targets
+        let local = tokio::task::spawn_blocking(move || {
+            local
                 .into_iter()
-                .map(|(id, pid)| (id, tree_memory(pid).total_bytes))
+                .filter_map(|(id, g)| Some((id, tree_memory(g.pid()?).total_bytes)))
                 .collect::<Vec<_>>()
-        })
-        .await
-        else {
-            continue;
-        };
-        let total: u64 = measured.iter().map(|m| m.1).sum();
+        });
+        let remote = futures::future::join_all(remote.into_iter().map(|(id, g)| async move {
+            let Gauge::Remote { browser, contexts } = g else {
+                return None;
+            };
+            // A browser too busy to answer within the interval skips a sample.
+            let heap = tokio::time::timeout(policy.sample_interval, v8_heap(&browser, &contexts));
+            Some((id, heap.await.ok()??))
+        }));
+        let (local, remote) = futures::join!(local, remote);
+        let Ok(local) = local else { continue };
+        let total: u64 = local.iter().map(|m| m.1).sum();
+        let measured: Vec<(u64, u64)> = local
+            .into_iter()
+            .chain(remote.into_iter().flatten())
+            .collect();
+
         inner
             .stats
             .peak_total_pss
@@ -135,16 +193,31 @@ pub(crate) async fn run(weak: Weak<PoolInner>, policy: MemoryPolicy) {
                 let Some(m) = members.get_mut(&id) else {
                     continue;
                 };
-                m.last_bytes = bytes;
-                if bytes == 0 {
+                let local = m.gauge.pid().is_some();
+                if bytes == 0 && local {
                     continue; // the process has just gone; its death is handled elsewhere
                 }
+                m.last_bytes = bytes;
+                let (soft, hard, what) = if local {
+                    (
+                        policy.soft_limit_bytes,
+                        policy.hard_limit_bytes,
+                        "PSS of its process tree",
+                    )
+                } else {
+                    (
+                        policy.v8_soft_limit_bytes,
+                        policy.v8_hard_limit_bytes,
+                        "V8 heaps of the pool's pages",
+                    )
+                };
                 match m.tracker.as_mut().and_then(|t| t.sample(bytes)) {
                     Some(SoftEvent::Exceeded) => {
                         tracing::warn!(
                             browser = id,
                             mb = bytes / 1_000_000,
-                            limit_mb = policy.soft_limit_bytes / 1_000_000,
+                            limit_mb = soft / 1_000_000,
+                            measure = what,
                             "browser memory over the soft limit"
                         );
                         inner.stats.soft_warnings.fetch_add(1, Ordering::Relaxed);
@@ -170,11 +243,11 @@ pub(crate) async fn run(weak: Weak<PoolInner>, policy: MemoryPolicy) {
                     }
                     None => {}
                 }
-                if bytes > policy.hard_limit_bytes {
+                if bytes > hard {
                     let reason = format!(
-                        "{EVICTED}memory {} MB (PSS of its process tree) over the hard limit {} MB",
+                        "{EVICTED}memory {} MB ({what}) over the hard limit {} MB",
                         bytes / 1_000_000,
-                        policy.hard_limit_bytes / 1_000_000
+                        hard / 1_000_000
                     );
                     tracing::warn!(browser = id, "{reason}");
                     mark_gone(&m.gone, &reason);
@@ -198,5 +271,48 @@ pub(crate) async fn run(weak: Weak<PoolInner>, policy: MemoryPolicy) {
                 inner.retire(instance, RetireReason::Memory);
             }
         }
+        inner.budget_sampled();
     }
+}
+
+/// The V8 heap in use by the pages of `contexts`, counted once per isolate
+/// (pages of one site in one context can share a renderer, and with it a
+/// heap). `None` when the browser does not answer.
+async fn v8_heap(browser: &Browser, contexts: &OwnContexts) -> Option<u64> {
+    let ours: Vec<_> = own_contexts(contexts).clone();
+    if ours.is_empty() {
+        return Some(0);
+    }
+    let targets = browser.execute(GetTargetsParams::default()).await.ok()?;
+    let pages: HashSet<_> = targets
+        .result
+        .target_infos
+        .into_iter()
+        .filter(|t| t.r#type == "page")
+        .filter(|t| {
+            t.browser_context_id
+                .as_ref()
+                .is_some_and(|c| ours.contains(c))
+        })
+        .map(|t| t.target_id)
+        .collect();
+    let reads = browser
+        .pages()
+        .await
+        .ok()?
+        .into_iter()
+        .filter(|p| pages.contains(p.target_id()))
+        .map(|page| async move {
+            let (isolate, heap) = futures::join!(
+                page.execute(GetIsolateIdParams::default()),
+                page.execute(GetHeapUsageParams::default())
+            );
+            Some((isolate.ok()?.result.id, heap.ok()?.result.used_size as u64))
+        });
+    let by_isolate: HashMap<String, u64> = futures::future::join_all(reads)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    Some(by_isolate.values().sum())
 }

@@ -35,6 +35,9 @@ pub struct PoolStats {
     pub acquire_waits: u64,
     /// Acquires that gave up after `acquire_timeout`.
     pub acquire_timeouts: u64,
+    /// Acquires that waited for a browser although a slot was free, because
+    /// the pool's memory budget was used up.
+    pub budget_waits: u64,
     /// Browsers found crashed (process gone, connection lost).
     pub crashed: u64,
     /// Browsers launched by the maintainer to make up for a retired one.
@@ -69,6 +72,7 @@ pub(crate) struct StatsRecorder {
     pub(crate) acquires: AtomicU64,
     pub(crate) acquire_waits: AtomicU64,
     pub(crate) acquire_timeouts: AtomicU64,
+    pub(crate) budget_waits: AtomicU64,
     pub(crate) crashed: AtomicU64,
     pub(crate) replaced: AtomicU64,
     retired_idle: AtomicU64,
@@ -116,6 +120,7 @@ impl StatsRecorder {
             acquires: get(&self.acquires),
             acquire_waits: get(&self.acquire_waits),
             acquire_timeouts: get(&self.acquire_timeouts),
+            budget_waits: get(&self.budget_waits),
             crashed: get(&self.crashed),
             replaced: get(&self.replaced),
             retired_idle: get(&self.retired_idle),

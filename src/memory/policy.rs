@@ -11,6 +11,18 @@ use crate::error::{Error, Result};
 /// for a lease's pages; the hard limit of 500 MB catches a page that keeps
 /// allocating.
 ///
+/// A connected browser (connect mode) runs on another machine: there is no
+/// process tree to measure, only the V8 heaps of the pool's own pages there,
+/// read over CDP (`Runtime.getHeapUsage`, once per isolate). Its limits are
+/// the `v8_*` ones. A fixture page's heap is ~1 MB here and a busy
+/// single-page app's tens of MB, so the defaults (150 MB soft, 250 MB hard)
+/// catch a page that keeps allocating, not a lease with many pages.
+///
+/// The optional pool-wide budget is the sum of the latest figure of every
+/// browser in the pool. While it is reached, the pool launches no browser:
+/// not to keep `min_idle`, and not for an `acquire`, which waits for a
+/// browser to come back instead (up to `acquire_timeout`).
+///
 /// # Example
 ///
 /// ```
@@ -32,6 +44,13 @@ pub struct MemoryPolicy {
     pub window: usize,
     /// A warning clears only below `soft_limit - hysteresis` (default 20 MB).
     pub hysteresis_bytes: u64,
+    /// Soft limit of a connected browser's V8 heaps (default 150 MB).
+    pub v8_soft_limit_bytes: u64,
+    /// Hard limit of a connected browser's V8 heaps (default 250 MB).
+    pub v8_hard_limit_bytes: u64,
+    /// Pool-wide budget: no launch while the pool's browsers together use
+    /// this much (default none).
+    pub pool_budget_bytes: Option<u64>,
 }
 
 impl Default for MemoryPolicy {
@@ -42,6 +61,9 @@ impl Default for MemoryPolicy {
             sample_interval: Duration::from_secs(1),
             window: 5,
             hysteresis_bytes: 20_000_000,
+            v8_soft_limit_bytes: 150_000_000,
+            v8_hard_limit_bytes: 250_000_000,
+            pool_budget_bytes: None,
         }
     }
 }
@@ -73,6 +95,30 @@ impl MemoryPolicy {
         if self.hysteresis_bytes >= self.soft_limit_bytes {
             return field("hysteresis_bytes", "must be below soft_limit_bytes".into());
         }
+        if self.hysteresis_bytes >= self.v8_soft_limit_bytes {
+            return field(
+                "v8_soft_limit_bytes",
+                format!(
+                    "{} is not above hysteresis_bytes {}",
+                    self.v8_soft_limit_bytes, self.hysteresis_bytes
+                ),
+            );
+        }
+        if self.v8_hard_limit_bytes < self.v8_soft_limit_bytes {
+            return field(
+                "v8_hard_limit_bytes",
+                format!(
+                    "{} is below v8_soft_limit_bytes {}",
+                    self.v8_hard_limit_bytes, self.v8_soft_limit_bytes
+                ),
+            );
+        }
+        if self.pool_budget_bytes == Some(0) {
+            return field(
+                "pool_budget_bytes",
+                "must be greater than zero (or unset for no budget)".into(),
+            );
+        }
         Ok(())
     }
 }
@@ -97,11 +143,20 @@ pub struct SoftLimitTracker {
 }
 
 impl SoftLimitTracker {
-    /// A tracker for `policy`.
+    /// A tracker of a launched browser's process tree under `policy`.
     pub fn new(policy: &MemoryPolicy) -> SoftLimitTracker {
+        Self::with_limit(policy, policy.soft_limit_bytes)
+    }
+
+    /// A tracker of a connected browser's V8 heaps under `policy`.
+    pub fn new_v8(policy: &MemoryPolicy) -> SoftLimitTracker {
+        Self::with_limit(policy, policy.v8_soft_limit_bytes)
+    }
+
+    fn with_limit(policy: &MemoryPolicy, limit: u64) -> SoftLimitTracker {
         SoftLimitTracker {
-            limit: policy.soft_limit_bytes,
-            clear_below: policy.soft_limit_bytes - policy.hysteresis_bytes,
+            limit,
+            clear_below: limit.saturating_sub(policy.hysteresis_bytes),
             window: policy.window,
             recent: VecDeque::with_capacity(policy.window),
             warned: false,
@@ -191,5 +246,36 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("browser.memory.hard_limit_bytes"), "{e}");
+        let e = MemoryPolicy {
+            v8_hard_limit_bytes: 1,
+            ..policy()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("browser.memory.v8_hard_limit_bytes"), "{e}");
+        let e = MemoryPolicy {
+            pool_budget_bytes: Some(0),
+            ..policy()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("browser.memory.pool_budget_bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_v8_tracker_judges_against_the_v8_limit() {
+        let p = MemoryPolicy {
+            v8_soft_limit_bytes: 50,
+            v8_hard_limit_bytes: 60,
+            window: 1,
+            ..policy()
+        };
+        assert_eq!(SoftLimitTracker::new(&p).sample(70), None);
+        assert_eq!(
+            SoftLimitTracker::new_v8(&p).sample(70),
+            Some(SoftEvent::Exceeded)
+        );
     }
 }

@@ -319,6 +319,7 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
             sample_interval: Duration::from_millis(200),
             window: 5,
             hysteresis_bytes: 20_000_000,
+            ..MemoryPolicy::default()
         }),
         ..BrowserPoolConfig::default()
     })

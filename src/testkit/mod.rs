@@ -7,12 +7,14 @@
 //!   writes its report and panics with a readable message if a threshold fails.
 
 mod client;
+mod external;
 mod harness;
 mod resources;
 mod server;
 mod trace;
 
 pub use client::{get_once, HttpConnection, HttpResponse};
+pub use external::ExternalChromium;
 pub use harness::{
     contract_path, init_tracing, run_contract, snapshot_view, CONTRACT_ENV, DEFAULT_LOG_FILTER,
 };
