@@ -122,7 +122,12 @@ fn validate_exits_0_and_writes_json_then_1_on_an_impossible_threshold() {
     let impossible = temp("impossible.toml");
     std::fs::write(&impossible, text).unwrap();
     let out = run_validate(&impossible, &temp("results-impossible.json"));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     let row = table
         .lines()
