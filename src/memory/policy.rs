@@ -238,30 +238,33 @@ mod tests {
 
     #[test]
     fn inconsistent_limits_name_the_field() {
-        let e = MemoryPolicy {
-            hard_limit_bytes: 50,
-            ..policy()
+        let cases = [
+            (
+                MemoryPolicy {
+                    hard_limit_bytes: 50,
+                    ..policy()
+                },
+                "hard_limit_bytes",
+            ),
+            (
+                MemoryPolicy {
+                    v8_hard_limit_bytes: 1,
+                    ..policy()
+                },
+                "v8_hard_limit_bytes",
+            ),
+            (
+                MemoryPolicy {
+                    pool_budget_bytes: Some(0),
+                    ..policy()
+                },
+                "pool_budget_bytes",
+            ),
+        ];
+        for (bad, field) in cases {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(&format!("browser.memory.{field}")), "{e}");
         }
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("browser.memory.hard_limit_bytes"), "{e}");
-        let e = MemoryPolicy {
-            v8_hard_limit_bytes: 1,
-            ..policy()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("browser.memory.v8_hard_limit_bytes"), "{e}");
-        let e = MemoryPolicy {
-            pool_budget_bytes: Some(0),
-            ..policy()
-        }
-        .validate()
-        .unwrap_err()
-        .to_string();
-        assert!(e.contains("browser.memory.pool_budget_bytes"), "{e}");
     }
 
     #[test]
