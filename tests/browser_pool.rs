@@ -282,13 +282,7 @@ async fn a_browser_is_retired_after_max_uses_and_really_gone() {
 /// Renderers in a browser's process tree, counted after `settle` lets the
 /// renderers of disposed contexts exit.
 async fn renderers(pid: u32, settle: Duration) -> usize {
-    let count = || {
-        tidepool::memory::tree_memory(pid)
-            .processes
-            .iter()
-            .filter(|p| p.kind == "renderer")
-            .count()
-    };
+    let count = || tidepool::memory::count_of_kind(pid, "renderer");
     let deadline = Instant::now() + settle;
     let mut n = count();
     while n > 2 && Instant::now() < deadline {

@@ -67,6 +67,10 @@ async fn reuse_keeps_leases_isolated_and_a_reset_clears_what_a_use_left() {
         .into_value()
         .unwrap();
     assert_eq!(injected, "yes");
+    s.page()
+        .execute(chromiumoxide::cdp::browser_protocol::dom::GetDocumentParams::default())
+        .await
+        .unwrap(); // turns the DOM agent on
     s.release().await;
     assert_eq!(sessions.idle_count(), 1);
 
@@ -87,6 +91,17 @@ async fn reuse_keeps_leases_isolated_and_a_reset_clears_what_a_use_left() {
         .into_value()
         .unwrap();
     assert!(injected, "an init script survived the reset");
+    let dom_off = s
+        .page()
+        .execute(chromiumoxide::cdp::browser_protocol::dom::DisableParams::default())
+        .await
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        dom_off.contains("hasn't been enabled"),
+        "the DOM agent a use turned on survived the reset: {dom_off}"
+    );
     s.goto(&server.url("/set-cookie?name=session&value=A2"))
         .await
         .unwrap();

@@ -6,4 +6,6 @@ mod policy;
 mod tree;
 
 pub use policy::{MemoryPolicy, SoftEvent, SoftLimitTracker};
-pub use tree::{process_memory, process_tree, tree_memory, Measure, ProcessMemory, TreeMemory};
+pub use tree::{
+    count_of_kind, process_memory, process_tree, tree_memory, Measure, ProcessMemory, TreeMemory,
+};

@@ -113,6 +113,16 @@ fn kind_of(pid: u32) -> String {
         .unwrap_or_else(|| "browser".to_owned())
 }
 
+/// How many processes of `root`'s tree have Chromium's `--type=kind`
+/// (`"renderer"`, `"gpu-process"`, ...; the root counts as `"browser"`).
+/// Cheap: it reads only `stat` and `cmdline`, no memory maps.
+pub fn count_of_kind(root: u32, kind: &str) -> usize {
+    process_tree(root)
+        .into_iter()
+        .filter(|&pid| kind_of(pid) == kind)
+        .count()
+}
+
 /// Measures one process: PSS from `smaps_rollup`, or RSS from `status` with
 /// the fallback flagged. `None` if the process is gone.
 pub fn process_memory(pid: u32) -> Option<ProcessMemory> {

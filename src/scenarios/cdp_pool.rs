@@ -5,7 +5,7 @@
 //! independent commands (title, document, a selector count, cookies, layout
 //! metrics, text length, a price).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::dom::{DescribeNodeParams, GetDocumentParams};
 use chromiumoxide::cdp::browser_protocol::network::GetCookiesParams;
@@ -18,7 +18,7 @@ use crate::browser::{BrowserPool, BrowserPoolConfig, Lease};
 use crate::cdp::{Batch, SessionPool, SessionPoolConfig};
 use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
-use crate::memory::MemoryPolicy;
+use crate::memory::{count_of_kind, MemoryPolicy};
 use crate::profile::RunProfile;
 use crate::report::MetricSummary;
 use crate::testkit::FixtureServer;
@@ -111,6 +111,60 @@ async fn baseline_request(lease: &Lease, url: &str) -> Result<(f64, f64, u64)> {
     Ok((total, commands, crate::cdp::round_trip_waits(&stamps)))
 }
 
+/// Renderers of the browser at `pid`, counted off the runtime.
+async fn renderers(pid: u32) -> usize {
+    tokio::task::spawn_blocking(move || count_of_kind(pid, "renderer"))
+        .await
+        .unwrap_or(0)
+}
+
+/// Waits (up to 2 s) until the browser runs no more than `n` renderers. A
+/// baseline page has a renderer of its own, which exits after
+/// `Target.closeTarget` has answered; its teardown belongs to the baseline,
+/// not to the pooled step measured next.
+async fn settle(pid: Option<u32>, n: usize) {
+    let Some(pid) = pid else { return };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while renderers(pid).await > n && Instant::now() < deadline {
+        // Waiting on another process to exit: it signals nothing we can await.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A baseline request, then the wait for its page's renderer to exit.
+async fn settled_baseline(lease: &Lease, url: &str) -> Result<(f64, f64, u64)> {
+    let renderers_before = match lease.pid() {
+        Some(pid) => renderers(pid).await,
+        None => 0,
+    };
+    let measured = baseline_request(lease, url).await?;
+    settle(lease.pid(), renderers_before).await;
+    Ok(measured)
+}
+
+/// The pooled request: a session from the pool, navigation, the seven
+/// commands in one batch. Returns (total ms, whether the session was reused).
+async fn pooled_request(lease: &Lease, sessions: &SessionPool, url: &str) -> Result<(f64, bool)> {
+    let before = sessions.counts().reused;
+    let t = Instant::now();
+    let session = sessions.acquire().await?;
+    session.goto(url).await?;
+    let mut batch = session.batch();
+    push_step(&mut batch);
+    let results = batch.send().await;
+    let total = ms(t);
+    if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+        return Err(Error::Cdp {
+            browser: lease.browser_id(),
+            endpoint: String::new(),
+            action: "a pooled step".into(),
+            message: e.to_string(),
+        });
+    }
+    session.release().await;
+    Ok((total, sessions.counts().reused > before))
+}
+
 async fn run(profile: RunProfile) -> Result<MetricSummary> {
     let server = FixtureServer::start().await?;
     // Up to ten sessions and a baseline page per request live in one browser:
@@ -157,31 +211,23 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
     let (mut reused_after_warmup, mut counted) = (0u64, 0u64);
     for i in 0..n {
         let url = server.url(&format!("/page/{i}"));
-        let (total, commands, waits) = baseline_request(&lease, &url).await?;
+        // Alternating which side goes first: whatever one side leaves the
+        // browser doing lands on each side equally often.
+        let (base, (pooled_ms, reused)) = if i % 2 == 0 {
+            let base = settled_baseline(&lease, &url).await?;
+            (base, pooled_request(&lease, &sessions, &url).await?)
+        } else {
+            let pooled = pooled_request(&lease, &sessions, &url).await?;
+            (settled_baseline(&lease, &url).await?, pooled)
+        };
+        let (total, commands, waits) = base;
         baseline.push(total);
         sequential.push(commands);
         seq_waits += waits;
-
-        let before = sessions.counts().reused;
-        let t = Instant::now();
-        let session = sessions.acquire().await?;
-        session.goto(&url).await?;
-        let mut batch = session.batch();
-        push_step(&mut batch);
-        let results = batch.send().await;
-        pooled.push(ms(t));
-        if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-            return Err(Error::Cdp {
-                browser: lease.browser_id(),
-                endpoint: String::new(),
-                action: "a pooled step".into(),
-                message: e.to_string(),
-            });
-        }
-        session.release().await;
+        pooled.push(pooled_ms);
         if i >= WARMUP {
             counted += 1;
-            reused_after_warmup += sessions.counts().reused - before;
+            reused_after_warmup += u64::from(reused);
         }
     }
 
