@@ -5,11 +5,12 @@ use crate::error::{Error, Result};
 
 /// Per-browser memory limits and how they are judged.
 ///
-/// The defaults come from this machine (2 vCPU, Chromium 156): an idle
-/// headless browser's process tree is ~220-360 MB PSS (~800+ MB if RSS were
-/// summed) and each open page adds ~12 MB. A soft limit of 400 MB leaves room
-/// for a lease's pages; the hard limit of 500 MB catches a page that keeps
-/// allocating.
+/// The defaults come from this machine (2 vCPU, Chromium 156, the pool's
+/// default flags; `make perf`, `memory_pressure` report): an idle headless
+/// browser's process tree is ~230 MB PSS (~850 MB if RSS were summed) and each
+/// open fixture page adds ~16 MB. A soft limit of 400 MB leaves room for about
+/// ten pages; the hard limit of 500 MB (about sixteen) catches a page that
+/// keeps allocating.
 ///
 /// A connected browser (connect mode) runs on another machine: there is no
 /// process tree to measure, only the V8 heaps of the pool's own pages there,
