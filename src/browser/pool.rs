@@ -641,11 +641,16 @@ impl PoolInner {
         for mut instance in to_probe {
             let slot = SlotGuard::new(self, Slot::Busy);
             let ok = instance.probe(c.health_check_timeout).await.is_ok();
-            drop(slot);
             if ok {
-                self.lock().idle.push_back(instance);
+                // From busy to idle under one lock, never uncounted between.
+                let mut state = self.lock();
+                state.busy -= 1;
+                state.idle.push_back(instance);
+                drop(state);
+                slot.defuse();
                 self.changed.notify_one();
             } else {
+                drop(slot);
                 let reason = if instance.death().is_some() {
                     RetireReason::Crashed
                 } else {
@@ -683,10 +688,14 @@ impl PoolInner {
                 SlotGuard::new(self, Slot::Starting)
             };
             let started = self.start_instance().await;
-            drop(slot);
             let mut state = self.lock();
             match started {
                 Ok(instance) => {
+                    // Uncounted as starting and counted idle under one lock:
+                    // between the two, an acquire would see a free slot and
+                    // launch past max_size.
+                    state.starting -= 1;
+                    slot.defuse();
                     if state.owed_replacements > 0 {
                         state.owed_replacements -= 1;
                         self.stats.replaced.fetch_add(1, Ordering::Relaxed);
@@ -697,6 +706,7 @@ impl PoolInner {
                 }
                 Err(e) => {
                     drop(state);
+                    drop(slot);
                     tracing::warn!(pool = self.id, error = %e, "could not start a browser to keep min_idle");
                     return;
                 }

@@ -2,6 +2,7 @@
 //! time to a page's title (warm lease vs cold launch), acquire latency against
 //! launch latency, and throughput of a crawl with concurrent workers.
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,8 +121,10 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
     s.measure("launch_ms", "ms", &launch)?;
     s.measure("acquire_ms", "ms", &acquire)?;
 
-    // Part 2: a crawl with concurrent workers, pooled then naive.
-    let pages = profile.scaled(40, 200);
+    // Part 2: a crawl with concurrent workers, in rounds that alternate which
+    // side goes first, so a slow or busy spell of the machine falls on both.
+    let pages = profile.scaled(80, 200);
+    let rounds = profile.scaled(2, 5);
     // One browser per worker: on two cores the crawl is CPU-bound, and spare
     // browsers (measured: max_size 6) only add processes competing for it.
     let pool = BrowserPool::new(BrowserPoolConfig {
@@ -133,52 +136,27 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
     .await?;
     pool.wait_until_idle(WORKERS, Duration::from_secs(60)).await;
     let crawl_errors = Arc::new(AtomicU64::new(errors));
-    let next = Arc::new(AtomicUsize::new(0));
-    let t = Instant::now();
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            let (pool, next, errs) = (pool.clone(), next.clone(), crawl_errors.clone());
-            let base = server.url("/page/");
-            tokio::spawn(async move {
-                while let Some(i) = claim(&next, pages) {
-                    let ok = async {
-                        let lease = pool.acquire().await?;
-                        lease.goto(&format!("{base}{i}")).await?;
-                        lease.evaluate::<String>("document.title").await
-                    }
-                    .await;
-                    if !matches!(ok, Ok(ref title) if *title == format!("Page {i}")) {
-                        tracing::warn!(page = i, result = ?ok, "pooled crawl page failed");
-                        errs.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
-    join_workers(workers).await?;
-    let pooled_rate = pages as f64 / t.elapsed().as_secs_f64();
+    let side = Side {
+        executable: &executable,
+        flags: &flags,
+        base: server.url("/page/"),
+        errors: crawl_errors.clone(),
+    };
+    let (mut pooled_time, mut naive_time) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..rounds {
+        let batch = round * pages / rounds..(round + 1) * pages / rounds;
+        for pooled_side in [round % 2 == 0, round % 2 == 1] {
+            if pooled_side {
+                pooled_time += side.pooled(&pool, batch.clone()).await?;
+            } else {
+                naive_time += side.naive(batch.clone()).await?;
+            }
+        }
+    }
+    let pooled_rate = pages as f64 / pooled_time.as_secs_f64();
+    let naive_rate = pages as f64 / naive_time.as_secs_f64();
     crashed += pool.stats().crashed;
     pool.close().await;
-
-    next.store(0, Ordering::SeqCst);
-    let t = Instant::now();
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|_| {
-            let (next, errs) = (next.clone(), crawl_errors.clone());
-            let (exe, flags, base) = (executable.clone(), flags.clone(), server.url("/page/"));
-            tokio::spawn(async move {
-                while let Some(i) = claim(&next, pages) {
-                    let ok = naive::load_page(&exe, &flags, &format!("{base}{i}"), "document.title").await;
-                    if !matches!(ok, Ok(ref load) if load.value == format!("Page {i}")) {
-                        tracing::warn!(page = i, result = ?ok.map(|l| l.value), "naive crawl page failed");
-                        errs.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        })
-        .collect();
-    join_workers(workers).await?;
-    let naive_rate = pages as f64 / t.elapsed().as_secs_f64();
     server.shutdown().await;
 
     s.ratio("pooled_pages_per_s", pooled_rate);
@@ -189,7 +167,7 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
     let leftovers = leftover_browser_processes(Duration::from_secs(3)).await;
     s.count("leftover_processes", leftovers.len() as u64);
     s.note(format!(
-        "crawl: {pages} fixture pages, {WORKERS} concurrent workers; pool max_size {WORKERS}; naive launches a browser per page"
+        "crawl: {pages} fixture pages in {rounds} rounds alternating which side goes first, {WORKERS} concurrent workers; pool max_size {WORKERS}, its time counted until the last lease is recycled; naive launches a browser per page"
     ));
     Ok(s)
 }
@@ -198,9 +176,74 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-fn claim(next: &AtomicUsize, pages: usize) -> Option<usize> {
+/// What both sides of the crawl share.
+struct Side<'a> {
+    executable: &'a std::path::Path,
+    flags: &'a [String],
+    base: String,
+    errors: Arc<AtomicU64>,
+}
+
+impl Side<'_> {
+    /// Crawls `pages` with a lease per page; the time runs until the pool has
+    /// recycled the last lease, so no work of these pages is left uncounted.
+    async fn pooled(&self, pool: &BrowserPool, pages: Range<usize>) -> Result<Duration> {
+        let next = Arc::new(AtomicUsize::new(pages.start));
+        let t = Instant::now();
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let (pool, next, errs) = (pool.clone(), next.clone(), self.errors.clone());
+                let (base, end) = (self.base.clone(), pages.end);
+                tokio::spawn(async move {
+                    while let Some(i) = claim(&next, end) {
+                        let ok = async {
+                            let lease = pool.acquire().await?;
+                            lease.goto(&format!("{base}{i}")).await?;
+                            lease.evaluate::<String>("document.title").await
+                        }
+                        .await;
+                        if !matches!(ok, Ok(ref title) if *title == format!("Page {i}")) {
+                            tracing::warn!(page = i, result = ?ok, "pooled crawl page failed");
+                            errs.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        join_workers(workers).await?;
+        pool.wait_until_idle(WORKERS, Duration::from_secs(60)).await;
+        Ok(t.elapsed())
+    }
+
+    /// Crawls `pages` launching a browser per page.
+    async fn naive(&self, pages: Range<usize>) -> Result<Duration> {
+        let next = Arc::new(AtomicUsize::new(pages.start));
+        let t = Instant::now();
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                let (next, errs) = (next.clone(), self.errors.clone());
+                let (exe, flags) = (self.executable.to_path_buf(), self.flags.to_vec());
+                let (base, end) = (self.base.clone(), pages.end);
+                tokio::spawn(async move {
+                    while let Some(i) = claim(&next, end) {
+                        let ok = naive::load_page(&exe, &flags, &format!("{base}{i}"), "document.title").await;
+                        if !matches!(ok, Ok(ref load) if load.value == format!("Page {i}")) {
+                            tracing::warn!(page = i, result = ?ok.map(|l| l.value), "naive crawl page failed");
+                            errs.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        join_workers(workers).await?;
+        Ok(t.elapsed())
+    }
+}
+
+/// The next page below `end`, if any.
+fn claim(next: &AtomicUsize, end: usize) -> Option<usize> {
     let i = next.fetch_add(1, Ordering::SeqCst);
-    (i < pages).then_some(i)
+    (i < end).then_some(i)
 }
 
 async fn join_workers(workers: Vec<tokio::task::JoinHandle<()>>) -> Result<()> {

@@ -48,7 +48,7 @@ impl HttpConnection {
         let _ = stream.set_nodelay(true);
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| http_err(format!("handshake: {e}")))?;
+            .map_err(|e| http_err(format!("handshake: {}", causes(&e))))?;
         let driver = tokio::spawn(async move {
             // The connection ends when the sender is dropped or the peer closes;
             // either way there is no one left to tell.
@@ -76,13 +76,13 @@ impl HttpConnection {
             .sender
             .send_request(request)
             .await
-            .map_err(|e| http_err(format!("request: {e}")))?;
+            .map_err(|e| http_err(format!("request: {}", causes(&e))))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| http_err(format!("reading the body: {e}")))?
+            .map_err(|e| http_err(format!("reading the body: {}", causes(&e))))?
             .to_bytes();
         Ok(HttpResponse { status, body })
     }
@@ -92,6 +92,19 @@ impl Drop for HttpConnection {
     fn drop(&mut self) {
         self.driver.abort();
     }
+}
+
+/// An error with its causes: hyper's own message is often only "operation
+/// was canceled", with the reason (a reset connection, say) in its source.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// GETs `path` from `addr` on a connection of its own, closed afterwards.
