@@ -72,6 +72,13 @@ impl HttpConnection {
             .header(hyper::header::HOST, self.addr.to_string())
             .body(Empty::<Bytes>::new())
             .map_err(|e| http_err(format!("building the request: {e}")))?;
+        // After a response, the connection is reusable only once its driver
+        // task has run; sending before that fails with "connection was not
+        // ready" (seen under load). `ready` waits for it.
+        self.sender
+            .ready()
+            .await
+            .map_err(|e| http_err(format!("waiting for the connection: {}", causes(&e))))?;
         let response = self
             .sender
             .send_request(request)
