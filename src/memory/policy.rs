@@ -78,14 +78,16 @@ impl MemoryPolicy {
         if self.soft_limit_bytes == 0 {
             return field("soft_limit_bytes", "must be greater than zero".into());
         }
-        if self.hard_limit_bytes < self.soft_limit_bytes {
-            return field(
-                "hard_limit_bytes",
-                format!(
-                    "{} is below soft_limit_bytes {}",
-                    self.hard_limit_bytes, self.soft_limit_bytes
-                ),
-            );
+        for (hard, soft, prefix) in [
+            (self.hard_limit_bytes, self.soft_limit_bytes, ""),
+            (self.v8_hard_limit_bytes, self.v8_soft_limit_bytes, "v8_"),
+        ] {
+            if hard < soft {
+                return field(
+                    &format!("{prefix}hard_limit_bytes"),
+                    format!("{hard} is below {prefix}soft_limit_bytes {soft}"),
+                );
+            }
         }
         if self.sample_interval.is_zero() {
             return field("sample_interval", "must be greater than zero".into());
@@ -102,15 +104,6 @@ impl MemoryPolicy {
                 format!(
                     "{} is not above hysteresis_bytes {}",
                     self.v8_soft_limit_bytes, self.hysteresis_bytes
-                ),
-            );
-        }
-        if self.v8_hard_limit_bytes < self.v8_soft_limit_bytes {
-            return field(
-                "v8_hard_limit_bytes",
-                format!(
-                    "{} is below v8_soft_limit_bytes {}",
-                    self.v8_hard_limit_bytes, self.v8_soft_limit_bytes
                 ),
             );
         }
