@@ -79,8 +79,6 @@ pub(crate) struct PoolInner {
     next_browser: AtomicU64,
     next_lease: AtomicU64,
     pub(crate) closed: AtomicBool,
-    /// The budget was found used up when last checked.
-    was_over_budget: AtomicBool,
     maintainer: Mutex<Option<JoinHandle<()>>>,
     pub(crate) runtime: tokio::runtime::Handle,
 }
@@ -134,7 +132,6 @@ impl BrowserPool {
             next_browser: AtomicU64::new(1),
             next_lease: AtomicU64::new(1),
             closed: AtomicBool::new(false),
-            was_over_budget: AtomicBool::new(false),
             maintainer: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
         });
@@ -426,19 +423,15 @@ impl PoolInner {
     /// Whether the pool's browsers together use the budget up: then nothing
     /// is launched until one leaves or a sample finds them smaller.
     fn over_budget(&self) -> bool {
-        let over = self
-            .budget()
-            .is_some_and(|budget| self.members.total_bytes() >= budget);
-        self.was_over_budget.store(over, Ordering::SeqCst);
-        over
+        self.budget()
+            .is_some_and(|budget| self.members.total_bytes() >= budget)
     }
 
-    /// After each sample: acquirers waiting on the budget try again once it
-    /// has room.
+    /// After each sample, under a budget with room: acquirers waiting on it
+    /// look again. (`notify_waiters` wakes only those waiting now and stores
+    /// nothing, so with no waiter it costs nothing.)
     pub(crate) fn budget_sampled(&self) {
-        let was = self.was_over_budget.load(Ordering::SeqCst);
-        if was && !self.over_budget() {
-            tracing::info!(pool = self.id, "memory back under the pool budget");
+        if self.budget().is_some() && !self.over_budget() {
             self.changed.notify_waiters();
         }
     }
