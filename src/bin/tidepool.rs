@@ -344,24 +344,15 @@ fn verdict_rows(results: &ValidationResults) -> Vec<Vec<String>> {
                 .copied()
                 .unwrap_or(Grade::Poor);
             s.verdicts.iter().map(move |v| {
-                vec![
-                    s.scenario.clone(),
-                    v.threshold.clone(),
-                    v.figure.clone(),
-                    format_figure(v.actual),
-                    format!("{} {}", v.op, format_figure(v.limit)),
-                    if v.passed {
-                        "pass".into()
-                    } else {
-                        "FAIL".into()
-                    },
-                    if v.limit == 0.0 {
-                        "-".into()
-                    } else {
-                        format!("{:+.1}%", v.margin * 100.0)
-                    },
-                    format!("{grade:?}"),
-                ]
+                let mut row = vec![s.scenario.clone()];
+                row.extend(report::verdict_cells(v));
+                row.push(if v.limit == 0.0 {
+                    "-".into()
+                } else {
+                    format!("{:+.1}%", v.margin * 100.0)
+                });
+                row.push(format!("{grade:?}"));
+                row
             })
         })
         .collect()

@@ -233,18 +233,24 @@ impl Instance {
         own_contexts(&self.contexts).retain(|c| *c != context);
         let browser = self.browser.clone();
         let dispose = browser.execute(DisposeBrowserContextParams::new(context));
-        let action = "disposing a browser context";
-        if self.evicted() {
-            return match tokio::time::timeout(self.cdp_timeout, dispose).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(cdp_error(self.id, &self.endpoint, action, e)),
-                Err(_) => Err(Error::Timeout {
-                    key: format!("{action} on browser {} ({})", self.id, self.endpoint),
-                    after: self.cdp_timeout,
-                }),
-            };
-        }
-        self.cdp(action, dispose).await.map(|_| ())
+        // An evicted browser's death watch has fired; a watch of its own,
+        // which never fires, leaves this call only the deadline.
+        let (_never, unwatched) = watch::channel(None);
+        let dead = if self.evicted() {
+            unwatched
+        } else {
+            self.dead.clone()
+        };
+        guarded(
+            self.id,
+            &self.endpoint,
+            dead,
+            Some(self.cdp_timeout),
+            "disposing a browser context",
+            dispose,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// A connected browser the pool can still talk to: its contexts must be

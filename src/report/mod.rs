@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 pub use compare::{compare, compare_history, MetricChange, ALPHA};
 pub use machine::{git_commit, MachineInfo};
-pub use render::{format_figure, layout_table, markdown_table, to_markdown, to_table};
+pub use render::{
+    format_figure, layout_table, markdown_table, to_markdown, to_table, verdict_cells,
+};
 pub use results::{read_summaries, Grade, ValidationResults};
 pub use summary::{Measurement, MetricSummary, MAX_SAMPLES_KEPT, SCHEMA_VERSION};
 

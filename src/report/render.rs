@@ -64,23 +64,20 @@ fn measurement_rows(s: &MetricSummary) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// One verdict as table cells: threshold, figure, actual, limit, verdict
+/// (the columns of every verdict table, in the reports and the CLI alike).
+pub fn verdict_cells(v: &crate::contract::Verdict) -> Vec<String> {
+    vec![
+        v.threshold.clone(),
+        v.figure.clone(),
+        format_figure(v.actual),
+        format!("{} {}", v.op, format_figure(v.limit)),
+        if v.passed { "pass" } else { "FAIL" }.into(),
+    ]
+}
+
 fn verdict_rows(s: &MetricSummary) -> Vec<Vec<String>> {
-    s.verdicts
-        .iter()
-        .map(|v| {
-            vec![
-                v.threshold.clone(),
-                v.figure.clone(),
-                format_figure(v.actual),
-                format!("{} {}", v.op, format_figure(v.limit)),
-                if v.passed {
-                    "pass".into()
-                } else {
-                    "FAIL".into()
-                },
-            ]
-        })
-        .collect()
+    s.verdicts.iter().map(verdict_cells).collect()
 }
 
 const MEASUREMENT_HEADER: [&str; 8] = ["metric", "unit", "n", "mean", "p50", "p95", "p99", "max"];
