@@ -288,8 +288,14 @@ impl Contract {
             line: span.map(|s| line_of(text, s.start)),
             message,
         };
-        let raw: RawContract =
-            toml::from_str(text).map_err(|e| err(e.span(), e.message().trim().to_owned()))?;
+        let raw: RawContract = toml::from_str(text).map_err(|e| {
+            let message = e.message().trim();
+            let key = e.span().and_then(|s| key_at(text, s.start));
+            err(
+                e.span(),
+                key.map_or_else(|| message.to_owned(), |k| format!("{k}: {message}")),
+            )
+        })?;
         let mut scenarios = BTreeMap::new();
         for (scenario, thresholds) in raw {
             let spec = catalog
@@ -467,6 +473,34 @@ pub fn failure_message(scenario: &str, verdicts: &[Verdict]) -> Option<String> {
     Some(msg)
 }
 
+/// Names the threshold, and the field when there is one, that a TOML error at
+/// `offset` points into: serde's errors know the place but not the key.
+///
+/// The threshold is the last one that starts at or before `offset`, which holds
+/// for inline tables and `[scenario.name]` tables alike; the field is the key
+/// written just before the offending value.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    type Outline = BTreeMap<Spanned<String>, BTreeMap<Spanned<String>, Spanned<toml::Value>>>;
+    let outline: Outline = toml::from_str(text).ok()?;
+    let (scenario, threshold) = outline
+        .iter()
+        .flat_map(|(s, m)| m.iter().map(move |(name, t)| (s, name, t.span().start)))
+        .filter(|&(_, _, start)| start <= offset)
+        .max_by_key(|&(_, _, start)| start)
+        .map(|(s, name, _)| (s.get_ref(), name.get_ref()))?;
+    let mut key = format!("{scenario}.{threshold}");
+    if let Some(lhs) = text.get(..offset)?.trim_end().strip_suffix('=') {
+        let lhs = lhs.trim_end();
+        let start = lhs
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+            .map_or(0, |i| i + 1);
+        if start < lhs.len() {
+            key = format!("{key}.{}", &lhs[start..]);
+        }
+    }
+    Some(key)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
@@ -535,13 +569,18 @@ mod tests {
         let e = err_of("[demo]\nx = { metric = \"warm_ms.p50\", op = \"<=\", value = 1 }\n");
         assert!(e.contains("missing field `unit`"), "{e}");
         let e = err_of("[demo]\n\n[demo.x]\nmetric = \"crashes\"\nvalue = 0\n");
-        assert!(e.contains("missing field `op`") && e.contains(":3"), "{e}");
+        assert!(e.contains(":3: demo.x: missing field `op`"), "{e}");
         let e = err_of("[demo]\nx = { metric = \"crashes\", op = \"<=\", value = \"zero\" }\n");
-        assert!(e.contains(":2:") && e.contains("invalid type"), "{e}");
+        assert!(
+            e.contains(":2: demo.x.value: invalid type: string \"zero\""),
+            "{e}"
+        );
+        let e = err_of("[demo]\n\n[demo.x]\nmetric = \"crashes\"\nop = 3\nvalue = 0\n");
+        assert!(e.contains(":5: demo.x.op: invalid type"), "{e}");
         let e = err_of("[demo]\nx = { metric = \"crashes\", op = \"<\", value = 0 }\n");
         assert!(e.contains("demo.x.op"), "{e}");
         let e = err_of("[demo]\nx = { metric = \"crashes\", op = \"<=\", value = 0, limit = 2 }\n");
-        assert!(e.contains("unknown field `limit`"), "{e}");
+        assert!(e.contains("demo.x: unknown field `limit`"), "{e}");
     }
 
     #[test]
