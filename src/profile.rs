@@ -84,16 +84,26 @@ impl RunProfile {
 
     /// A count for a workload whose own sizes are `quick` and `full`.
     ///
-    /// An override scales both in proportion to the base counts, so
-    /// `TIDEPOOL_ITERATIONS=200` doubles every full-size workload.
+    /// An override of 20 (the quick base) gives the quick size and 100 (the
+    /// full base) the full size, so `--iterations 20` runs what `make test`
+    /// runs. Between the two the size is interpolated; outside them it scales
+    /// in proportion, so `TIDEPOOL_ITERATIONS=200` doubles every full-size
+    /// workload and `TIDEPOOL_ITERATIONS=10` halves every quick one.
     pub fn scaled(&self, quick: usize, full: usize) -> usize {
-        match self.override_iterations {
-            Some(n) => (full * n).div_ceil(Self::FULL_ITERATIONS).max(1),
+        let (q, f) = (Self::QUICK_ITERATIONS, Self::FULL_ITERATIONS);
+        let count = match self.override_iterations {
             None => match self.depth {
                 Depth::Quick => quick,
                 Depth::Full => full,
             },
-        }
+            Some(n) if n <= q => (quick * n).div_ceil(q),
+            Some(n) if n <= f => {
+                let along = (n - q) as f64 / (f - q) as f64;
+                (quick as f64 + (full as f64 - quick as f64) * along).ceil() as usize
+            }
+            Some(n) => (full * n).div_ceil(f),
+        };
+        count.max(1)
     }
 }
 
@@ -111,10 +121,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn override_scales_every_workload_in_proportion() {
-        let p = RunProfile::new(Depth::Quick, Some(50));
-        assert_eq!(p.iterations(), 50);
-        assert_eq!(p.scaled(100, 1000), 500);
+    fn an_override_of_20_runs_the_quick_sizes_and_100_the_full_ones() {
+        let with = |n| RunProfile::new(Depth::Full, Some(n));
+        assert_eq!(with(50).iterations(), 50);
+        assert_eq!(with(20).scaled(100, 1000), 100, "20 is the quick profile");
+        assert_eq!(with(100).scaled(100, 1000), 1000, "100 is the full profile");
+        assert_eq!(with(60).scaled(100, 1000), 550);
+        assert_eq!(with(10).scaled(100, 1000), 50);
+        assert_eq!(with(200).scaled(100, 1000), 2000);
+        assert_eq!(with(1).scaled(2, 5), 1);
         assert_eq!(RunProfile::new(Depth::Quick, None).scaled(100, 1000), 100);
     }
 

@@ -58,7 +58,8 @@ struct ValidateArgs {
     /// Run only these scenarios (repeatable); all by default.
     #[arg(long = "scenario", value_name = "NAME")]
     scenarios: Vec<String>,
-    /// Base iteration count (default: the full count, 100).
+    /// Base iteration count (default: the full count, 100); 20 runs the
+    /// quick sizes of `make test`.
     #[arg(long, value_parser = parse_iterations)]
     iterations: Option<usize>,
     /// Where to write the combined results.
