@@ -266,7 +266,7 @@ async fn validate(args: ValidateArgs) -> tidepool::Result<ExitCode> {
             match &urls {
                 Some(urls) => {
                     let mut s =
-                        end_to_end::compare_crawls(profile, urls, urls, args.concurrency, None)
+                        end_to_end::compare_crawls(profile, urls, urls, args.concurrency, false)
                             .await?;
                     s.note(format!(
                         "crawled {} URLs from {}",

@@ -95,8 +95,8 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
         let url = server.url(&format!("/page/{i}"));
         let expected = format!("Page {i}");
         pool.wait_until_idle(2, Duration::from_secs(30)).await;
-        let load = naive::load_page(&executable, &flags, &url, "document.title").await?;
-        if load.value != expected {
+        let load = naive::load_page(&executable, &flags, &url, &["document.title"]).await?;
+        if load.values != [expected.as_str()] {
             errors += 1;
         }
         s.machine.chromium.get_or_insert(load.product.clone());
@@ -226,9 +226,9 @@ impl Side<'_> {
                 let (base, end) = (self.base.clone(), pages.end);
                 tokio::spawn(async move {
                     while let Some(i) = claim(&next, end) {
-                        let ok = naive::load_page(&exe, &flags, &format!("{base}{i}"), "document.title").await;
-                        if !matches!(ok, Ok(ref load) if load.value == format!("Page {i}")) {
-                            tracing::warn!(page = i, result = ?ok.map(|l| l.value), "naive crawl page failed");
+                        let ok = naive::load_page(&exe, &flags, &format!("{base}{i}"), &["document.title"]).await;
+                        if !matches!(ok, Ok(ref load) if load.values == [format!("Page {i}")]) {
+                            tracing::warn!(page = i, result = ?ok.map(|l| l.values), "naive crawl page failed");
                             errs.fetch_add(1, Ordering::Relaxed);
                         }
                     }

@@ -14,24 +14,24 @@ use crate::error::Result;
 pub(crate) struct NaiveLoad {
     /// Process start to the first CDP answer (`Browser.getVersion`).
     pub(crate) launch: Duration,
-    /// Process start to the page's title in hand.
+    /// Process start to the last expression's value in hand.
     pub(crate) total: Duration,
-    /// What `expression` evaluated to on the loaded page.
-    pub(crate) value: String,
+    /// What each expression evaluated to on the loaded page, in order.
+    pub(crate) values: Vec<String>,
     /// The browser's product string, e.g. `Chrome/156.0.8078.79`.
     pub(crate) product: String,
 }
 
 const GRACE: Duration = Duration::from_secs(2);
 
-/// Launches a browser, opens a page, navigates to `url`, evaluates
-/// `expression` (to a string), and closes the browser (closing is not part
-/// of `total`).
+/// Launches a browser, opens a page, navigates to `url`, evaluates each of
+/// `expressions` (to a string) one round trip after another, and closes the
+/// browser (closing is not part of `total`).
 pub(crate) async fn load_page(
     executable: &Path,
     flags: &[String],
     url: &str,
-    expression: &str,
+    expressions: &[&str],
 ) -> Result<NaiveLoad> {
     static N: AtomicU64 = AtomicU64::new(1);
     let id = N.fetch_add(1, Ordering::Relaxed);
@@ -61,22 +61,25 @@ pub(crate) async fn load_page(
         instance
             .cdp(&format!("navigating to {url}"), page.goto(url))
             .await?;
-        let value = instance
-            .cdp(
-                &format!("evaluating {expression}"),
-                page.evaluate(expression),
-            )
-            .await?;
-        let value: String = value.into_value().map_err(|e| crate::Error::Cdp {
-            browser: id,
-            endpoint: instance.endpoint.clone(),
-            action: format!("reading the result of {expression}"),
-            message: e.to_string(),
-        })?;
+        let mut values = Vec::with_capacity(expressions.len());
+        for &expression in expressions {
+            let value = instance
+                .cdp(
+                    &format!("evaluating {expression}"),
+                    page.evaluate(expression),
+                )
+                .await?;
+            values.push(value.into_value().map_err(|e| crate::Error::Cdp {
+                browser: id,
+                endpoint: instance.endpoint.clone(),
+                action: format!("reading the result of {expression}"),
+                message: e.to_string(),
+            })?);
+        }
         Ok(NaiveLoad {
             launch,
             total: t0.elapsed(),
-            value,
+            values,
             product: version.product,
         })
     }
