@@ -228,9 +228,13 @@ pub async fn crawl_pooled(urls: &[String], concurrency: usize) -> Result<CrawlOu
                 let t0 = Instant::now();
                 if worker.is_none() {
                     worker = match browsers.acquire().await {
-                        Ok(lease) => SessionPool::new(&lease, SessionPoolConfig::default())
-                            .ok()
-                            .map(|sessions| (lease, sessions)),
+                        Ok(lease) => match SessionPool::new(&lease, SessionPoolConfig::default()) {
+                            Ok(sessions) => Some((lease, sessions)),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "no session pool for a crawl worker");
+                                None
+                            }
+                        },
                         Err(e) => {
                             tracing::warn!(error = %e, "no lease for a crawl worker");
                             None
