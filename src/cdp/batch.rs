@@ -138,19 +138,14 @@ pub(crate) fn round_trip_waits(stamps: &[(Instant, Instant)]) -> u64 {
 }
 
 /// Deserialises one batch result into a typed response.
-pub fn typed<T: DeserializeOwned>(result: &Result<Value>) -> Result<T> {
-    match result {
-        Ok(v) => serde_json::from_value(v.clone()).map_err(|source| Error::Json {
-            what: "a batch result".into(),
-            source,
-        }),
-        Err(e) => Err(Error::Cdp {
-            browser: 0,
-            endpoint: String::new(),
-            action: "batch command".into(),
-            message: e.to_string(),
-        }),
-    }
+///
+/// A command's own error comes back as it was, so a caller can still tell a
+/// crashed or evicted browser from a command the page refused.
+pub fn typed<T: DeserializeOwned>(result: Result<Value>) -> Result<T> {
+    serde_json::from_value(result?).map_err(|source| Error::Json {
+        what: "a batch result".into(),
+        source,
+    })
 }
 
 /// Wall time of a batch, for the waits-per-command figure.

@@ -313,12 +313,7 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
         .scaled(SCALE);
         let policy = Policy::Adaptive(AdaptiveTimeouts::new(config)?);
         let outcomes = run_policy(&server, &requests, &policy, SCALE, CONCURRENCY).await?;
-        s.ratio(&format!("waste_{name}_s"), waste_s(&outcomes, SCALE));
-        s.ratio(&format!("false_rate_{name}"), false_rate(&outcomes));
-        s.note(format!(
-            "{name}: waste by host {}",
-            waste_breakdown(&outcomes)
-        ));
+        record_policy(&mut s, name, &outcomes);
         if name == "default" {
             default_outcomes = outcomes;
         }
@@ -328,12 +323,7 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
         ("oracle", Policy::PerHost(oracle.clone())),
     ] {
         let outcomes = run_policy(&server, &requests, &policy, SCALE, CONCURRENCY).await?;
-        s.ratio(&format!("waste_{name}_s"), waste_s(&outcomes, SCALE));
-        s.ratio(&format!("false_rate_{name}"), false_rate(&outcomes));
-        s.note(format!(
-            "{name}: waste by host {}",
-            waste_breakdown(&outcomes)
-        ));
+        record_policy(&mut s, name, &outcomes);
     }
 
     let answered: Vec<f64> = default_outcomes
@@ -407,6 +397,16 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
     ));
     s.note("one real-scale run: 60 fast-host requests with the default config, the 41st never answering");
     Ok(s)
+}
+
+/// Puts one policy's waste, false-timeout rate and waste breakdown in `s`.
+fn record_policy(s: &mut MetricSummary, name: &str, outcomes: &[Outcome]) {
+    s.ratio(&format!("waste_{name}_s"), waste_s(outcomes, SCALE));
+    s.ratio(&format!("false_rate_{name}"), false_rate(outcomes));
+    s.note(format!(
+        "{name}: waste by host {}",
+        waste_breakdown(outcomes)
+    ));
 }
 
 /// Where the waste fell: per host, real-scale seconds on requests that never

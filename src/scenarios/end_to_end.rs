@@ -281,7 +281,7 @@ async fn pooled_step(sessions: &SessionPool, url: &str) -> Result<Vec<String>> {
     let results = batch.send().await;
     session.release().await;
     results
-        .iter()
+        .into_iter()
         .zip(STEP)
         .map(|(result, expression)| {
             let value = typed::<EvaluateReturns>(result)?.result.value;
