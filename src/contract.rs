@@ -412,6 +412,39 @@ impl Contract {
     /// Fails when the summary lacks a figure the contract names: a scenario that
     /// stops reporting a figure must not pass by omission.
     pub fn check(&self, summary: &MetricSummary) -> Result<Vec<Verdict>> {
+        self.judge(summary, self.thresholds(&summary.scenario).iter())
+    }
+
+    /// Judges only the named thresholds of the summary's scenario, in the
+    /// order named: what a negative control, which measures only the figures
+    /// it must fail, is judged by.
+    ///
+    /// Fails when a name is not a threshold of that scenario, or the summary
+    /// lacks a figure one of them needs.
+    pub fn check_only(&self, summary: &MetricSummary, names: &[&str]) -> Result<Vec<Verdict>> {
+        let all = self.thresholds(&summary.scenario);
+        let chosen = names
+            .iter()
+            .map(|name| {
+                all.iter().find(|t| t.name == *name).ok_or_else(|| Error::Contract {
+                    path: self.path.clone(),
+                    line: None,
+                    message: format!(
+                        "{}.{name}: no such threshold (it has: {})",
+                        summary.scenario,
+                        all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.judge(summary, chosen.into_iter())
+    }
+
+    fn judge<'t>(
+        &self,
+        summary: &MetricSummary,
+        thresholds: impl Iterator<Item = &'t Threshold>,
+    ) -> Result<Vec<Verdict>> {
         let figure = |name: &str, threshold: &str| {
             summary.figure(name).ok_or_else(|| Error::Contract {
                 path: self.path.clone(),
@@ -422,8 +455,7 @@ impl Contract {
                 ),
             })
         };
-        self.thresholds(&summary.scenario)
-            .iter()
+        thresholds
             .map(|t| {
                 let actual = match &t.subject {
                     Subject::Figure(name) => figure(name, &t.name)?,

@@ -42,7 +42,8 @@ pub struct Batch<'a> {
     handle: &'a BrowserHandle,
     page: &'a Page,
     stats: &'a SessionStats,
-    pending: Vec<Pending<'a>>,
+    /// Each command's method and its future, in push order.
+    pending: Vec<(String, Pending<'a>)>,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -75,13 +76,17 @@ impl<'a> Batch<'a> {
     {
         let (handle, page) = (self.handle, self.page);
         let method = command.identifier().to_string();
-        self.pending.push(Box::pin(async move {
-            let response = handle.call(&method, None, page.execute(command)).await?;
-            serde_json::to_value(&response.result).map_err(|source| Error::Json {
-                what: format!("the reply to {method}"),
-                source,
-            })
-        }));
+        let name = method.clone();
+        self.pending.push((
+            name,
+            Box::pin(async move {
+                let response = handle.call(&method, None, page.execute(command)).await?;
+                serde_json::to_value(&response.result).map_err(|source| Error::Json {
+                    what: format!("the reply to {method}"),
+                    source,
+                })
+            }),
+        ));
         self.pending.len() - 1
     }
 
@@ -105,7 +110,7 @@ impl<'a> Batch<'a> {
         let t = Instant::now();
         // Each command's send (its future's first poll) and reply times: from
         // them the batch's round-trip waits are counted, not assumed.
-        let timed = self.pending.into_iter().map(|fut| async move {
+        let timed = self.pending.into_iter().map(|(_, fut)| async move {
             let sent = Instant::now();
             let result = fut.await;
             (sent, Instant::now(), result)
@@ -115,6 +120,59 @@ impl<'a> Batch<'a> {
         self.stats
             .record_batch(n, round_trip_waits(&stamps), t.elapsed());
         done.into_iter().map(|(_, _, r)| r).collect()
+    }
+
+    /// Sends the commands one at a time, each after the previous reply, and
+    /// returns one result per command in push order: for commands that
+    /// depend on each other's effects. Costs one round trip per command.
+    pub async fn send_sequential(self) -> Vec<Result<Value>> {
+        let n = self.pending.len();
+        let t = Instant::now();
+        let mut stamps = Vec::with_capacity(n);
+        let mut results = Vec::with_capacity(n);
+        for (_, fut) in self.pending {
+            let sent = Instant::now();
+            results.push(fut.await);
+            stamps.push((sent, Instant::now()));
+        }
+        if n > 0 {
+            self.stats
+                .record_batch(n, round_trip_waits(&stamps), t.elapsed());
+        }
+        results
+    }
+
+    /// A broken batch, for the negative control of result attribution only:
+    /// it sends the first command of each method and hands that reply to
+    /// every command of the same method, as a cache keyed by method name
+    /// would. Never use it for real work.
+    pub(crate) async fn send_coalescing_by_method_for_control(self) -> Vec<Result<Value>> {
+        let mut first: Vec<(String, usize)> = Vec::new();
+        let mut order = Vec::with_capacity(self.pending.len());
+        let mut sent = Vec::new();
+        for (method, fut) in self.pending {
+            match first.iter().find(|(m, _)| *m == method) {
+                Some(&(_, i)) => order.push(i),
+                None => {
+                    first.push((method, sent.len()));
+                    order.push(sent.len());
+                    sent.push(fut);
+                }
+            }
+        }
+        let replies = futures::future::join_all(sent).await;
+        order
+            .into_iter()
+            .map(|i| match &replies[i] {
+                Ok(v) => Ok(v.clone()),
+                Err(e) => Err(Error::Cdp {
+                    browser: self.handle.id,
+                    endpoint: self.handle.endpoint.clone(),
+                    action: "a coalesced command".into(),
+                    message: e.to_string(),
+                }),
+            })
+            .collect()
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use chromiumoxide::cdp::browser_protocol::dom;
 use chromiumoxide::cdp::browser_protocol::emulation::ClearDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::page::{
-    AddScriptToEvaluateOnNewDocumentParams, RemoveScriptToEvaluateOnNewDocumentParams,
+    AddScriptToEvaluateOnNewDocumentParams, NavigateParams, RemoveScriptToEvaluateOnNewDocumentParams,
     ScriptIdentifier,
 };
 use chromiumoxide::cdp::browser_protocol::storage::ClearCookiesParams;
@@ -225,6 +225,7 @@ impl SessionPool {
                 page: Some(idle.page),
                 created: idle.created,
                 scripts: idle.scripts,
+                reused: true,
             });
         }
         let h = &self.inner.handle;
@@ -247,6 +248,7 @@ impl SessionPool {
             page: Some(page),
             created: Instant::now(),
             scripts: Vec::new(),
+            reused: false,
         })
     }
 
@@ -291,46 +293,67 @@ impl SessionPool {
     async fn put_back(&self, page: Page, created: Instant, scripts: Vec<ScriptIdentifier>) {
         let h = &self.inner.handle;
         let c = &self.inner.config;
+        // The reset's commands are independent of each other: they go out
+        // together, one round trip for all, and the page is then unloaded
+        // with a bare `Page.navigate` (answered once about:blank commits; the
+        // next use's own navigation waits for its load).
         let reset = async {
-            for id in &scripts {
+            let removals = scripts.iter().map(|id| {
                 h.call(
                     "removing an init script",
                     None,
                     page.execute(RemoveScriptToEvaluateOnNewDocumentParams::new(id.clone())),
                 )
-                .await?;
-            }
-            h.call(
+            });
+            let emulation = h.call(
                 "clearing emulation",
                 None,
                 page.execute(ClearDeviceMetricsOverrideParams::default()),
-            )
-            .await?;
+            );
             // A use may have turned the DOM agent on (DOM.getDocument does).
             // Left on, it streams node events through every later navigation
             // of the session (measured: +7-12 ms a navigation) and keeps node
             // ids from a use the next one should not see. Chromium answers an
             // error when the agent is already off: that is the state we want.
-            match h
-                .call(
-                    "disabling the DOM agent",
-                    None,
-                    page.execute(dom::DisableParams::default()),
-                )
-                .await
-            {
-                Ok(_) | Err(Error::Cdp { .. }) => {}
-                Err(e) => return Err(e),
-            }
-            if c.clear_cookies_on_reset {
-                let clear = ClearCookiesParams::builder()
-                    .browser_context_id(h.context.clone())
-                    .build();
-                h.call("clearing cookies", None, h.browser.execute(clear))
-                    .await?;
-            }
-            h.call("navigating to about:blank", None, page.goto("about:blank"))
-                .await?;
+            let dom_off = async {
+                match h
+                    .call(
+                        "disabling the DOM agent",
+                        None,
+                        page.execute(dom::DisableParams::default()),
+                    )
+                    .await
+                {
+                    Ok(_) | Err(Error::Cdp { .. }) => Ok(()),
+                    Err(e) => Err(e),
+                }
+            };
+            let cookies = async {
+                if c.clear_cookies_on_reset {
+                    let clear = ClearCookiesParams::builder()
+                        .browser_context_id(h.context.clone())
+                        .build();
+                    h.call("clearing cookies", None, h.browser.execute(clear))
+                        .await?;
+                }
+                Ok::<(), Error>(())
+            };
+            let (removed, emulation, dom_off, cookies) = futures::join!(
+                futures::future::try_join_all(removals),
+                emulation,
+                dom_off,
+                cookies
+            );
+            removed?;
+            emulation?;
+            dom_off?;
+            cookies?;
+            h.call(
+                "navigating to about:blank",
+                None,
+                page.execute(NavigateParams::new("about:blank")),
+            )
+            .await?;
             Ok::<(), Error>(())
         };
         match reset.await {
@@ -419,6 +442,7 @@ pub struct Session {
     page: Option<Page>,
     created: Instant,
     scripts: Vec<ScriptIdentifier>,
+    reused: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -430,6 +454,12 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// Whether an idle session served this acquisition (false: a new page
+    /// target was created for it).
+    pub fn reused(&self) -> bool {
+        self.reused
+    }
+
     /// The session's page.
     pub fn page(&self) -> &Page {
         // Present until release or drop takes it.

@@ -48,6 +48,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     },
     run: start,
     needs_browser: false,
+    controls: CONTROLS,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
@@ -496,3 +497,6 @@ mod tests {
         assert!((0.01..0.03).contains(&hangs), "{hangs}");
     }
 }
+
+/// Its negative controls (see [`super::control`]).
+const CONTROLS: &[super::Control] = &[];

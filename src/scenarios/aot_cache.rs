@@ -29,6 +29,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     },
     run: start,
     needs_browser: false,
+    controls: CONTROLS,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
@@ -164,3 +165,6 @@ fn run(profile: RunProfile) -> Result<MetricSummary> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(s)
 }
+
+/// Its negative controls (see [`super::control`]).
+const CONTROLS: &[super::Control] = &[];

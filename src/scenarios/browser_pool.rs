@@ -64,6 +64,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     },
     run: start,
     needs_browser: true,
+    controls: CONTROLS,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
@@ -255,3 +256,6 @@ async fn join_workers(workers: Vec<tokio::task::JoinHandle<()>>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Its negative controls (see [`super::control`]).
+const CONTROLS: &[super::Control] = &[];

@@ -13,7 +13,7 @@ use chromiumoxide::cdp::browser_protocol::page::GetLayoutMetricsParams;
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 
-use super::{Scenario, ScenarioFuture};
+use super::{Control, Scenario, ScenarioFuture};
 use crate::browser::{BrowserPool, BrowserPoolConfig, Lease};
 use crate::cdp::{Batch, SessionPool, SessionPoolConfig};
 use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
@@ -43,16 +43,80 @@ pub(super) const SCENARIO: Scenario = Scenario {
     },
     run: start,
     needs_browser: true,
+    controls: CONTROLS,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
-    Box::pin(run(profile))
+    Box::pin(run(profile, Variant::Honest))
+}
+
+/// The session pool and batch the run uses: the real ones, or a bad variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Honest,
+    /// Batches sent one command at a time, each after the previous reply.
+    SequentialBatch,
+    /// An idle timeout shorter than the gap between uses: nothing is reused.
+    NoReuse,
+    /// A batch that hands one reply to every command of the same method.
+    CoalescingBatch,
+    /// A page opened in the lease's context and never closed.
+    LeakedPage,
+}
+
+/// The negative controls.
+const CONTROLS: &[Control] = &[
+    Control {
+        name: "sequential_batch",
+        what: "the step's batch sent one command at a time, each after the previous reply",
+        rejects: &["batches_wait_once"],
+        run: |p| Box::pin(run(p, Variant::SequentialBatch)),
+    },
+    Control {
+        name: "no_reuse",
+        what: "a session pool whose idle timeout (1 us) is shorter than any gap between uses",
+        rejects: &["sessions_are_reused", "pooled_beats_new_target"],
+        run: |p| Box::pin(run(p, Variant::NoReuse)),
+    },
+    Control {
+        name: "coalescing_batch",
+        what: "a batch that sends one command per method and hands its reply to all of that method",
+        rejects: &["no_command_lost_or_misattributed"],
+        run: |p| Box::pin(run(p, Variant::CoalescingBatch)),
+    },
+    Control {
+        name: "leaked_page",
+        what: "a page opened in the lease's context and never closed",
+        rejects: &["no_leaked_targets"],
+        run: |p| Box::pin(run(p, Variant::LeakedPage)),
+    },
+];
+
+/// Concurrent users of one session pool in the reuse part.
+const USERS: usize = 4;
+
+impl Variant {
+    fn sessions(self) -> SessionPoolConfig {
+        match self {
+            Variant::NoReuse => SessionPoolConfig {
+                idle_timeout: Duration::from_micros(1),
+                ..SessionPoolConfig::default()
+            },
+            _ => SessionPoolConfig::default(),
+        }
+    }
+
+    async fn send<'a>(self, batch: Batch<'a>) -> Vec<Result<serde_json::Value>> {
+        match self {
+            Variant::SequentialBatch => batch.send_sequential().await,
+            Variant::CoalescingBatch => batch.send_coalescing_by_method_for_control().await,
+            _ => batch.send().await,
+        }
+    }
 }
 
 /// The independent commands of a step, after its navigation.
 pub(crate) const STEP_COMMANDS: usize = 7;
-/// Requests before the reuse rate counts.
-const WARMUP: usize = 5;
 
 pub(crate) fn push_step(batch: &mut Batch<'_>) {
     batch.push(EvaluateParams::new("document.title"));
@@ -70,8 +134,9 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// The baseline request: a new page target, navigation, then the seven
-/// commands one round trip each. Returns (total ms, commands ms, waits).
+/// The baseline request: a new page target, navigation, the seven commands
+/// one round trip each, and closing the target (the pooled side's reset is
+/// timed too). Returns (total ms, commands ms, waits).
 async fn baseline_request(lease: &Lease, url: &str) -> Result<(f64, f64, u64)> {
     let t = Instant::now();
     let params = CreateTargetParams::builder()
@@ -106,9 +171,9 @@ async fn baseline_request(lease: &Lease, url: &str) -> Result<(f64, f64, u64)> {
     one!(EvaluateParams::new(
         "document.querySelector('#price').textContent"
     ));
-    let (total, commands) = (ms(t), ms(commands));
+    let commands = ms(commands);
     lease.call("closing the page", page.close()).await?;
-    Ok((total, commands, crate::cdp::round_trip_waits(&stamps)))
+    Ok((ms(t), commands, crate::cdp::round_trip_waits(&stamps)))
 }
 
 /// Renderers of the browser at `pid`, counted off the runtime.
@@ -143,16 +208,22 @@ async fn settled_baseline(lease: &Lease, url: &str) -> Result<(f64, f64, u64)> {
 }
 
 /// The pooled request: a session from the pool, navigation, the seven
-/// commands in one batch. Returns (total ms, whether the session was reused).
-async fn pooled_request(lease: &Lease, sessions: &SessionPool, url: &str) -> Result<(f64, bool)> {
-    let before = sessions.counts().reused;
+/// commands in one batch, and the reset that returns the session (the
+/// baseline's counterpart, closing its target, is timed too). Returns (total
+/// ms, whether the session was reused).
+async fn pooled_request(
+    lease: &Lease,
+    sessions: &SessionPool,
+    url: &str,
+    variant: Variant,
+) -> Result<(f64, bool)> {
     let t = Instant::now();
     let session = sessions.acquire().await?;
+    let reused = session.reused();
     session.goto(url).await?;
     let mut batch = session.batch();
     push_step(&mut batch);
-    let results = batch.send().await;
-    let total = ms(t);
+    let results = variant.send(batch).await;
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
         return Err(Error::Cdp {
             browser: lease.browser_id(),
@@ -162,10 +233,85 @@ async fn pooled_request(lease: &Lease, sessions: &SessionPool, url: &str) -> Res
         });
     }
     session.release().await;
-    Ok((total, sessions.counts().reused > before))
+    Ok((ms(t), reused))
 }
 
-async fn run(profile: RunProfile) -> Result<MetricSummary> {
+/// `USERS` concurrent users of one session pool, each taking, using and
+/// returning sessions: the share of acquisitions after the first round that
+/// reused a session. Returns (reused, counted).
+async fn concurrent_reuse(
+    sessions: &SessionPool,
+    server: &FixtureServer,
+    per_user: usize,
+) -> Result<(u64, u64)> {
+    let users = (0..USERS).map(|u| {
+        let sessions = sessions.clone();
+        let base = server.url("/page/");
+        async move {
+            let mut reused = Vec::with_capacity(per_user);
+            for i in 0..per_user {
+                let session = sessions.acquire().await?;
+                reused.push(session.reused());
+                session.goto(&format!("{base}{}", u * 1000 + i)).await?;
+                let mut batch = session.batch();
+                batch.push(EvaluateParams::new("document.title"));
+                for r in batch.send().await {
+                    r?;
+                }
+                session.release().await;
+            }
+            Ok::<_, Error>(reused)
+        }
+    });
+    let per_user_results = futures::future::try_join_all(users).await?;
+    let (mut hits, mut counted) = (0, 0);
+    for results in per_user_results {
+        // Each user's first acquisition finds the pool empty: not steady state.
+        for r in results.into_iter().skip(1) {
+            counted += 1;
+            hits += u64::from(r);
+        }
+    }
+    Ok((hits, counted))
+}
+
+/// Distinct values a batch must return in their places: `n * 7919`.
+const ATTRIBUTION_VALUES: u64 = 8;
+
+/// A batch of `ATTRIBUTION_VALUES` evaluations with distinct expected values
+/// and an invalid command in the middle: every command must get its own
+/// result, checked value by value, and the invalid one its own error.
+/// Returns how many commands got another's result, or none.
+async fn misattributed(session: &crate::cdp::Session, variant: Variant) -> u64 {
+    let mut batch = session.batch();
+    let half = ATTRIBUTION_VALUES / 2;
+    let mut expected: Vec<Option<u64>> = Vec::new();
+    for n in 1..=half {
+        batch.push(EvaluateParams::new(format!("{n} * 7919")));
+        expected.push(Some(n * 7919));
+    }
+    batch.push(DescribeNodeParams::default()); // no node named: CDP refuses it
+    expected.push(None);
+    for n in half + 1..=ATTRIBUTION_VALUES {
+        batch.push(EvaluateParams::new(format!("{n} * 7919")));
+        expected.push(Some(n * 7919));
+    }
+    let results = variant.send(batch).await;
+    if results.len() != expected.len() {
+        return expected.len() as u64;
+    }
+    results
+        .into_iter()
+        .zip(expected)
+        .filter(|(got, want)| match (got, want) {
+            (Ok(v), Some(n)) => v["result"]["value"].as_u64() != Some(*n),
+            (Err(_), None) => false,
+            _ => true,
+        })
+        .count() as u64
+}
+
+async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let server = FixtureServer::start().await?;
     // Up to ten sessions and a baseline page per request live in one browser:
     // ~300 MB idle plus ~20 MB a page passes the default 500 MB hard limit,
@@ -185,12 +331,45 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
     })
     .await?;
     let lease = pool.acquire().await?;
-    let sessions = SessionPool::new(&lease, SessionPoolConfig::default())?;
+    let result = measure(&server, &lease, profile, variant).await;
+    drop(lease);
+    pool.close().await;
+    server.shutdown().await;
+    result
+}
+
+async fn measure(
+    server: &FixtureServer,
+    lease: &Lease,
+    profile: RunProfile,
+    variant: Variant,
+) -> Result<MetricSummary> {
     let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
+    let sessions = SessionPool::new(lease, variant.sessions())?;
+    if variant == Variant::CoalescingBatch {
+        let session = sessions.acquire().await?;
+        session.goto(&server.url("/page/1")).await?;
+        s.count("misattributed_results", misattributed(&session, variant).await);
+        session.release().await;
+        return Ok(s);
+    }
+    if variant == Variant::LeakedPage {
+        let session = sessions.acquire().await?;
+        session.release().await;
+        let params = CreateTargetParams::builder()
+            .url("about:blank")
+            .browser_context_id(lease.context_id().clone())
+            .build()
+            .map_err(|message| Error::config("control", message))?;
+        // Opened and forgotten: the handle goes, the target stays.
+        drop(lease.call("opening a page", lease.browser().new_page(params)).await?);
+        s.count("leaked_targets", leaked_targets(&sessions).await?);
+        return Ok(s);
+    }
 
     // One command's round trip on an open session.
     let mut rtt = Vec::new();
-    {
+    if variant == Variant::Honest {
         let session = sessions.acquire().await?;
         for _ in 0..profile.scaled(50, 200) {
             let t = Instant::now();
@@ -205,64 +384,33 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
         session.release().await;
     }
 
-    let n = profile.scaled(40, 200);
+    let n = match variant {
+        Variant::Honest => profile.scaled(40, 200),
+        _ => profile.scaled(20, 100),
+    };
     let (mut baseline, mut pooled, mut sequential, mut seq_waits) =
         (Vec::new(), Vec::new(), Vec::new(), 0u64);
-    let (mut reused_after_warmup, mut counted) = (0u64, 0u64);
     for i in 0..n {
         let url = server.url(&format!("/page/{i}"));
         // Alternating which side goes first: whatever one side leaves the
         // browser doing lands on each side equally often.
-        let (base, (pooled_ms, reused)) = if i % 2 == 0 {
-            let base = settled_baseline(&lease, &url).await?;
-            (base, pooled_request(&lease, &sessions, &url).await?)
+        let (base, (pooled_ms, _)) = if i % 2 == 0 {
+            let base = settled_baseline(lease, &url).await?;
+            (base, pooled_request(lease, &sessions, &url, variant).await?)
         } else {
-            let pooled = pooled_request(&lease, &sessions, &url).await?;
-            (settled_baseline(&lease, &url).await?, pooled)
+            let pooled = pooled_request(lease, &sessions, &url, variant).await?;
+            (settled_baseline(lease, &url).await?, pooled)
         };
         let (total, commands, waits) = base;
         baseline.push(total);
         sequential.push(commands);
         seq_waits += waits;
         pooled.push(pooled_ms);
-        if i >= WARMUP {
-            counted += 1;
-            reused_after_warmup += u64::from(reused);
-        }
     }
-
-    // One invalid command among valid ones: it alone fails, in its place.
-    let session = sessions.acquire().await?;
-    session.goto(&server.url("/page/1")).await?;
-    let mut batch = session.batch();
-    batch.push(EvaluateParams::new("document.title"));
-    batch.push(DescribeNodeParams::default()); // no node named: CDP refuses it
-    batch.push(GetLayoutMetricsParams::default());
-    let results = batch.send().await;
-    let expected_ok = [true, false, true];
-    let misattributed = if results.len() != expected_ok.len() {
-        expected_ok.len() as u64
-    } else {
-        results
-            .iter()
-            .zip(expected_ok)
-            .filter(|(r, ok)| r.is_ok() != *ok)
-            .count() as u64
-    };
-    session.release().await;
-
-    // The browser's own count of page targets in the context against the
-    // pool's: its idle sessions plus the lease's own first page.
-    let targets = sessions.page_targets_in_context().await?;
-    let leaked = targets.abs_diff(sessions.idle_count() + 1) as u64;
-
     let counts = sessions.counts();
-    s.measure("rtt_ms", "ms", &rtt)?;
     s.measure("baseline_ms", "ms", &baseline)?;
     s.measure("pooled_ms", "ms", &pooled)?;
     s.measure("sequential_ms", "ms", &sequential)?;
-    s.measure("batch_ms", "ms", &sessions.batch_latencies_ms())?;
-    s.ratio_of("reuse_rate", reused_after_warmup as f64, counted as f64)?;
     s.ratio_of(
         "batched_waits_per_command",
         counts.batch_waits as f64,
@@ -274,16 +422,36 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
         (n * STEP_COMMANDS) as f64,
     )?;
     s.count("requests", n as u64);
-    s.count("misattributed_results", misattributed);
-    s.count("leaked_targets", leaked);
     s.note(format!(
         "sessions: {} created, {} reused, {} resets, {} expired, {} discarded; {} batches, {} commands, {} round-trip waits",
         counts.created, counts.reused, counts.resets, counts.expired, counts.discarded, counts.batches, counts.batched_commands, counts.batch_waits
     ));
-    s.note(format!("reuse rate counted after the first {WARMUP} requests; round-trip waits counted from each command's send and reply times"));
-    drop(sessions);
-    drop(lease);
-    pool.close().await;
-    server.shutdown().await;
+    s.note("a pooled request is timed from acquiring the session to its reset done; a baseline request from creating its target to closing it (its renderer's exit afterwards is not timed)");
+
+    let per_user = profile.scaled(10, 40);
+    let (reused, counted) = concurrent_reuse(&sessions, server, per_user).await?;
+    s.ratio_of("reuse_rate", reused as f64, counted as f64)?;
+    s.note(format!(
+        "reuse rate: {USERS} concurrent users of one session pool, {per_user} requests each, counted after each user's first"
+    ));
+    if variant != Variant::Honest {
+        return Ok(s);
+    }
+
+    let session = sessions.acquire().await?;
+    session.goto(&server.url("/page/1")).await?;
+    s.count("misattributed_results", misattributed(&session, variant).await);
+    session.release().await;
+    s.count("leaked_targets", leaked_targets(&sessions).await?);
+    s.measure("rtt_ms", "ms", &rtt)?;
+    s.measure("batch_ms", "ms", &sessions.batch_latencies_ms())?;
+    s.note(format!("round-trip waits counted from each command's send and reply times; attribution checked on a batch of {ATTRIBUTION_VALUES} evaluations with distinct values and an invalid command in the middle"));
     Ok(s)
+}
+
+/// The browser's own count of page targets in the context against the
+/// pool's: its idle sessions plus the lease's own first page.
+async fn leaked_targets(sessions: &SessionPool) -> Result<u64> {
+    let targets = sessions.page_targets_in_context().await?;
+    Ok(targets.abs_diff(sessions.idle_count() + 1) as u64)
 }

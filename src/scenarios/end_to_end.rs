@@ -50,6 +50,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     },
     run: start,
     needs_browser: true,
+    controls: CONTROLS,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
@@ -492,3 +493,6 @@ mod tests {
         assert!(e.to_string().contains("2 values for 3 commands"), "{e}");
     }
 }
+
+/// Its negative controls (see [`super::control`]).
+const CONTROLS: &[super::Control] = &[];

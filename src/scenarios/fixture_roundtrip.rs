@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{Scenario, ScenarioFuture};
+use super::{Control, Scenario, ScenarioFuture};
 use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::Result;
 use crate::profile::RunProfile;
@@ -47,19 +47,67 @@ pub(super) const SCENARIO: Scenario = Scenario {
     },
     run: start,
     needs_browser: false,
+    controls: CONTROLS,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
-    Box::pin(run(profile))
+    Box::pin(run(profile, Variant::Honest))
+}
+
+/// The negative controls: each a client a real regression could produce.
+const CONTROLS: &[Control] = &[
+    Control {
+        name: "reconnecting_keepalive",
+        what: "the keep-alive side opens a new connection for every request",
+        rejects: &["keepalive_beats_new_connection"],
+        run: |p| Box::pin(run(p, Variant::ReconnectingKeepalive)),
+    },
+    Control {
+        name: "stale_address",
+        what: "every fifth request goes to an address the server no longer listens on",
+        rejects: &["every_request_served", "no_failed_requests"],
+        run: |p| Box::pin(run(p, Variant::StaleAddress)),
+    },
+    Control {
+        name: "run_cut_short",
+        what: "a run of 10 iterations where the contract asks for 20 samples",
+        rejects: &["enough_samples"],
+        run: |p| Box::pin(run(RunProfile::new(p.depth, Some(10)), Variant::Honest)),
+    },
+];
+
+/// Which client the run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Honest,
+    /// Reconnects for every "keep-alive" request.
+    ReconnectingKeepalive,
+    /// Sends every fifth request of each side to a closed port.
+    StaleAddress,
 }
 
 /// Requests on each path before measuring: first-use costs (lazy statics, the
 /// server's first accept) are not what the scenario compares.
 const WARM_UP: usize = 5;
 
-async fn run(profile: RunProfile) -> Result<MetricSummary> {
+/// A loopback address nothing listens on any more: bound, then released.
+async fn stale_addr() -> Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| crate::Error::io("binding", "127.0.0.1:0", e))?;
+    listener
+        .local_addr()
+        .map_err(|e| crate::Error::io("binding", "127.0.0.1:0", e))
+}
+
+async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let server = FixtureServer::start().await?;
     let addr = server.addr();
+    let stale = stale_addr().await?;
+    let target = |i: usize| match variant {
+        Variant::StaleAddress if i % 5 == 4 => stale,
+        _ => addr,
+    };
     let mut conn = HttpConnection::open(addr).await?;
     for i in 0..WARM_UP {
         get_once(addr, &format!("/page/{i}")).await?;
@@ -73,7 +121,7 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
     for i in 0..n {
         let path = format!("/page/{i}");
         let t = Instant::now();
-        let r = get_once(addr, &path).await;
+        let r = get_once(target(i), &path).await;
         let elapsed = t.elapsed();
         if ok(&r) {
             fresh.push(elapsed.as_secs_f64() * 1e6);
@@ -82,7 +130,17 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
             failed += 1;
         }
         let t = Instant::now();
-        let r = conn.get(&path).await;
+        let r = match variant {
+            Variant::Honest => conn.get(&path).await,
+            Variant::ReconnectingKeepalive => match HttpConnection::open(addr).await {
+                Ok(mut fresh) => fresh.get(&path).await,
+                Err(e) => Err(e),
+            },
+            Variant::StaleAddress => match target(i) {
+                a if a == addr => conn.get(&path).await,
+                a => get_once(a, &path).await,
+            },
+        };
         let elapsed = t.elapsed();
         if ok(&r) {
             kept.push(elapsed.as_secs_f64() * 1e6);

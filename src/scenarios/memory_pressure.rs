@@ -46,6 +46,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     },
     run: start,
     needs_browser: true,
+    controls: CONTROLS,
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
@@ -467,3 +468,6 @@ mod tests {
         assert!((super::least_squares_slope(&xs, &ys) - 0.5).abs() < 1e-12);
     }
 }
+
+/// Its negative controls (see [`super::control`]).
+const CONTROLS: &[super::Control] = &[];

@@ -9,6 +9,7 @@ mod adaptive_timeout;
 mod aot_cache;
 mod browser_pool;
 mod cdp_pool;
+pub mod control;
 pub mod end_to_end;
 mod fixture_roundtrip;
 mod memory_pressure;
@@ -24,6 +25,8 @@ use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::report::{self, MetricSummary};
 
+pub use control::{all_controls, coverage_gaps, find_control, run_control, Control, ControlOutcome};
+
 /// The future a scenario run returns.
 pub type ScenarioFuture = Pin<Box<dyn Future<Output = Result<MetricSummary>> + Send>>;
 
@@ -36,6 +39,8 @@ pub struct Scenario {
     pub run: fn(RunProfile) -> ScenarioFuture,
     /// Whether it launches Chromium (the CLI checks for it before running).
     pub needs_browser: bool,
+    /// Its negative controls: bad variants the contract must reject.
+    pub controls: &'static [control::Control],
 }
 
 /// Runs a scenario whose work is synchronous (compiling, instantiating) on the

@@ -24,3 +24,12 @@ pub use resources::{
 };
 pub use server::{generated_page_html, FixtureServer, FixtureServerConfig, RequestRecord};
 pub use trace::SeededRng;
+
+/// A suffix no other call in this process returns: scenarios and controls
+/// that run in one process (the CLI runs them back to back) never share a
+/// scratch directory.
+pub fn unique_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

@@ -34,6 +34,17 @@ pub fn extractor_variant(n: u32) -> Result<Vec<u8>> {
     )
 }
 
+/// Variant `n` of the extractor whose `id` export traps (`unreachable`): an
+/// extractor that fails on every call, for the fault counters.
+pub fn trapping_variant(n: u32) -> Result<Vec<u8>> {
+    let text = include_str!("../../fixtures/wasm/extractor.wat");
+    let body = text.trim_end().strip_suffix(')').unwrap_or(text);
+    parse(
+        &format!("trapping-extractor-{n}"),
+        &format!("{body}\n  (func (export \"id\") (result i32) unreachable)\n)\n"),
+    )
+}
+
 /// A guest that loops forever (`spin`).
 pub fn spin() -> Result<Vec<u8>> {
     parse("spin", include_str!("../../fixtures/wasm/spin.wat"))

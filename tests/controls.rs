@@ -1,0 +1,104 @@
+//! Negative controls: every threshold of the contract is shown able to fail.
+//!
+//! Each test runs one known-bad variant of a scenario at quick size and
+//! asserts that the contract rejects it: every threshold the control targets
+//! fails, with the figure on the wrong side of its limit. A control that
+//! passes means its thresholds certify nothing, and the test says which.
+
+use rstest::rstest;
+use tidepool::contract::Contract;
+use tidepool::profile::RunProfile;
+use tidepool::scenarios::{self, all_controls, coverage_gaps, find_control, run_control};
+use tidepool::testkit::{contract_path, init_tracing, ResourceCheck};
+
+/// Every control, as `scenario.control`: one test case each below.
+const CONTROLS: &[&str] = &[
+    "fixture_roundtrip.reconnecting_keepalive",
+    "fixture_roundtrip.stale_address",
+    "fixture_roundtrip.run_cut_short",
+    "wasm_tiers.nothing_resident",
+    "wasm_tiers.recency_not_frequency",
+    "wasm_tiers.never_forgets",
+    "wasm_tiers.fifo_both_sides",
+    "wasm_tiers.trapping_extractor",
+    "cdp_pool.sequential_batch",
+    "cdp_pool.no_reuse",
+    "cdp_pool.coalescing_batch",
+    "cdp_pool.leaked_page",
+];
+
+fn contract() -> Contract {
+    Contract::load(&contract_path(), &scenarios::catalog())
+        .unwrap_or_else(|e| panic!("loading the contract: {e}"))
+}
+
+#[test]
+fn every_threshold_has_a_negative_control() {
+    let gaps = coverage_gaps(&contract());
+    assert!(
+        gaps.is_empty(),
+        "thresholds that no control shows able to fail:\n  {}",
+        gaps.join("\n  ")
+    );
+}
+
+#[test]
+fn every_control_has_a_test_case_here() {
+    let registered: Vec<String> = all_controls()
+        .map(|(s, c)| format!("{}.{}", s.spec.name, c.name))
+        .collect();
+    let mut listed: Vec<String> = CONTROLS.iter().map(|c| c.to_string()).collect();
+    let mut sorted = registered.clone();
+    sorted.sort();
+    listed.sort();
+    assert_eq!(listed, sorted, "tests/controls.rs must list every control");
+}
+
+#[rstest]
+#[case::fixture_roundtrip_reconnecting_keepalive("fixture_roundtrip.reconnecting_keepalive")]
+#[case::fixture_roundtrip_stale_address("fixture_roundtrip.stale_address")]
+#[case::fixture_roundtrip_run_cut_short("fixture_roundtrip.run_cut_short")]
+#[case::wasm_tiers_nothing_resident("wasm_tiers.nothing_resident")]
+#[case::wasm_tiers_recency_not_frequency("wasm_tiers.recency_not_frequency")]
+#[case::wasm_tiers_never_forgets("wasm_tiers.never_forgets")]
+#[case::wasm_tiers_fifo_both_sides("wasm_tiers.fifo_both_sides")]
+#[case::wasm_tiers_trapping_extractor("wasm_tiers.trapping_extractor")]
+#[case::cdp_pool_sequential_batch("cdp_pool.sequential_batch")]
+#[case::cdp_pool_no_reuse("cdp_pool.no_reuse")]
+#[case::cdp_pool_coalescing_batch("cdp_pool.coalescing_batch")]
+#[case::cdp_pool_leaked_page("cdp_pool.leaked_page")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_contract_rejects_the_control(#[case] id: &str) {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let profile = RunProfile::from_env().unwrap_or_else(|e| panic!("{e}"));
+    let (scenario, control) = find_control(id).unwrap_or_else(|e| panic!("{e}"));
+    let outcome = run_control(scenario, control, profile, &contract())
+        .await
+        .unwrap_or_else(|e| panic!("control {id}: {e}"));
+    for line in outcome.lines() {
+        println!("{line}");
+    }
+    println!("report: {}", outcome.report_path.display());
+    assert_eq!(
+        outcome.verdicts.len(),
+        control.rejects.len(),
+        "control {id} was judged on {} thresholds, it names {}",
+        outcome.verdicts.len(),
+        control.rejects.len()
+    );
+    let passed: Vec<String> = outcome
+        .verdicts
+        .iter()
+        .filter(|v| v.passed)
+        .map(|v| format!("  {v}"))
+        .collect();
+    assert!(
+        passed.is_empty(),
+        "control {id} ({}) passed thresholds it must fail: they cannot tell this regression apart:\n{}\nreport: {}",
+        control.what,
+        passed.join("\n"),
+        outcome.report_path.display()
+    );
+    resources.assert_clean().await;
+}
