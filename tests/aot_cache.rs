@@ -17,7 +17,7 @@ fn temp(tag: &str) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aot_cache_meets_its_contract() {
     let summary = run_contract("aot_cache").await;
-    assert_eq!(summary.counters["bad_entries_injected"], 3);
+    assert_eq!(summary.counters["bad_entries_injected"], 4);
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_json_snapshot!("aot_cache", snapshot_view(&summary, &["module_functions"]));
     });

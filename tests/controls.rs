@@ -25,6 +25,8 @@ const CONTROLS: &[&str] = &[
     "cdp_pool.no_reuse",
     "cdp_pool.coalescing_batch",
     "cdp_pool.leaked_page",
+    "aot_cache.copying_cache",
+    "aot_cache.unverified_cache",
 ];
 
 fn contract() -> Contract {
@@ -67,6 +69,8 @@ fn every_control_has_a_test_case_here() {
 #[case::cdp_pool_no_reuse("cdp_pool.no_reuse")]
 #[case::cdp_pool_coalescing_batch("cdp_pool.coalescing_batch")]
 #[case::cdp_pool_leaked_page("cdp_pool.leaked_page")]
+#[case::aot_cache_copying_cache("aot_cache.copying_cache")]
+#[case::aot_cache_unverified_cache("aot_cache.unverified_cache")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_rejects_the_control(#[case] id: &str) {
     init_tracing();

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Scenario, ScenarioFuture};
+use super::{Control, Scenario, ScenarioFuture};
 use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
@@ -36,6 +36,36 @@ fn start(profile: RunProfile) -> ScenarioFuture {
     super::blocking("aot_cache", profile, run)
 }
 
+/// The cache the run uses: the real one, or a bad variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Honest,
+    /// Keeps a copy of the .wasm and compiles it on every load.
+    CopyingCache,
+    /// Skips its checksum, trusting wasmtime's header check.
+    UnverifiedCache,
+}
+
+/// The negative controls.
+const CONTROLS: &[Control] = &[
+    Control {
+        name: "copying_cache",
+        what: "a cache that stores a copy of the .wasm and compiles it on every load (the prototype's)",
+        rejects: &["cache_hit_beats_compile"],
+        run: |p| super::blocking("aot_cache", p, |p| run_variant(p, Variant::CopyingCache)),
+    },
+    Control {
+        name: "unverified_cache",
+        what: "a cache that skips its checksum and trusts wasmtime's header check",
+        rejects: &["every_bad_entry_detected", "no_bad_entry_loaded"],
+        run: |p| super::blocking("aot_cache", p, |p| run_variant(p, Variant::UnverifiedCache)),
+    },
+];
+
+fn run(profile: RunProfile) -> Result<MetricSummary> {
+    run_variant(profile, Variant::Honest)
+}
+
 /// One way to damage a cache entry: what, which entry, the module it holds,
 /// and the damage.
 type Injection<'a> = (
@@ -53,15 +83,31 @@ fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-fn run(profile: RunProfile) -> Result<MetricSummary> {
+fn run_variant(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let engine = WasmEngine::new(WasmEngineConfig::default())?;
     let dir = std::env::temp_dir().join(format!(
         "tidepool-aot-{}-{}",
         std::process::id(),
-        profile.iterations()
+        crate::testkit::unique_suffix()
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let cache = Arc::new(AotCache::open(WasmCacheConfig::new(&dir), &engine)?);
+    let result = measure(&engine, &dir, profile, variant);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn measure(
+    engine: &WasmEngine,
+    dir: &std::path::Path,
+    profile: RunProfile,
+    variant: Variant,
+) -> Result<MetricSummary> {
+    let mut cache = AotCache::open(WasmCacheConfig::new(dir), engine)?;
+    if variant == Variant::UnverifiedCache {
+        cache = cache.skipping_checksum_for_control();
+    }
+    let cache = Arc::new(cache);
+    let engine = engine.clone();
 
     // A module whose compile costs at least MIN_COMPILE_MS on this machine.
     let mut functions = 800;
@@ -78,12 +124,21 @@ fn run(profile: RunProfile) -> Result<MetricSummary> {
     s.count("module_functions", u64::from(functions));
 
     cache.load(&engine, "generated", &wasm)?;
+    // The copying cache's store: the module's bytes, as a file.
+    let copy = dir.join("generated.wasm");
+    std::fs::write(&copy, &wasm).map_err(|e| Error::io("writing", &copy, e))?;
     let (mut compile, mut load) = (Vec::new(), Vec::new());
     for _ in 0..profile.iterations() {
         let t = Instant::now();
         engine.compile("generated", &wasm)?;
         compile.push(ms(t));
         let t = Instant::now();
+        if variant == Variant::CopyingCache {
+            let bytes = std::fs::read(&copy).map_err(|e| Error::io("reading", &copy, e))?;
+            engine.compile("generated", &bytes)?;
+            load.push(ms(t));
+            continue;
+        }
         let (_, outcome) = cache.load(&engine, "generated", &wasm)?;
         load.push(ms(t));
         if outcome != CacheOutcome::Hit {
@@ -96,6 +151,9 @@ fn run(profile: RunProfile) -> Result<MetricSummary> {
     }
     s.measure("compile_ms", "ms", &compile)?;
     s.measure("cache_load_ms", "ms", &load)?;
+    if variant == Variant::CopyingCache {
+        return Ok(s);
+    }
 
     // Bad entries: each must be detected, removed and recompiled, never loaded.
     let path = cache.entry_path(&wasm);
@@ -115,7 +173,7 @@ fn run(profile: RunProfile) -> Result<MetricSummary> {
             fault: crate::WasmFault::Compile,
             message: e.to_string(),
         })?;
-    let injections: Vec<Injection> = vec![
+    let mut injections: Vec<Injection> = vec![
         (
             "one flipped byte",
             &path,
@@ -140,6 +198,22 @@ fn run(profile: RunProfile) -> Result<MetricSummary> {
             Box::new(move |b: &mut Vec<u8>| *b = encode_entry(&foreign)),
         ),
     ];
+    // Appended bytes leave the artifact itself intact: wasmtime loads it,
+    // and only the cache's own checksum can tell the file was changed.
+    injections.push((
+        "bytes appended",
+        &small_path,
+        &small,
+        Box::new(|b: &mut Vec<u8>| b.extend_from_slice(&[0xAB; 64])),
+    ));
+    // The control's cache skips its checksum: it gets only the damage
+    // wasmtime itself survives, never a changed byte of code.
+    if variant == Variant::UnverifiedCache {
+        injections.retain(|(what, ..)| matches!(*what, "foreign engine" | "bytes appended"));
+    }
+    // Two lenses: `detected` is the cache's own account (its corrupt count
+    // rose and it recompiled); `loaded` is what it handed back: a hit served
+    // from a file other than the one it wrote.
     let (mut detected, mut loaded_bad) = (0u64, 0u64);
     for (what, entry, bytes, damage) in &injections {
         let mut content = std::fs::read(entry).map_err(|e| Error::io("reading", *entry, e))?;
@@ -150,7 +224,9 @@ fn run(profile: RunProfile) -> Result<MetricSummary> {
         if outcome == CacheOutcome::Recompiled && cache.stats().corrupt == before + 1 {
             detected += 1;
         } else {
-            tracing::error!(what, ?outcome, "bad AOT entry not detected");
+            tracing::warn!(what, ?outcome, "bad AOT entry not detected");
+        }
+        if outcome == CacheOutcome::Hit {
             loaded_bad += 1;
         }
     }
@@ -162,9 +238,5 @@ fn run(profile: RunProfile) -> Result<MetricSummary> {
         "cache: {} hits, {} misses, {} compiles, {} evictions, {} corrupt",
         stats.hits, stats.misses, stats.compiles, stats.evictions, stats.corrupt
     ));
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(s)
 }
-
-/// Its negative controls (see [`super::control`]).
-const CONTROLS: &[super::Control] = &[];

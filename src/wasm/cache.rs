@@ -86,6 +86,8 @@ pub struct AotCache {
     compiles: AtomicU64,
     evictions: AtomicU64,
     corrupt: AtomicU64,
+    /// Off only in the negative control that shows the checksum matters.
+    verify_checksum: bool,
 }
 
 impl AotCache {
@@ -114,7 +116,17 @@ impl AotCache {
             compiles: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             corrupt: AtomicU64::new(0),
+            verify_checksum: true,
         })
+    }
+
+    /// A broken cache, for the `aot_cache` negative control only: it skips
+    /// its own checksum and trusts wasmtime's header check. The control feeds
+    /// it only damage that wasmtime survives (bytes appended to an artifact,
+    /// an artifact of another engine); never use it for real work.
+    pub(crate) fn skipping_checksum_for_control(mut self) -> AotCache {
+        self.verify_checksum = false;
+        self
     }
 
     /// The entry path for module bytes `wasm` under this engine.
@@ -212,7 +224,7 @@ impl AotCache {
             ));
         }
         let (digest, payload) = bytes[MAGIC.len()..].split_at(32);
-        if Sha256::digest(payload).as_slice() != digest {
+        if self.verify_checksum && Sha256::digest(payload).as_slice() != digest {
             return Err("checksum mismatch: the artifact was modified or truncated".into());
         }
         if Engine::detect_precompiled(payload) != Some(Precompiled::Module) {
@@ -266,6 +278,9 @@ fn deserialize(engine: &Engine, payload: &[u8]) -> std::result::Result<Module, S
     // The caller verified `payload` against the SHA-256 the cache recorded when
     // it wrote the output of `Module::serialize`; wasmtime itself rejects (with
     // an error, safely) artifacts of another wasmtime version or engine config.
+    // The one exception is the negative control's cache, which skips the
+    // checksum and is only ever given serialize output with bytes appended,
+    // which wasmtime's object parser ignores.
     unsafe { Module::deserialize(engine, payload) }
         .map_err(|e| format!("wasmtime refused it: {e:#}"))
 }
