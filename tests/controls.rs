@@ -27,6 +27,11 @@ const CONTROLS: &[&str] = &[
     "cdp_pool.leaked_page",
     "aot_cache.copying_cache",
     "aot_cache.unverified_cache",
+    "adaptive_timeout.fixed_timeouts",
+    "adaptive_timeout.median_timeouts",
+    "adaptive_timeout.low_ceiling",
+    "adaptive_timeout.hidden_retry",
+    "adaptive_timeout.deadline_from_queue",
 ];
 
 fn contract() -> Contract {
@@ -71,6 +76,11 @@ fn every_control_has_a_test_case_here() {
 #[case::cdp_pool_leaked_page("cdp_pool.leaked_page")]
 #[case::aot_cache_copying_cache("aot_cache.copying_cache")]
 #[case::aot_cache_unverified_cache("aot_cache.unverified_cache")]
+#[case::adaptive_timeout_fixed_timeouts("adaptive_timeout.fixed_timeouts")]
+#[case::adaptive_timeout_median_timeouts("adaptive_timeout.median_timeouts")]
+#[case::adaptive_timeout_low_ceiling("adaptive_timeout.low_ceiling")]
+#[case::adaptive_timeout_hidden_retry("adaptive_timeout.hidden_retry")]
+#[case::adaptive_timeout_deadline_from_queue("adaptive_timeout.deadline_from_queue")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_rejects_the_control(#[case] id: &str) {
     init_tracing();

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use statrs::distribution::{ContinuousCDF, Normal};
 use tokio::sync::Semaphore;
 
-use super::{Scenario, ScenarioFuture};
+use super::{Control, Scenario, ScenarioFuture};
 use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
@@ -52,7 +52,81 @@ pub(super) const SCENARIO: Scenario = Scenario {
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
-    Box::pin(run(profile))
+    Box::pin(run(profile, Variant::Honest))
+}
+
+/// The policy and client the run uses: the real ones, or a bad variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Honest,
+    /// The learned policy replaced by a fixed 30 s timeout.
+    FixedTimeouts,
+    /// Timeouts at the median of recent latencies, floor 10 ms.
+    MedianTimeouts,
+    /// A ceiling (1.5 s) below the shifted host's p99.
+    LowCeiling,
+    /// A client that retries a timed-out request once, inside the deadline's back.
+    HiddenRetry,
+    /// A deadline counted from when the request was queued, not sent.
+    DeadlineFromQueue,
+}
+
+/// The negative controls.
+const CONTROLS: &[Control] = &[
+    Control {
+        name: "fixed_timeouts",
+        what: "the learned timeouts replaced by a fixed 30 s",
+        rejects: &["waste_vs_fixed_30s", "waste_vs_oracle"],
+        run: |p| Box::pin(run(p, Variant::FixedTimeouts)),
+    },
+    Control {
+        name: "median_timeouts",
+        what: "timeouts at the median of recent latencies (safety factor 1, floor 10 ms)",
+        rejects: &["few_false_timeouts", "real_run_no_false_timeouts"],
+        run: |p| Box::pin(run(p, Variant::MedianTimeouts)),
+    },
+    Control {
+        name: "low_ceiling",
+        what: "a timeout ceiling of 1.5 s, below the shifted host's p99 (2.6 s)",
+        rejects: &["recovers_from_a_shift"],
+        run: |p| Box::pin(run(p, Variant::LowCeiling)),
+    },
+    Control {
+        name: "hidden_retry",
+        what: "a client that retries a timed-out request once before giving up",
+        rejects: &["real_cutoff_is_on_time"],
+        run: |p| Box::pin(run(p, Variant::HiddenRetry)),
+    },
+    Control {
+        name: "deadline_from_queue",
+        what: "a deadline counted from when the request was queued, not from when it was sent",
+        rejects: &["real_cutoff_not_early"],
+        run: |p| Box::pin(run(p, Variant::DeadlineFromQueue)),
+    },
+];
+
+impl Variant {
+    /// The config of the learned ("default") policy.
+    fn config(self) -> AdaptiveTimeoutsConfig {
+        let defaults = AdaptiveTimeoutsConfig::default();
+        match self {
+            Variant::MedianTimeouts => AdaptiveTimeoutsConfig {
+                estimator: EstimatorKind::Percentile {
+                    quantile: 0.5,
+                    window: 200,
+                    safety_factor: 1.0,
+                },
+                min: Duration::from_millis(10),
+                ..defaults
+            },
+            Variant::LowCeiling => AdaptiveTimeoutsConfig {
+                max: Duration::from_millis(1500),
+                default: Duration::from_millis(1500),
+                ..defaults
+            },
+            _ => defaults,
+        }
+    }
 }
 
 /// Compression of time for the policy runs: 1 real second runs in 50 ms.
@@ -207,11 +281,13 @@ async fn run_policy(
     policy: &Policy,
     scale: f64,
     concurrency: usize,
+    client: Variant,
 ) -> Result<Vec<Outcome>> {
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut tasks = tokio::task::JoinSet::new();
     let addr = server.addr();
     for &request in trace {
+        let queued = Instant::now();
         let permit = slots
             .clone()
             .acquire_owned()
@@ -228,7 +304,15 @@ async fn run_policy(
                 None => "/hang".to_owned(),
             };
             let t = Instant::now();
-            let answer = tokio::time::timeout(applied, get_once(addr, &path)).await;
+            let deadline = match client {
+                Variant::DeadlineFromQueue => queued + applied,
+                _ => t + applied,
+            };
+            let mut answer =
+                tokio::time::timeout_at(deadline.into(), get_once(addr, &path)).await;
+            if client == Variant::HiddenRetry && answer.is_err() {
+                answer = tokio::time::timeout(applied, get_once(addr, &path)).await;
+            }
             let waited = t.elapsed();
             drop(permit);
             let timed_out = match answer {
@@ -282,106 +366,130 @@ fn false_rate(outcomes: &[Outcome]) -> f64 {
     counted.iter().filter(|o| o.false_timeout()).count() as f64 / counted.len().max(1) as f64
 }
 
-async fn run(profile: RunProfile) -> Result<MetricSummary> {
+async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let per_host = profile.scaled(MIN_PER_HOST, 1000).max(MIN_PER_HOST);
     let requests = trace(per_host, SEED);
     let server = FixtureServer::start().await?;
     let defaults = AdaptiveTimeoutsConfig::default();
+    let learned = variant.config();
     let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
+    let scaled_trace = matches!(
+        variant,
+        Variant::Honest | Variant::FixedTimeouts | Variant::MedianTimeouts | Variant::LowCeiling
+    );
+    let real_run = matches!(
+        variant,
+        Variant::Honest | Variant::MedianTimeouts | Variant::HiddenRetry | Variant::DeadlineFromQueue
+    );
 
     let clamp = |ms: f64| Duration::from_secs_f64(ms / 1e3).clamp(defaults.min, defaults.max);
     let oracle: Vec<Duration> = HOSTS
         .iter()
         .map(|h| clamp(true_p99_ms(h)).mul_f64(SCALE))
         .collect();
-    let estimators = [
-        ("default", defaults.estimator.clone()),
-        ("rfc6298", EstimatorKind::Rfc6298),
-        (
+    let mut estimators = vec![("default", learned.estimator.clone())];
+    if variant == Variant::Honest {
+        estimators.push(("rfc6298", EstimatorKind::Rfc6298));
+        estimators.push((
             "spec",
             EstimatorKind::Spec {
                 window: 200,
                 buffer_floor: 0.5,
             },
-        ),
-    ];
+        ));
+    }
     let mut default_outcomes = Vec::new();
-    for (name, estimator) in estimators {
-        let config = AdaptiveTimeoutsConfig {
-            estimator,
-            ..defaults.clone()
-        }
-        .scaled(SCALE);
-        let policy = Policy::Adaptive(AdaptiveTimeouts::new(config)?);
-        let outcomes = run_policy(&server, &requests, &policy, SCALE, CONCURRENCY).await?;
+    for (name, estimator) in estimators.into_iter().filter(|_| scaled_trace) {
+        let policy = if variant == Variant::FixedTimeouts {
+            Policy::Fixed(FIXED.mul_f64(SCALE))
+        } else {
+            let config = AdaptiveTimeoutsConfig {
+                estimator,
+                ..learned.clone()
+            }
+            .scaled(SCALE);
+            Policy::Adaptive(AdaptiveTimeouts::new(config)?)
+        };
+        let outcomes =
+            run_policy(&server, &requests, &policy, SCALE, CONCURRENCY, Variant::Honest).await?;
         record_policy(&mut s, name, &outcomes);
         if name == "default" {
             default_outcomes = outcomes;
         }
     }
-    for (name, policy) in [
-        ("fixed", Policy::Fixed(FIXED.mul_f64(SCALE))),
-        ("oracle", Policy::PerHost(oracle.clone())),
-    ] {
-        let outcomes = run_policy(&server, &requests, &policy, SCALE, CONCURRENCY).await?;
+    let baselines: &[&str] = match variant {
+        Variant::Honest | Variant::FixedTimeouts => &["fixed", "oracle"],
+        _ => &[],
+    };
+    for &name in baselines {
+        let policy = match name {
+            "fixed" => Policy::Fixed(FIXED.mul_f64(SCALE)),
+            _ => Policy::PerHost(oracle.clone()),
+        };
+        let outcomes =
+            run_policy(&server, &requests, &policy, SCALE, CONCURRENCY, Variant::Honest).await?;
         record_policy(&mut s, name, &outcomes);
     }
 
-    let answered: Vec<f64> = default_outcomes
-        .iter()
-        .filter(|o| !o.timed_out)
-        .map(|o| o.waited.as_secs_f64() * 1e3 / SCALE)
-        .collect();
-    s.measure("answered_ms", "ms", &answered)?;
-    let shifting = HOSTS
-        .iter()
-        .position(|h| h.shifted_median_ms.is_some())
-        .unwrap_or(2);
-    let after_shift: Vec<&Outcome> = default_outcomes
-        .iter()
-        .filter(|o| o.request.host == shifting && o.request.seq >= per_host / 2 + 50)
-        .collect();
-    s.ratio(
-        "shift_false_rate_after_50",
-        after_shift.iter().filter(|o| o.false_timeout()).count() as f64
-            / after_shift.len().max(1) as f64,
-    );
-    s.note(format!(
-        "default estimator, false timeouts past warm-up: {}",
-        false_breakdown(&default_outcomes, per_host)
-    ));
-    s.count("requests", requests.len() as u64);
-    s.count(
-        "hangs",
-        requests.iter().filter(|r| r.latency_ms.is_none()).count() as u64,
-    );
+    if scaled_trace {
+        let answered: Vec<f64> = default_outcomes
+            .iter()
+            .filter(|o| !o.timed_out)
+            .map(|o| o.waited.as_secs_f64() * 1e3 / SCALE)
+            .collect();
+        s.measure("answered_ms", "ms", &answered)?;
+        let shifting = HOSTS
+            .iter()
+            .position(|h| h.shifted_median_ms.is_some())
+            .unwrap_or(2);
+        let after_shift: Vec<&Outcome> = default_outcomes
+            .iter()
+            .filter(|o| o.request.host == shifting && o.request.seq >= per_host / 2 + 50)
+            .collect();
+        s.ratio(
+            "shift_false_rate_after_50",
+            after_shift.iter().filter(|o| o.false_timeout()).count() as f64
+                / after_shift.len().max(1) as f64,
+        );
+        s.note(format!(
+            "default estimator, false timeouts past warm-up: {}",
+            false_breakdown(&default_outcomes, per_host)
+        ));
+        s.count("requests", requests.len() as u64);
+        s.count(
+            "hangs",
+            requests.iter().filter(|r| r.latency_ms.is_none()).count() as u64,
+        );
+    }
 
     // Real, unscaled waits: the fast host past its warm-up, with one request
     // that never answers, under the default config.
-    let mut real = trace(60, SEED ^ 1)
-        .into_iter()
-        .filter(|r| r.host == 0)
-        .map(|r| Request {
-            latency_ms: Some(r.latency_ms.unwrap_or(50.0)),
-            ..r
-        })
-        .collect::<Vec<_>>();
-    if let Some(r) = real.get_mut(40) {
-        r.latency_ms = None;
+    if real_run {
+        let mut real = trace(60, SEED ^ 1)
+            .into_iter()
+            .filter(|r| r.host == 0)
+            .map(|r| Request {
+                latency_ms: Some(r.latency_ms.unwrap_or(50.0)),
+                ..r
+            })
+            .collect::<Vec<_>>();
+        if let Some(r) = real.get_mut(40) {
+            r.latency_ms = None;
+        }
+        let policy = Policy::Adaptive(AdaptiveTimeouts::new(learned.clone())?);
+        let outcomes = run_policy(&server, &real, &policy, 1.0, 4, variant).await?;
+        let hung = outcomes.iter().find(|o| o.request.latency_ms.is_none());
+        s.ratio(
+            "real_cutoff_ratio",
+            hung.map_or(f64::NAN, |o| {
+                o.waited.as_secs_f64() / o.applied.as_secs_f64()
+            }),
+        );
+        s.count(
+            "real_false_timeouts",
+            outcomes.iter().filter(|o| o.false_timeout()).count() as u64,
+        );
     }
-    let policy = Policy::Adaptive(AdaptiveTimeouts::new(defaults.clone())?);
-    let outcomes = run_policy(&server, &real, &policy, 1.0, 4).await?;
-    let hung = outcomes.iter().find(|o| o.request.latency_ms.is_none());
-    s.ratio(
-        "real_cutoff_ratio",
-        hung.map_or(f64::NAN, |o| {
-            o.waited.as_secs_f64() / o.applied.as_secs_f64()
-        }),
-    );
-    s.count(
-        "real_false_timeouts",
-        outcomes.iter().filter(|o| o.false_timeout()).count() as u64,
-    );
     server.shutdown().await;
 
     s.note(format!(
@@ -497,6 +605,3 @@ mod tests {
         assert!((0.01..0.03).contains(&hangs), "{hangs}");
     }
 }
-
-/// Its negative controls (see [`super::control`]).
-const CONTROLS: &[super::Control] = &[];
