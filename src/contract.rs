@@ -426,15 +426,20 @@ impl Contract {
         let chosen = names
             .iter()
             .map(|name| {
-                all.iter().find(|t| t.name == *name).ok_or_else(|| Error::Contract {
-                    path: self.path.clone(),
-                    line: None,
-                    message: format!(
-                        "{}.{name}: no such threshold (it has: {})",
-                        summary.scenario,
-                        all.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                })
+                all.iter()
+                    .find(|t| t.name == *name)
+                    .ok_or_else(|| Error::Contract {
+                        path: self.path.clone(),
+                        line: None,
+                        message: format!(
+                            "{}.{name}: no such threshold (it has: {})",
+                            summary.scenario,
+                            all.iter()
+                                .map(|t| t.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         self.judge(summary, chosen.into_iter())

@@ -32,6 +32,11 @@ const CONTROLS: &[&str] = &[
     "adaptive_timeout.low_ceiling",
     "adaptive_timeout.hidden_retry",
     "adaptive_timeout.deadline_from_queue",
+    "browser_pool.launch_per_lease",
+    "browser_pool.single_use_browsers",
+    "browser_pool.shared_lease",
+    "browser_pool.killed_browser",
+    "browser_pool.abandoned_browser",
 ];
 
 fn contract() -> Contract {
@@ -81,6 +86,11 @@ fn every_control_has_a_test_case_here() {
 #[case::adaptive_timeout_low_ceiling("adaptive_timeout.low_ceiling")]
 #[case::adaptive_timeout_hidden_retry("adaptive_timeout.hidden_retry")]
 #[case::adaptive_timeout_deadline_from_queue("adaptive_timeout.deadline_from_queue")]
+#[case::browser_pool_launch_per_lease("browser_pool.launch_per_lease")]
+#[case::browser_pool_single_use_browsers("browser_pool.single_use_browsers")]
+#[case::browser_pool_shared_lease("browser_pool.shared_lease")]
+#[case::browser_pool_killed_browser("browser_pool.killed_browser")]
+#[case::browser_pool_abandoned_browser("browser_pool.abandoned_browser")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_rejects_the_control(#[case] id: &str) {
     init_tracing();

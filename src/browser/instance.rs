@@ -1,5 +1,5 @@
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -312,6 +312,16 @@ impl Instance {
             process.terminate(grace).await;
         }
         self.handler.abort();
+    }
+}
+
+impl Instance {
+    /// The broken shutdown of the leftover check's negative control: see
+    /// [`LocalProcess::abandon_for_control`]. `None` for a connected browser.
+    pub(crate) fn abandon_for_control(mut self) -> Option<(String, PathBuf)> {
+        let process = self.process.take()?;
+        self.handler.abort();
+        Some(process.abandon_for_control())
     }
 }
 

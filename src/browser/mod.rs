@@ -16,6 +16,9 @@ pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;
 pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
 pub use pool::BrowserPool;
-pub use process::{own_tag_prefix, tagged_processes, PROFILE_PREFIX, TAG_ENV};
+pub(crate) use process::clean_up_after_control;
+pub use process::{
+    own_tag_prefix, processes_naming_own_profiles, tagged_processes, PROFILE_PREFIX, TAG_ENV,
+};
 pub use sampler::{MemoryEvent, MemoryEventKind};
 pub use stats::{PoolStats, RetireReason};

@@ -207,6 +207,59 @@ impl LocalProcess {
     }
 }
 
+impl LocalProcess {
+    /// A broken shutdown, for the negative control of the leftover check
+    /// only: the handle is dropped without `Browser.close`, a kill or a reap
+    /// (the zombie bug of chromiumoxide #50), so the browser lives on.
+    /// Returns what it left, for [`clean_up_after_control`].
+    pub(crate) fn abandon_for_control(mut self) -> (String, PathBuf) {
+        // A dropped sender would tell the reaper to kill: it is leaked instead.
+        std::mem::forget(self.kill.take());
+        self.terminated = true;
+        (self.tag.clone(), self.profile_dir.clone())
+    }
+}
+
+/// Kills what [`LocalProcess::abandon_for_control`] left and removes
+/// its profile.
+pub(crate) async fn clean_up_after_control(tag: String, dir: PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || {
+        kill_tagged(&tag);
+        remove_profile(&dir);
+    })
+    .await;
+}
+
+/// Live (not zombie) processes whose command line names a profile directory
+/// of a browser this process launched, as (pid, command line): the leftover
+/// check through another lens than the environment tag the cleanup uses.
+pub fn processes_naming_own_profiles() -> Vec<(u32, String)> {
+    let needle = std::env::temp_dir()
+        .join(format!("{PROFILE_PREFIX}{}", own_tag_prefix()))
+        .display()
+        .to_string();
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The state follows the command name's closing parenthesis.
+            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+            if matches!(state, "Z" | "X") {
+                return None;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(&needle).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
 impl Drop for LocalProcess {
     /// The path for a pool dropped without `close()` or a launch abandoned
     /// mid-way: no await is possible here, so every process carrying the tag
@@ -275,6 +328,8 @@ pub fn tagged_processes(prefix: &str) -> Vec<(u32, String)> {
         .processes()
         .iter()
         .filter(|(_, p)| !matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead))
+        // sysinfo lists a process's threads as tasks of their own: count processes.
+        .filter(|(_, p)| p.thread_kind().is_none())
         .filter_map(|(pid, p)| {
             p.environ().iter().find_map(|e| {
                 let e = e.to_str()?;

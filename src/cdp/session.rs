@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use chromiumoxide::cdp::browser_protocol::dom;
 use chromiumoxide::cdp::browser_protocol::emulation::ClearDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::page::{
-    AddScriptToEvaluateOnNewDocumentParams, NavigateParams, RemoveScriptToEvaluateOnNewDocumentParams,
-    ScriptIdentifier,
+    AddScriptToEvaluateOnNewDocumentParams, NavigateParams,
+    RemoveScriptToEvaluateOnNewDocumentParams, ScriptIdentifier,
 };
 use chromiumoxide::cdp::browser_protocol::storage::ClearCookiesParams;
 use chromiumoxide::cdp::browser_protocol::target::{

@@ -308,8 +308,7 @@ async fn run_policy(
                 Variant::DeadlineFromQueue => queued + applied,
                 _ => t + applied,
             };
-            let mut answer =
-                tokio::time::timeout_at(deadline.into(), get_once(addr, &path)).await;
+            let mut answer = tokio::time::timeout_at(deadline.into(), get_once(addr, &path)).await;
             if client == Variant::HiddenRetry && answer.is_err() {
                 answer = tokio::time::timeout(applied, get_once(addr, &path)).await;
             }
@@ -379,7 +378,10 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     );
     let real_run = matches!(
         variant,
-        Variant::Honest | Variant::MedianTimeouts | Variant::HiddenRetry | Variant::DeadlineFromQueue
+        Variant::Honest
+            | Variant::MedianTimeouts
+            | Variant::HiddenRetry
+            | Variant::DeadlineFromQueue
     );
 
     let clamp = |ms: f64| Duration::from_secs_f64(ms / 1e3).clamp(defaults.min, defaults.max);
@@ -410,8 +412,15 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
             .scaled(SCALE);
             Policy::Adaptive(AdaptiveTimeouts::new(config)?)
         };
-        let outcomes =
-            run_policy(&server, &requests, &policy, SCALE, CONCURRENCY, Variant::Honest).await?;
+        let outcomes = run_policy(
+            &server,
+            &requests,
+            &policy,
+            SCALE,
+            CONCURRENCY,
+            Variant::Honest,
+        )
+        .await?;
         record_policy(&mut s, name, &outcomes);
         if name == "default" {
             default_outcomes = outcomes;
@@ -426,8 +435,15 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
             "fixed" => Policy::Fixed(FIXED.mul_f64(SCALE)),
             _ => Policy::PerHost(oracle.clone()),
         };
-        let outcomes =
-            run_policy(&server, &requests, &policy, SCALE, CONCURRENCY, Variant::Honest).await?;
+        let outcomes = run_policy(
+            &server,
+            &requests,
+            &policy,
+            SCALE,
+            CONCURRENCY,
+            Variant::Honest,
+        )
+        .await?;
         record_policy(&mut s, name, &outcomes);
     }
 

@@ -7,13 +7,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{naive, Scenario, ScenarioFuture};
+use super::{naive, Control, Scenario, ScenarioFuture};
 use crate::browser::{locate_chromium, BrowserPool, BrowserPoolConfig, DEFAULT_FLAGS};
 use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::report::MetricSummary;
-use crate::testkit::{leftover_browser_processes, FixtureServer};
+use crate::testkit::{kill_process, leftover_browser_processes, FixtureServer};
 
 pub(super) const SCENARIO: Scenario = Scenario {
     spec: ScenarioSpec {
@@ -68,80 +68,234 @@ pub(super) const SCENARIO: Scenario = Scenario {
 };
 
 fn start(profile: RunProfile) -> ScenarioFuture {
-    Box::pin(run(profile))
+    Box::pin(run(profile, Variant::Honest))
 }
+
+/// The pool the run uses: the real one, or a bad variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Honest,
+    /// No idle browsers kept, none warmed up, each browser retired after one lease.
+    LaunchPerLease,
+    /// Browsers retired after one lease in the crawl.
+    SingleUseBrowsers,
+    /// Every crawl worker drives the one page of a single shared lease.
+    SharedLease,
+    /// One of the crawl's browsers is killed mid-crawl.
+    KilledBrowser,
+    /// A shutdown that drops the browser without closing, killing or reaping it.
+    AbandonedBrowser,
+}
+
+/// The negative controls.
+const CONTROLS: &[Control] = &[
+    Control {
+        name: "launch_per_lease",
+        what: "a pool that keeps nothing warm: no idle minimum, no warm-up, each browser retired after one lease",
+        rejects: &["warm_beats_cold", "acquire_is_nearly_free"],
+        run: |p| Box::pin(run(p, Variant::LaunchPerLease)),
+    },
+    Control {
+        name: "single_use_browsers",
+        what: "a crawl pool whose browsers are retired after one lease (max_uses 1)",
+        rejects: &["pooled_crawl_throughput"],
+        run: |p| Box::pin(run(p, Variant::SingleUseBrowsers)),
+    },
+    Control {
+        name: "shared_lease",
+        what: "a pool that hands every worker the same lease and page",
+        rejects: &["no_crawl_errors"],
+        run: |p| Box::pin(run(p, Variant::SharedLease)),
+    },
+    Control {
+        name: "killed_browser",
+        what: "one of the crawl's browsers killed (SIGKILL) mid-crawl",
+        rejects: &["no_crashes"],
+        run: |p| Box::pin(run(p, Variant::KilledBrowser)),
+    },
+    Control {
+        name: "abandoned_browser",
+        what: "a shutdown that drops the browser without closing, killing or reaping it (chromiumoxide #50)",
+        rejects: &["no_leftover_processes"],
+        run: |p| Box::pin(run(p, Variant::AbandonedBrowser)),
+    },
+];
 
 /// Concurrent workers of the crawl.
 const WORKERS: usize = 4;
 
-async fn run(profile: RunProfile) -> Result<MetricSummary> {
+async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let server = FixtureServer::start().await?;
     let executable = locate_chromium(None)?;
     let flags: Vec<String> = DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect();
     let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
+    let errors = Arc::new(AtomicU64::new(0));
+    let mut crashed = 0;
+    if matches!(variant, Variant::Honest | Variant::LaunchPerLease) {
+        crashed += one_at_a_time(
+            &server,
+            &executable,
+            &flags,
+            &mut s,
+            profile,
+            variant,
+            &errors,
+        )
+        .await?;
+    }
+    if matches!(
+        variant,
+        Variant::Honest
+            | Variant::SingleUseBrowsers
+            | Variant::SharedLease
+            | Variant::KilledBrowser
+    ) {
+        crashed += crawl(
+            &server,
+            &executable,
+            &flags,
+            &mut s,
+            profile,
+            variant,
+            &errors,
+        )
+        .await?;
+        s.count("crawl_errors", errors.load(Ordering::SeqCst));
+        s.count("browsers_crashed", crashed);
+    }
+    if variant == Variant::AbandonedBrowser {
+        let instance = naive::launch(&executable, &flags).await?;
+        let left = instance.abandon_for_control();
+        s.count("leftover_processes", leftovers().await);
+        if let Some((tag, dir)) = left {
+            crate::browser::clean_up_after_control(tag, dir).await;
+        }
+    }
+    server.shutdown().await;
+    if variant == Variant::Honest {
+        s.count("leftover_processes", leftovers().await);
+    }
+    Ok(s)
+}
 
-    // Part 1: one page at a time, cold and warm interleaved so both see the
-    // same machine. Before each, the pool is let back to warm: this measures
-    // time to first navigation from a warm pool, not a saturated one.
-    let pool = BrowserPool::new(BrowserPoolConfig {
-        min_idle: 2,
-        max_size: 3,
-        warm_up: 2,
-        ..BrowserPoolConfig::default()
-    })
-    .await?;
+/// Live processes of browsers this process launched, through two lenses: the
+/// environment tag the cleanup itself uses, and any command line naming one
+/// of our profile directories. Both are counted, once per process.
+async fn leftovers() -> u64 {
+    let tagged = leftover_browser_processes(Duration::from_secs(3)).await;
+    let named = tokio::task::spawn_blocking(crate::browser::processes_naming_own_profiles)
+        .await
+        .unwrap_or_default();
+    if !named.is_empty() {
+        tracing::warn!(?named, "processes still naming our browser profiles");
+    }
+    let mut pids: Vec<u32> = tagged.iter().chain(&named).map(|(p, _)| *p).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids.len() as u64
+}
+
+/// Part 1: one page at a time, cold and warm interleaved so both see the
+/// same machine. Before each, the pool is let back to warm: this measures
+/// time to first navigation from a warm pool, not a saturated one. Returns
+/// the browsers that crashed.
+async fn one_at_a_time(
+    server: &FixtureServer,
+    executable: &std::path::Path,
+    flags: &[String],
+    s: &mut MetricSummary,
+    profile: RunProfile,
+    variant: Variant,
+    errors: &AtomicU64,
+) -> Result<u64> {
+    let (config, idle) = match variant {
+        Variant::LaunchPerLease => (
+            BrowserPoolConfig {
+                min_idle: 0,
+                max_size: 3,
+                warm_up: 0,
+                max_uses: Some(1),
+                ..BrowserPoolConfig::default()
+            },
+            0,
+        ),
+        _ => (
+            BrowserPoolConfig {
+                min_idle: 2,
+                max_size: 3,
+                warm_up: 2,
+                ..BrowserPoolConfig::default()
+            },
+            2,
+        ),
+    };
+    let pool = BrowserPool::new(config).await?;
     let (mut cold, mut warm, mut launch) = (Vec::new(), Vec::new(), Vec::new());
-    let mut errors = 0u64;
     for i in 0..profile.iterations() {
         let url = server.url(&format!("/page/{i}"));
         let expected = format!("Page {i}");
-        pool.wait_until_idle(2, Duration::from_secs(30)).await;
-        let load = naive::load_page(&executable, &flags, &url, &["document.title"]).await?;
+        pool.wait_until_idle(idle, Duration::from_secs(30)).await;
+        let load = naive::load_page(executable, flags, &url, &["document.title"]).await?;
         if load.values != [expected.as_str()] {
-            errors += 1;
+            errors.fetch_add(1, Ordering::Relaxed);
         }
         s.machine.chromium.get_or_insert(load.product.clone());
         cold.push(ms(load.total));
         launch.push(ms(load.launch));
 
-        pool.wait_until_idle(2, Duration::from_secs(30)).await;
+        pool.wait_until_idle(idle, Duration::from_secs(30)).await;
         let t = Instant::now();
         let lease = pool.acquire().await?;
         lease.goto(&url).await?;
         let title: String = lease.evaluate("document.title").await?;
         warm.push(ms(t.elapsed()));
         if title != expected {
-            errors += 1;
+            errors.fetch_add(1, Ordering::Relaxed);
         }
     }
     let acquire = pool.acquire_latencies_ms();
-    let mut crashed = pool.stats().crashed;
+    let crashed = pool.stats().crashed;
     pool.close().await;
     s.measure("cold_ms", "ms", &cold)?;
     s.measure("warm_ms", "ms", &warm)?;
     s.measure("launch_ms", "ms", &launch)?;
     s.measure("acquire_ms", "ms", &acquire)?;
+    Ok(crashed)
+}
 
-    // Part 2: a crawl with concurrent workers, in rounds that alternate which
-    // side goes first, so a slow or busy spell of the machine falls on both.
-    let pages = profile.scaled(80, 200);
-    let rounds = profile.scaled(2, 5);
+/// Part 2: a crawl with concurrent workers, in rounds that alternate which
+/// side goes first, so a slow or busy spell of the machine falls on both.
+/// Returns the browsers that crashed.
+async fn crawl(
+    server: &FixtureServer,
+    executable: &std::path::Path,
+    flags: &[String],
+    s: &mut MetricSummary,
+    profile: RunProfile,
+    variant: Variant,
+    errors: &Arc<AtomicU64>,
+) -> Result<u64> {
+    let (pages, rounds) = match variant {
+        Variant::Honest => (profile.scaled(80, 200), profile.scaled(2, 5)),
+        _ => (profile.scaled(40, 100), 2),
+    };
     // One browser per worker: on two cores the crawl is CPU-bound, and spare
     // browsers (measured: max_size 6) only add processes competing for it.
     let pool = BrowserPool::new(BrowserPoolConfig {
         min_idle: WORKERS,
         max_size: WORKERS,
         warm_up: WORKERS,
+        max_uses: (variant == Variant::SingleUseBrowsers).then_some(1),
         ..BrowserPoolConfig::default()
     })
     .await?;
     pool.wait_until_idle(WORKERS, Duration::from_secs(60)).await;
-    let crawl_errors = Arc::new(AtomicU64::new(errors));
     let side = Side {
-        executable: &executable,
-        flags: &flags,
+        executable,
+        flags,
         base: server.url("/page/"),
-        errors: crawl_errors.clone(),
+        errors: errors.clone(),
+        variant,
     };
     let (mut pooled_time, mut naive_time) = (Duration::ZERO, Duration::ZERO);
     for round in 0..rounds {
@@ -149,28 +303,25 @@ async fn run(profile: RunProfile) -> Result<MetricSummary> {
         for pooled_side in [round % 2 == 0, round % 2 == 1] {
             if pooled_side {
                 pooled_time += side.pooled(&pool, batch.clone()).await?;
-            } else {
+            } else if variant != Variant::SharedLease && variant != Variant::KilledBrowser {
                 naive_time += side.naive(batch.clone()).await?;
             }
         }
     }
-    let pooled_rate = pages as f64 / pooled_time.as_secs_f64();
-    let naive_rate = pages as f64 / naive_time.as_secs_f64();
-    crashed += pool.stats().crashed;
+    let crashed = pool.stats().crashed;
     pool.close().await;
-    server.shutdown().await;
-
-    s.ratio("pooled_pages_per_s", pooled_rate);
-    s.ratio("naive_pages_per_s", naive_rate);
+    s.ratio(
+        "pooled_pages_per_s",
+        pages as f64 / pooled_time.as_secs_f64(),
+    );
+    if !naive_time.is_zero() {
+        s.ratio("naive_pages_per_s", pages as f64 / naive_time.as_secs_f64());
+    }
     s.count("crawl_pages", pages as u64);
-    s.count("crawl_errors", crawl_errors.load(Ordering::SeqCst));
-    s.count("browsers_crashed", crashed);
-    let leftovers = leftover_browser_processes(Duration::from_secs(3)).await;
-    s.count("leftover_processes", leftovers.len() as u64);
     s.note(format!(
         "crawl: {pages} fixture pages in {rounds} rounds alternating which side goes first, {WORKERS} concurrent workers; pool max_size {WORKERS}, its time counted until the last lease is recycled; naive launches a browser per page"
     ));
-    Ok(s)
+    Ok(crashed)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -183,6 +334,7 @@ struct Side<'a> {
     flags: &'a [String],
     base: String,
     errors: Arc<AtomicU64>,
+    variant: Variant,
 }
 
 impl Side<'_> {
@@ -191,16 +343,43 @@ impl Side<'_> {
     async fn pooled(&self, pool: &BrowserPool, pages: Range<usize>) -> Result<Duration> {
         let next = Arc::new(AtomicUsize::new(pages.start));
         let t = Instant::now();
+        // The shared-lease control: one lease, its page driven by every worker.
+        let shared = match self.variant {
+            Variant::SharedLease => Some(Arc::new(pool.acquire().await?)),
+            _ => None,
+        };
+        if self.variant == Variant::KilledBrowser {
+            let (pool, next) = (pool.clone(), next.clone());
+            let start = pages.start;
+            tokio::spawn(async move {
+                // Once the crawl is under way, a browser dies as a crash would.
+                while next.load(Ordering::SeqCst) < start + WORKERS * 2 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if let Some(&pid) = pool.pids().first() {
+                    kill_process(pid);
+                }
+            });
+        }
         let workers: Vec<_> = (0..WORKERS)
             .map(|_| {
                 let (pool, next, errs) = (pool.clone(), next.clone(), self.errors.clone());
-                let (base, end) = (self.base.clone(), pages.end);
+                let (base, end, shared) = (self.base.clone(), pages.end, shared.clone());
                 tokio::spawn(async move {
                     while let Some(i) = claim(&next, end) {
                         let ok = async {
-                            let lease = pool.acquire().await?;
-                            lease.goto(&format!("{base}{i}")).await?;
-                            lease.evaluate::<String>("document.title").await
+                            let url = format!("{base}{i}");
+                            match &shared {
+                                Some(lease) => {
+                                    lease.goto(&url).await?;
+                                    lease.evaluate::<String>("document.title").await
+                                }
+                                None => {
+                                    let lease = pool.acquire().await?;
+                                    lease.goto(&url).await?;
+                                    lease.evaluate::<String>("document.title").await
+                                }
+                            }
                         }
                         .await;
                         if !matches!(ok, Ok(ref title) if *title == format!("Page {i}")) {
@@ -212,6 +391,7 @@ impl Side<'_> {
             })
             .collect();
         join_workers(workers).await?;
+        drop(shared);
         pool.wait_until_idle(WORKERS, Duration::from_secs(60)).await;
         Ok(t.elapsed())
     }
@@ -256,6 +436,3 @@ async fn join_workers(workers: Vec<tokio::task::JoinHandle<()>>) -> Result<()> {
     }
     Ok(())
 }
-
-/// Its negative controls (see [`super::control`]).
-const CONTROLS: &[super::Control] = &[];

@@ -349,7 +349,10 @@ async fn measure(
     if variant == Variant::CoalescingBatch {
         let session = sessions.acquire().await?;
         session.goto(&server.url("/page/1")).await?;
-        s.count("misattributed_results", misattributed(&session, variant).await);
+        s.count(
+            "misattributed_results",
+            misattributed(&session, variant).await,
+        );
         session.release().await;
         return Ok(s);
     }
@@ -362,7 +365,11 @@ async fn measure(
             .build()
             .map_err(|message| Error::config("control", message))?;
         // Opened and forgotten: the handle goes, the target stays.
-        drop(lease.call("opening a page", lease.browser().new_page(params)).await?);
+        drop(
+            lease
+                .call("opening a page", lease.browser().new_page(params))
+                .await?,
+        );
         s.count("leaked_targets", leaked_targets(&sessions).await?);
         return Ok(s);
     }
@@ -440,7 +447,10 @@ async fn measure(
 
     let session = sessions.acquire().await?;
     session.goto(&server.url("/page/1")).await?;
-    s.count("misattributed_results", misattributed(&session, variant).await);
+    s.count(
+        "misattributed_results",
+        misattributed(&session, variant).await,
+    );
     session.release().await;
     s.count("leaked_targets", leaked_targets(&sessions).await?);
     s.measure("rtt_ms", "ms", &rtt)?;

@@ -25,7 +25,9 @@ use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::report::{self, MetricSummary};
 
-pub use control::{all_controls, coverage_gaps, find_control, run_control, Control, ControlOutcome};
+pub use control::{
+    all_controls, coverage_gaps, find_control, run_control, Control, ControlOutcome,
+};
 
 /// The future a scenario run returns.
 pub type ScenarioFuture = Pin<Box<dyn Future<Output = Result<MetricSummary>> + Send>>;

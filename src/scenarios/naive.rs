@@ -24,6 +24,22 @@ pub(crate) struct NaiveLoad {
 
 const GRACE: Duration = Duration::from_secs(2);
 
+/// Launches a browser of its own, outside any pool, tagged as this process's.
+pub(crate) async fn launch(executable: &Path, flags: &[String]) -> Result<Instance> {
+    static N: AtomicU64 = AtomicU64::new(1);
+    let id = N.fetch_add(1, Ordering::Relaxed);
+    let tag = format!("{}naive-{id}", own_tag_prefix());
+    Instance::launch(
+        id,
+        executable,
+        flags,
+        &tag,
+        Duration::from_secs(20),
+        Duration::from_secs(10),
+    )
+    .await
+}
+
 /// Launches a browser, opens a page, navigates to `url`, evaluates each of
 /// `expressions` (to a string) one round trip after another, and closes the
 /// browser (closing is not part of `total`).
@@ -33,19 +49,9 @@ pub(crate) async fn load_page(
     url: &str,
     expressions: &[&str],
 ) -> Result<NaiveLoad> {
-    static N: AtomicU64 = AtomicU64::new(1);
-    let id = N.fetch_add(1, Ordering::Relaxed);
-    let tag = format!("{}naive-{id}", own_tag_prefix());
     let t0 = Instant::now();
-    let instance = Instance::launch(
-        id,
-        executable,
-        flags,
-        &tag,
-        Duration::from_secs(20),
-        Duration::from_secs(10),
-    )
-    .await?;
+    let instance = launch(executable, flags).await?;
+    let id = instance.id;
     let result = async {
         let browser = instance.browser.clone();
         let version = instance

@@ -437,7 +437,11 @@ fn run_variant(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
         }
         Variant::NothingResident => tier_latencies(&Bench::new(None)?, &mut s, profile, false)?,
         Variant::RecencyNotFrequency | Variant::NeverForgets => {
-            let half_life = if variant == Variant::NeverForgets { 1e9 } else { 0.01 };
+            let half_life = if variant == Variant::NeverForgets {
+                1e9
+            } else {
+                0.01
+            };
             let config = WasmPoolConfig {
                 half_life: std::time::Duration::from_secs_f64(half_life),
                 ..workload_config()
@@ -577,7 +581,10 @@ fn tiered_vs_fifo(
     let n = profile.scaled(1000, 10_000);
     let trace = zipf_trace(n, n / 2, SEED);
     let config = workload_config();
-    let (k, resident) = (config.hot_capacity(), config.hot_capacity() + config.warm_capacity());
+    let (k, resident) = (
+        config.hot_capacity(),
+        config.hot_capacity() + config.warm_capacity(),
+    );
     let mut totals: [Vec<f64>; 4] = Default::default();
     for _ in 0..REPEATS {
         let tiered = bench.pool(config.clone())?;
@@ -613,7 +620,11 @@ fn tiered_vs_fifo(
     }
     let median = |i: usize| crate::stats::percentile("replay totals", &totals[i], 0.5);
     let (tiered, rebalance, fifo, fifo_equal) = (median(0)?, median(1)?, median(2)?, median(3)?);
-    let with_rebalance: Vec<f64> = totals[0].iter().zip(&totals[1]).map(|(a, b)| a + b).collect();
+    let with_rebalance: Vec<f64> = totals[0]
+        .iter()
+        .zip(&totals[1])
+        .map(|(a, b)| a + b)
+        .collect();
     s.ratio("tiered_total_ms", tiered);
     s.ratio("fifo_total_ms", fifo);
     s.ratio(
