@@ -37,6 +37,9 @@ const CONTROLS: &[&str] = &[
     "browser_pool.shared_lease",
     "browser_pool.killed_browser",
     "browser_pool.abandoned_browser",
+    "end_to_end.single_use_browsers",
+    "end_to_end.millisecond_timeouts",
+    "end_to_end.shared_page",
 ];
 
 fn contract() -> Contract {
@@ -91,6 +94,9 @@ fn every_control_has_a_test_case_here() {
 #[case::browser_pool_shared_lease("browser_pool.shared_lease")]
 #[case::browser_pool_killed_browser("browser_pool.killed_browser")]
 #[case::browser_pool_abandoned_browser("browser_pool.abandoned_browser")]
+#[case::end_to_end_single_use_browsers("end_to_end.single_use_browsers")]
+#[case::end_to_end_millisecond_timeouts("end_to_end.millisecond_timeouts")]
+#[case::end_to_end_shared_page("end_to_end.shared_page")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_rejects_the_control(#[case] id: &str) {
     init_tracing();

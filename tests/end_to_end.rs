@@ -77,8 +77,8 @@ async fn your_own_urls_run_the_same_comparison_and_unreachable_ones_are_counted_
         serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap();
     let e2e = &results["scenarios"][0];
     assert_eq!(
-        e2e["counters"]["page_errors"], 2,
-        "one unreachable page on each side"
+        e2e["counters"]["page_errors"], 3,
+        "one unreachable page on each crawl: pooled, naive, pooled shared"
     );
     let notes = e2e["notes"].to_string();
     assert!(
