@@ -40,6 +40,15 @@ const CONTROLS: &[&str] = &[
     "end_to_end.single_use_browsers",
     "end_to_end.millisecond_timeouts",
     "end_to_end.shared_page",
+    "memory_pressure.summed_rss",
+    "memory_pressure.undersized_pool",
+    "memory_pressure.killed_under_load",
+    "memory_pressure.unsampled_hard_limit",
+    "memory_pressure.no_replacement",
+    "memory_pressure.hard_limit_below_idle",
+    "memory_pressure.long_soft_window",
+    "memory_pressure.soft_as_hard",
+    "memory_pressure.leaking_client",
 ];
 
 fn contract() -> Contract {
@@ -97,6 +106,15 @@ fn every_control_has_a_test_case_here() {
 #[case::end_to_end_single_use_browsers("end_to_end.single_use_browsers")]
 #[case::end_to_end_millisecond_timeouts("end_to_end.millisecond_timeouts")]
 #[case::end_to_end_shared_page("end_to_end.shared_page")]
+#[case::memory_pressure_summed_rss("memory_pressure.summed_rss")]
+#[case::memory_pressure_undersized_pool("memory_pressure.undersized_pool")]
+#[case::memory_pressure_killed_under_load("memory_pressure.killed_under_load")]
+#[case::memory_pressure_unsampled_hard_limit("memory_pressure.unsampled_hard_limit")]
+#[case::memory_pressure_no_replacement("memory_pressure.no_replacement")]
+#[case::memory_pressure_hard_limit_below_idle("memory_pressure.hard_limit_below_idle")]
+#[case::memory_pressure_long_soft_window("memory_pressure.long_soft_window")]
+#[case::memory_pressure_soft_as_hard("memory_pressure.soft_as_hard")]
+#[case::memory_pressure_leaking_client("memory_pressure.leaking_client")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_rejects_the_control(#[case] id: &str) {
     init_tracing();

@@ -196,6 +196,11 @@ impl Lease {
         })
     }
 
+    /// The browser's CDP endpoint (`ws://...`), for a second connection.
+    pub(crate) fn websocket_url(&self) -> &str {
+        &self.instance().endpoint
+    }
+
     /// What a session pool in this lease's context needs to work on its own.
     pub(crate) fn handle(&self) -> BrowserHandle {
         let i = self.instance();
