@@ -73,6 +73,10 @@ struct ValidateArgs {
     /// List the scenarios and exit.
     #[arg(long)]
     list: bool,
+    /// Run the negative controls instead: a bad variant per threshold, each
+    /// of which the contract must reject (exit 1 if one is not rejected).
+    #[arg(long, conflicts_with = "urls")]
+    controls: bool,
     /// With `--scenario end_to_end`: crawl these URLs (one per line) instead of the fixture pages.
     #[arg(long, value_name = "FILE")]
     urls: Option<PathBuf>,
@@ -240,6 +244,9 @@ async fn validate(args: ValidateArgs) -> tidepool::Result<ExitCode> {
         None => None,
     };
     let profile = RunProfile::new(Depth::Full, args.iterations);
+    if args.controls {
+        return validate_controls(&chosen, profile, &contract).await;
+    }
 
     let interactive = std::io::stderr().is_terminal();
     let bar = if interactive {
@@ -330,6 +337,73 @@ async fn validate(args: ValidateArgs) -> tidepool::Result<ExitCode> {
     Ok(if results.passed() {
         ExitCode::SUCCESS
     } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `validate --controls`: every control of the chosen scenarios, one line per
+/// threshold it targets, then the thresholds that have none.
+async fn validate_controls(
+    chosen: &[&'static Scenario],
+    profile: RunProfile,
+    contract: &Contract,
+) -> tidepool::Result<ExitCode> {
+    let controls: Vec<_> = scenarios::all_controls()
+        .filter(|(s, _)| chosen.iter().any(|c| c.spec.name == s.spec.name))
+        .collect();
+    let interactive = std::io::stderr().is_terminal();
+    let bar = if interactive {
+        let bar = ProgressBar::new(controls.len() as u64);
+        if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
+        {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut all_rejected = true;
+    let mut lines = Vec::new();
+    for (i, (scenario, control)) in controls.iter().enumerate() {
+        let id = format!("{}.{}", scenario.spec.name, control.name);
+        bar.set_message(format!("running {id}"));
+        if !interactive {
+            eprintln!("[{}/{}] running {id} ...", i + 1, controls.len());
+        }
+        let outcome = tokio::select! {
+            outcome = scenarios::run_control(scenario, control, profile, contract) => outcome?,
+            _ = tokio::signal::ctrl_c() => {
+                bar.abandon_with_message(format!("interrupted during {id}"));
+                eprintln!("tidepool: interrupted during {id}");
+                return Ok(ExitCode::from(130));
+            }
+        };
+        all_rejected &= outcome.rejected();
+        lines.extend(outcome.lines());
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("threshold -> control: verdict (figure)");
+    for line in &lines {
+        println!("{line}");
+    }
+    for (threshold, why) in scenarios::WITHOUT_CONTROL {
+        if chosen
+            .iter()
+            .any(|s| threshold.starts_with(&format!("{}.", s.spec.name)))
+        {
+            println!("{threshold} -> no control yet: {why}");
+        }
+    }
+    for gap in scenarios::coverage_gaps(contract) {
+        println!("{gap}");
+        all_rejected = false;
+    }
+    Ok(if all_rejected {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("tidepool: a threshold passed its negative control, or has none: it cannot tell that regression apart");
         ExitCode::from(1)
     })
 }

@@ -136,9 +136,16 @@ pub async fn run_control(
     })
 }
 
+/// Thresholds that have no negative control yet, each with the reason: what
+/// [`coverage_gaps`] forgives, and what `validate --controls` lists as pending.
+pub const WITHOUT_CONTROL: &[(&str, &str)] = &[(
+    "memory_pressure.one_warning_per_crossing",
+    "a flapping warning needs readings that straddle the soft limit, which no public setting produces reliably with pages of 300 MB; a test-only tracker mode would have to reach the pool through its public config",
+)];
+
 /// What is wrong with the controls' coverage of `contract`: a threshold no
-/// control targets, or a control naming a threshold the contract lacks.
-/// Empty when every threshold has a control.
+/// control targets (unless [`WITHOUT_CONTROL`] names it), or a control naming
+/// a threshold the contract lacks. Empty when every threshold has a control.
 pub fn coverage_gaps(contract: &Contract) -> Vec<String> {
     let mut gaps = Vec::new();
     let targeted: BTreeSet<(String, String)> = all_controls()
@@ -150,7 +157,9 @@ pub fn coverage_gaps(contract: &Contract) -> Vec<String> {
         .collect();
     for (scenario, thresholds) in &contract.scenarios {
         for t in thresholds {
-            if !targeted.contains(&(scenario.clone(), t.name.clone())) {
+            let id = format!("{scenario}.{}", t.name);
+            let pending = WITHOUT_CONTROL.iter().any(|(p, _)| *p == id);
+            if !targeted.contains(&(scenario.clone(), t.name.clone())) && !pending {
                 gaps.push(format!("{scenario}.{}: no negative control", t.name));
             }
         }

@@ -27,6 +27,7 @@ use crate::report::{self, MetricSummary};
 
 pub use control::{
     all_controls, coverage_gaps, find_control, run_control, Control, ControlOutcome,
+    WITHOUT_CONTROL,
 };
 
 /// The future a scenario run returns.
