@@ -491,6 +491,103 @@ impl Contract {
     }
 }
 
+/// How one judged figure that keeps no samples (a counter, a ratio, or a
+/// ratio of them) moved between a baseline and the current run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FigureChange {
+    /// The scenario.
+    pub scenario: String,
+    /// The threshold that judges the figure.
+    pub threshold: String,
+    /// The figure, e.g. `crashes` or `hits / lookups`.
+    pub figure: String,
+    /// Its value in the baseline (the median over the baseline runs).
+    pub baseline: f64,
+    /// Its value now.
+    pub current: f64,
+    /// Change, percent (infinite from a baseline of 0).
+    pub percent_change: f64,
+    /// Worse by more than the noise threshold in the direction the threshold
+    /// guards, or a count that was 0 and no longer is.
+    pub regression: bool,
+}
+
+impl Contract {
+    /// Compares every figure the contract judges that keeps no samples: the
+    /// counters and ratios. Their direction comes from the threshold (`<=`:
+    /// up is worse; `>=`: down is worse). A single value has no spread to
+    /// test, so a change is a regression when it is worse by more than
+    /// `threshold_pct`; and a figure held at 0 (a crash, a leak, a lost
+    /// command) regresses when it becomes at least 1, whatever the noise.
+    /// Thresholds on measurements are judged by the samples' own comparison
+    /// (`report::compare`). `baseline` holds one or more runs; each figure's
+    /// baseline is its median over them.
+    pub fn compare_figures(
+        &self,
+        baseline: &[&[MetricSummary]],
+        current: &[MetricSummary],
+        threshold_pct: f64,
+    ) -> Vec<FigureChange> {
+        let value = |s: &MetricSummary, subject: &Subject| match subject {
+            Subject::Figure(f) => s.figure(f),
+            Subject::Ratio(a, b) => match (s.figure(a), s.figure(b)) {
+                (Some(a), Some(b)) if b != 0.0 => Some(a / b),
+                _ => None,
+            },
+        };
+        let sampled = |name: &str| name.contains('.');
+        let mut out = Vec::new();
+        for cur in current {
+            for t in self.thresholds(&cur.scenario) {
+                let names = match &t.subject {
+                    Subject::Figure(f) => vec![f.as_str()],
+                    Subject::Ratio(a, b) => vec![a.as_str(), b.as_str()],
+                };
+                if names.iter().any(|n| sampled(n)) {
+                    continue;
+                }
+                let Some(now) = value(cur, &t.subject) else {
+                    continue;
+                };
+                let mut before: Vec<f64> = baseline
+                    .iter()
+                    .filter_map(|run| run.iter().find(|s| s.scenario == cur.scenario))
+                    .filter_map(|s| value(s, &t.subject))
+                    .collect();
+                if before.is_empty() {
+                    continue;
+                }
+                before.sort_by(f64::total_cmp);
+                let base = before[before.len() / 2];
+                let percent_change = if base == 0.0 {
+                    if now == 0.0 {
+                        0.0
+                    } else {
+                        f64::INFINITY.copysign(now)
+                    }
+                } else {
+                    (now / base - 1.0) * 100.0
+                };
+                let worse = match t.op {
+                    Op::AtMost => percent_change > threshold_pct,
+                    Op::AtLeast => percent_change < -threshold_pct,
+                };
+                let from_zero = t.op == Op::AtMost && base == 0.0 && now >= 1.0;
+                out.push(FigureChange {
+                    scenario: cur.scenario.clone(),
+                    threshold: t.name.clone(),
+                    figure: t.subject.to_string(),
+                    baseline: base,
+                    current: now,
+                    percent_change,
+                    regression: worse || from_zero,
+                });
+            }
+        }
+        out
+    }
+}
+
 /// One readable message for the failed verdicts, or `None` when all hold.
 ///
 /// Each failed line gives actual, limit, their ratio and how far past the limit.
@@ -618,6 +715,47 @@ mod tests {
         assert!(e.contains("demo.x.op"), "{e}");
         let e = err_of("[demo]\nx = { metric = \"crashes\", op = \"<=\", value = 0, limit = 2 }\n");
         assert!(e.contains("demo.x: unknown field `limit`"), "{e}");
+    }
+
+    #[test]
+    fn counters_and_ratios_are_compared_in_the_direction_their_threshold_guards() {
+        let c = parse(
+            "[demo]\nno_crashes = { metric = \"crashes\", op = \"<=\", value = 0 }\nhits = { metric = \"hit_rate\", op = \">=\", value = 0.9 }\nwarm = { ratio = [\"warm_ms.p50\", \"cold_ms.p50\"], op = \"<=\", value = 0.5 }\n",
+        )
+        .unwrap();
+        let run = |crashes: u64, hit_rate: f64| {
+            let mut s = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
+            s.count("crashes", crashes);
+            s.ratio("hit_rate", hit_rate);
+            s.measure("warm_ms", "ms", &[1.0, 2.0]).unwrap();
+            s.measure("cold_ms", "ms", &[3.0, 4.0]).unwrap();
+            s
+        };
+        let base = [run(0, 0.95)];
+        let same = c.compare_figures(&[&base], &[run(0, 0.95)], 5.0);
+        assert_eq!(
+            same.len(),
+            2,
+            "measurements are left to the sample comparison: {same:?}"
+        );
+        assert!(same.iter().all(|f| !f.regression), "{same:?}");
+        // One crash where there were none: a regression, whatever the noise.
+        let crashed = c.compare_figures(&[&base], &[run(1, 0.95)], 50.0);
+        assert!(
+            crashed
+                .iter()
+                .any(|f| f.threshold == "no_crashes" && f.regression),
+            "{crashed:?}"
+        );
+        // A hit rate down 20 %: worse, for a >= threshold.
+        let fewer = c.compare_figures(&[&base], &[run(0, 0.76)], 5.0);
+        assert!(
+            fewer.iter().any(|f| f.threshold == "hits" && f.regression),
+            "{fewer:?}"
+        );
+        // Up 4 %, inside the noise threshold; and up is better for hits.
+        let more = c.compare_figures(&[&base], &[run(0, 0.99)], 5.0);
+        assert!(more.iter().all(|f| !f.regression), "{more:?}");
     }
 
     #[test]

@@ -178,6 +178,21 @@ fn compare_flags_a_real_slowdown_and_nothing_else() {
     assert!(String::from_utf8_lossy(&slower.stderr).contains("fixture_roundtrip.keepalive_us"));
     assert!(String::from_utf8_lossy(&slower.stdout).contains("| REGRESSION |"));
     assert_eq!(compare(&scaled(1.01, "x101.json")).status.code(), Some(0));
+
+    // A counter the contract holds at 0 that becomes 1 regresses, whatever
+    // the noise threshold.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    v["scenarios"][0]["counters"]["failed_requests"] = 1.into();
+    let failed = temp("failed.json");
+    std::fs::write(&failed, v.to_string()).unwrap();
+    let out = compare(&failed);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fixture_roundtrip.no_failed_requests"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

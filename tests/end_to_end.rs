@@ -28,10 +28,15 @@ async fn end_to_end_meets_its_contract() {
         summary.metrics["naive_page_ms"].summary.n as u64,
         summary.counters["naive_pages"]
     );
-    assert!(
-        summary.notes.iter().any(|n| n.starts_with("active:")),
-        "the report must say which parts were active"
-    );
+    for side in [
+        "pooled (the headline):",
+        "pooled shared (reported, not judged):",
+    ] {
+        assert!(
+            summary.notes.iter().any(|n| n.starts_with(side)),
+            "the report must say what each side did: no note on {side}"
+        );
+    }
     insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
         insta::assert_json_snapshot!("end_to_end", snapshot_view(&summary, &["pooled_pages", "naive_pages"]));
     });

@@ -102,6 +102,10 @@ struct CompareArgs {
     /// Noise threshold: changes of the median within it are never regressions.
     #[arg(long, default_value = "5%", value_parser = parse_percent)]
     threshold: f64,
+    /// The contract whose counters and ratios are compared too (their
+    /// direction comes from its thresholds).
+    #[arg(long, default_value = "perf-contract.toml")]
+    contract: PathBuf,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -540,7 +544,14 @@ fn report_cmd(input: &Path, format: Format) -> tidepool::Result<ExitCode> {
 }
 
 fn compare_cmd(args: &CompareArgs) -> tidepool::Result<ExitCode> {
-    let (changes, against) = match (&args.baseline, &args.history) {
+    let contract = Contract::load(&args.contract, &scenarios::catalog()).map_err(|e| match e {
+        Error::Io { .. } => Error::config(
+            "--contract",
+            format!("{e}; run from the repository root or pass --contract PATH"),
+        ),
+        other => other,
+    })?;
+    let (changes, figures, against) = match (&args.baseline, &args.history) {
         (Some(baseline), _) => {
             let current = args
                 .current
@@ -550,6 +561,7 @@ fn compare_cmd(args: &CompareArgs) -> tidepool::Result<ExitCode> {
             let cur = report::read_summaries(current)?;
             (
                 report::compare(&base, &cur, args.threshold)?,
+                contract.compare_figures(&[&base], &cur, args.threshold),
                 baseline.display().to_string(),
             )
         }
@@ -589,8 +601,13 @@ fn compare_cmd(args: &CompareArgs) -> tidepool::Result<ExitCode> {
             }
             let history: Vec<Vec<MetricSummary>> = runs.into_iter().map(|r| r.2).collect();
             let k = args.last.min(history.len());
+            let window: Vec<&[MetricSummary]> = history[history.len() - k..]
+                .iter()
+                .map(Vec::as_slice)
+                .collect();
             (
                 report::compare_history(&history, &current, args.last, args.threshold)?,
+                contract.compare_figures(&window, &current, args.threshold),
                 format!("median of the last {k} runs in {}", dir.display()),
             )
         }
@@ -601,12 +618,44 @@ fn compare_cmd(args: &CompareArgs) -> tidepool::Result<ExitCode> {
             ))
         }
     };
-    print!(
-        "{}",
-        render_changes(&changes, &against, args.threshold, args.format)?
-    );
+    if args.format == Format::Json {
+        let both = serde_json::json!({ "measurements": changes, "figures": figures });
+        println!("{}", json(&both, "the comparison")?);
+    } else {
+        print!(
+            "{}",
+            render_changes(&changes, &against, args.threshold, args.format)?
+        );
+    }
+    if args.format != Format::Json && !figures.is_empty() {
+        println!("\ncounters and ratios (no samples: judged against the noise threshold alone; a count off 0 always counts):");
+        for f in &figures {
+            println!(
+                "  {}.{}: {} {} -> {} ({:+.1}%){}",
+                f.scenario,
+                f.threshold,
+                f.figure,
+                format_figure(f.baseline),
+                format_figure(f.current),
+                f.percent_change,
+                if f.regression { "  REGRESSION" } else { "" }
+            );
+        }
+    }
+    let figure_regressions: Vec<_> = figures.iter().filter(|f| f.regression).collect();
+    for f in &figure_regressions {
+        eprintln!(
+            "regression: {}.{} ({}) {} -> {} ({:+.1}%)",
+            f.scenario,
+            f.threshold,
+            f.figure,
+            format_figure(f.baseline),
+            format_figure(f.current),
+            f.percent_change
+        );
+    }
     let regressions: Vec<&MetricChange> = changes.iter().filter(|c| c.regression).collect();
-    if regressions.is_empty() {
+    if regressions.is_empty() && figure_regressions.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
         for c in &regressions {

@@ -164,6 +164,21 @@ mod tests {
     }
 
     #[test]
+    fn a_median_past_the_threshold_on_small_overlapping_samples_is_not_a_regression() {
+        let run = |samples: &[f64]| {
+            let mut s = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
+            s.measure("page_ms", "ms", samples).unwrap();
+            s
+        };
+        let base = [run(&[10.0, 20.0, 30.0, 40.0, 50.0])];
+        let cur = [run(&[12.0, 22.0, 33.0, 41.0, 52.0])];
+        let c = &compare(&base, &cur, 5.0).unwrap()[0];
+        assert!(c.percent_change > 5.0, "the median moved 10 %: {c:?}");
+        assert!(c.p_value > ALPHA, "{c:?}");
+        assert!(!c.regression, "not significant, so not a regression: {c:?}");
+    }
+
+    #[test]
     fn history_compares_against_the_trailing_median() {
         let history = [
             vec![summary(1.0)],

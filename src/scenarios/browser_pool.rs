@@ -277,7 +277,8 @@ async fn crawl(
 ) -> Result<u64> {
     let (pages, rounds) = match variant {
         Variant::Honest => (profile.scaled(80, 200), profile.scaled(2, 5)),
-        _ => (profile.scaled(40, 100), 2),
+        // A control's crawl only has to show its figure on the wrong side.
+        _ => (profile.scaled(16, 40), 2),
     };
     // One browser per worker: on two cores the crawl is CPU-bound, and spare
     // browsers (measured: max_size 6) only add processes competing for it.

@@ -675,7 +675,7 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
             urls(profile.scaled(120, 300)),
             urls(profile.scaled(24, 300)),
         ),
-        _ => (urls(profile.scaled(24, 100)), urls(profile.scaled(24, 100))),
+        _ => (urls(profile.scaled(16, 40)), urls(profile.scaled(16, 40))),
     };
     let summary =
         compare_variant(profile, &pooled, &naive, DEFAULT_CONCURRENCY, true, variant).await;

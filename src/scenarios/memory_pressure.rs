@@ -430,7 +430,14 @@ async fn hard_limit(
                 .iter()
                 .any(|e| e.kind == MemoryEventKind::Evicted)
     };
-    for _ in 0..30 {
+    // 30 pages of 40 MB pass any hard limit here; the unsampled control
+    // stops at 12 (480 MB, three times the room above idle).
+    let attempts = if variant == Variant::UnsampledHardLimit {
+        12
+    } else {
+        30
+    };
+    for _ in 0..attempts {
         match greedy.new_page(&alloc).await {
             Ok(p) => pages.push(p),
             Err(Error::BrowserEvicted { .. }) => {
@@ -574,7 +581,12 @@ async fn soft_limit(
             Err(Error::BrowserEvicted { .. }) if variant == Variant::SoftAsHard => break,
             Err(e) => return Err(e),
         };
-        let warned = wait_for(Duration::from_secs(10), || {
+        let patience = if variant == Variant::LongSoftWindow {
+            Duration::from_secs(4)
+        } else {
+            Duration::from_secs(10)
+        };
+        let warned = wait_for(patience, || {
             pool.stats().soft_warnings > crossing || pool.stats().memory_evictions > 0
         })
         .await;
@@ -586,13 +598,22 @@ async fn soft_limit(
         lease
             .call("closing the allocating page", page.close())
             .await?;
-        let cleared = wait_for(Duration::from_secs(15), || {
-            pool.memory_events()
-                .iter()
-                .filter(|e| e.kind == MemoryEventKind::SoftCleared)
-                .count() as u64
-                > crossing
-        })
+        // Without a warning no clearing event comes: the control waits only
+        // long enough for the page's memory to go back.
+        let cleared = wait_for(
+            if warned {
+                Duration::from_secs(15)
+            } else {
+                Duration::from_secs(3)
+            },
+            || {
+                pool.memory_events()
+                    .iter()
+                    .filter(|e| e.kind == MemoryEventKind::SoftCleared)
+                    .count() as u64
+                    > crossing
+            },
+        )
         .await;
         if !(warned && cleared) {
             tracing::warn!(
@@ -640,7 +661,11 @@ async fn leak_check(
     profile: RunProfile,
     variant: Variant,
 ) -> Result<()> {
-    let cycles = profile.scaled(100, 1000);
+    let cycles = match variant {
+        // Four samples of a leak of ~1000 MB per 100 cycles are plenty.
+        Variant::LeakingClient => 50,
+        _ => profile.scaled(100, 1000),
+    };
     let pool = BrowserPool::new(BrowserPoolConfig {
         min_idle: 2,
         max_size: 2,
