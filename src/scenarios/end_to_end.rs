@@ -171,7 +171,7 @@ impl CrawlOutcome {
                 self.pages.insert(url.to_owned(), page);
             }
             Err(e) => {
-                tracing::debug!(side, %url, error = %e, "page failed");
+                tracing::warn!(side, %url, error = %e, "page failed");
                 *self.failures_by_host.entry(host_of(url)).or_default() += 1;
             }
         }
@@ -319,16 +319,24 @@ async fn crawl_pooled_variant(
         async move {
             while let Some(url) = work.claim() {
                 let t0 = Instant::now();
-                let result = timeouts
-                    .run(
-                        &host_of(url),
-                        leased_step(&browsers, shared.as_deref(), url),
-                    )
-                    .await
-                    .and_then(|r| r)
-                    .and_then(|values| {
-                        Extracted::from_step(values, |html| extract(&wasm_pool, html))
-                    });
+                // The wait for a lease is the pool's, not the host's: the
+                // learned per-host timeout covers the page's own work only.
+                let result = async {
+                    let own = match &shared {
+                        Some(_) => None,
+                        None => Some(browsers.acquire().await?),
+                    };
+                    let lease = own
+                        .as_ref()
+                        .or(shared.as_deref())
+                        .ok_or(Error::PoolClosed { what: "browser" })?;
+                    timeouts
+                        .run(&host_of(url), leased_step(lease, url))
+                        .await
+                        .and_then(|r| r)
+                }
+                .await
+                .and_then(|values| Extracted::from_step(values, |html| extract(&wasm_pool, html)));
                 work.record("pooled", url, t0.elapsed(), result);
             }
         }
@@ -341,21 +349,9 @@ async fn crawl_pooled_variant(
     Ok(outcome)
 }
 
-/// One page in a lease of its own: navigate the lease's page, then [`STEP`]
-/// pipelined (every command sent before any reply is awaited); the lease
-/// goes back, its context disposed, when the step is done.
-async fn leased_step(
-    browsers: &BrowserPool,
-    shared: Option<&Lease>,
-    url: &str,
-) -> Result<Vec<String>> {
-    let own = match shared {
-        Some(_) => None,
-        None => Some(browsers.acquire().await?),
-    };
-    let Some(lease) = own.as_ref().or(shared) else {
-        return Err(Error::PoolClosed { what: "browser" });
-    };
+/// One page on a lease's page: navigate, then [`STEP`] pipelined (every
+/// command sent before any reply is awaited).
+async fn leased_step(lease: &Lease, url: &str) -> Result<Vec<String>> {
     lease.goto(url).await?;
     let replies = futures::future::join_all(STEP.iter().map(|expression| async move {
         lease
