@@ -253,17 +253,7 @@ async fn validate(args: ValidateArgs) -> tidepool::Result<ExitCode> {
     }
 
     let interactive = std::io::stderr().is_terminal();
-    let bar = if interactive {
-        let bar = ProgressBar::new(chosen.len() as u64);
-        if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
-        {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(chosen.len(), interactive);
     let mut done: Vec<MetricSummary> = Vec::new();
     let mut interrupted = false;
     for (i, scenario) in chosen.iter().enumerate() {
@@ -345,6 +335,20 @@ async fn validate(args: ValidateArgs) -> tidepool::Result<ExitCode> {
     })
 }
 
+/// A progress bar of `len` steps on a terminal; hidden otherwise (the callers
+/// print plain lines instead).
+fn progress_bar(len: usize, interactive: bool) -> ProgressBar {
+    if !interactive {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 /// `validate --controls`: every control of the chosen scenarios, one line per
 /// threshold it targets, then the thresholds that have none.
 async fn validate_controls(
@@ -356,17 +360,7 @@ async fn validate_controls(
         .filter(|(s, _)| chosen.iter().any(|c| c.spec.name == s.spec.name))
         .collect();
     let interactive = std::io::stderr().is_terminal();
-    let bar = if interactive {
-        let bar = ProgressBar::new(controls.len() as u64);
-        if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
-        {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = progress_bar(controls.len(), interactive);
     let mut all_rejected = true;
     let mut lines = Vec::new();
     for (i, (scenario, control)) in controls.iter().enumerate() {

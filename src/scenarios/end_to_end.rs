@@ -269,6 +269,48 @@ impl Drop for WarmWasm {
     }
 }
 
+/// Everything the pooled side starts before its first page, and how long
+/// that took (it belongs in the pooled wall clock).
+struct Warm {
+    wasm: WarmWasm,
+    browsers: BrowserPool,
+    timeouts: AdaptiveTimeouts,
+    setup: Duration,
+}
+
+impl Warm {
+    async fn start(concurrency: usize, variant: Variant) -> Result<Warm> {
+        let t = Instant::now();
+        let wasm = WarmWasm::new()?;
+        let browsers = BrowserPool::new(BrowserPoolConfig {
+            min_idle: concurrency,
+            max_size: concurrency,
+            warm_up: concurrency,
+            max_uses: (variant == Variant::SingleUseBrowsers).then_some(1),
+            ..BrowserPoolConfig::default()
+        })
+        .await?;
+        let timeouts = AdaptiveTimeouts::new(match variant {
+            Variant::MillisecondTimeouts => AdaptiveTimeoutsConfig {
+                min: Duration::from_millis(1),
+                max: Duration::from_millis(1),
+                default: Duration::from_millis(1),
+                ..AdaptiveTimeoutsConfig::default()
+            },
+            _ => AdaptiveTimeoutsConfig::default(),
+        })?;
+        browsers
+            .wait_until_idle(concurrency, Duration::from_secs(60))
+            .await;
+        Ok(Warm {
+            wasm,
+            browsers,
+            timeouts,
+            setup: t.elapsed(),
+        })
+    }
+}
+
 /// The pooled crawl of `urls` with `concurrency` workers, each page in a
 /// lease of its own (a fresh incognito context): isolated from every other
 /// page as the naive side's browser per page is. The wall clock includes the
@@ -282,29 +324,12 @@ async fn crawl_pooled_variant(
     concurrency: usize,
     variant: Variant,
 ) -> Result<CrawlOutcome> {
-    let setup = Instant::now();
-    let wasm = WarmWasm::new()?;
-    let browsers = BrowserPool::new(BrowserPoolConfig {
-        min_idle: concurrency,
-        max_size: concurrency,
-        warm_up: concurrency,
-        max_uses: (variant == Variant::SingleUseBrowsers).then_some(1),
-        ..BrowserPoolConfig::default()
-    })
-    .await?;
-    let timeouts = AdaptiveTimeouts::new(match variant {
-        Variant::MillisecondTimeouts => AdaptiveTimeoutsConfig {
-            min: Duration::from_millis(1),
-            max: Duration::from_millis(1),
-            default: Duration::from_millis(1),
-            ..AdaptiveTimeoutsConfig::default()
-        },
-        _ => AdaptiveTimeoutsConfig::default(),
-    })?;
-    browsers
-        .wait_until_idle(concurrency, Duration::from_secs(60))
-        .await;
-    let setup = setup.elapsed();
+    let Warm {
+        wasm,
+        browsers,
+        timeouts,
+        setup,
+    } = Warm::start(concurrency, variant).await?;
     let shared = match variant {
         Variant::SharedPage => Some(Arc::new(browsers.acquire().await?)),
         _ => None,
@@ -385,20 +410,12 @@ fn string_value(result: EvaluateReturns, expression: &str, url: &str) -> Result<
 /// nothing between a worker's pages (its context's storage, HTTP cache and
 /// service workers carry over): a second figure, never the headline.
 pub async fn crawl_pooled_shared(urls: &[String], concurrency: usize) -> Result<CrawlOutcome> {
-    let setup = Instant::now();
-    let wasm = WarmWasm::new()?;
-    let browsers = BrowserPool::new(BrowserPoolConfig {
-        min_idle: concurrency,
-        max_size: concurrency,
-        warm_up: concurrency,
-        ..BrowserPoolConfig::default()
-    })
-    .await?;
-    let timeouts = AdaptiveTimeouts::new(AdaptiveTimeoutsConfig::default())?;
-    browsers
-        .wait_until_idle(concurrency, Duration::from_secs(60))
-        .await;
-    let setup = setup.elapsed();
+    let Warm {
+        wasm,
+        browsers,
+        timeouts,
+        setup,
+    } = Warm::start(concurrency, Variant::Honest).await?;
     let outcome = crawl("pooled shared", urls, concurrency, |work| {
         let (browsers, wasm_pool, timeouts) =
             (browsers.clone(), wasm.pool.clone(), timeouts.clone());
