@@ -466,7 +466,9 @@ async fn hard_limit(
     let launched_before = pool.stats().launched;
     drop(pages);
     drop(greedy);
-    match evicted_at {
+    // A failure is returned only after the pool is closed: its browsers and
+    // profiles go with it, whatever the verdict.
+    let outcome = match evicted_at {
         Some(evicted_at) => {
             // Recovered when the evicted browser is retired and a browser
             // launched after the eviction stands ready; the no-replacement
@@ -478,32 +480,34 @@ async fn hard_limit(
             .await;
             let recovery = ms(evicted_at);
             if !recovered && variant == Variant::Honest {
-                return Err(Error::Timeout {
+                Err(Error::Timeout {
                     key: "replacement of the evicted browser".into(),
                     after: Duration::from_secs(15),
-                });
+                })
+            } else {
+                s.measure("recovery_ms", "ms", &[recovery]).map(|_| ())
             }
-            s.measure("recovery_ms", "ms", &[recovery])?;
         }
-        None if variant == Variant::Honest => {
-            return Err(Error::config(
-                "browser.memory.hard_limit_bytes",
-                format!(
-                    "{} MB was never reached by 30 pages of 40 MB",
-                    hard / 1_000_000
-                ),
-            ))
-        }
-        None => {}
-    }
+        None if variant == Variant::Honest => Err(Error::config(
+            "browser.memory.hard_limit_bytes",
+            format!(
+                "{} MB was never reached by 30 pages of 40 MB",
+                hard / 1_000_000
+            ),
+        )),
+        None => Ok(()),
+    };
     stop.store(true, Ordering::Relaxed);
-    drop(bystander.await.map_err(task)?);
+    // The bystander's lease goes back before the pool closes.
+    let joined = bystander.await.map(drop).map_err(task);
     s.count("hard_evictions", pool.stats().memory_evictions);
     s.count(
         "other_lease_failures",
         other_failures.load(Ordering::Relaxed),
     );
     pool.close().await;
+    outcome?;
+    joined?;
     s.note(format!(
         "hard limit {} MB (idle p50 {idle_p50:.0} MB + 150), allocating pages of 40 MB",
         hard / 1_000_000
