@@ -181,13 +181,7 @@ async fn validate(args: ValidateArgs) -> tidepool::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let contract = Contract::load(&args.contract, &scenarios::catalog()).map_err(|e| match e {
-        Error::Io { .. } => Error::config(
-            "--contract",
-            format!("{e}; run from the repository root or pass --contract PATH"),
-        ),
-        other => other,
-    })?;
+    let contract = load_contract(&args.contract)?;
     let chosen: Vec<&'static Scenario> = if args.scenarios.is_empty() {
         scenarios::SCENARIOS.iter().collect()
     } else {
@@ -332,6 +326,17 @@ async fn validate(args: ValidateArgs) -> tidepool::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// The contract at `path`; a missing file says where to run from.
+fn load_contract(path: &Path) -> tidepool::Result<Contract> {
+    Contract::load(path, &scenarios::catalog()).map_err(|e| match e {
+        Error::Io { .. } => Error::config(
+            "--contract",
+            format!("{e}; run from the repository root or pass --contract PATH"),
+        ),
+        other => other,
     })
 }
 
@@ -538,13 +543,7 @@ fn report_cmd(input: &Path, format: Format) -> tidepool::Result<ExitCode> {
 }
 
 fn compare_cmd(args: &CompareArgs) -> tidepool::Result<ExitCode> {
-    let contract = Contract::load(&args.contract, &scenarios::catalog()).map_err(|e| match e {
-        Error::Io { .. } => Error::config(
-            "--contract",
-            format!("{e}; run from the repository root or pass --contract PATH"),
-        ),
-        other => other,
-    })?;
+    let contract = load_contract(&args.contract)?;
     let (changes, figures, against) = match (&args.baseline, &args.history) {
         (Some(baseline), _) => {
             let current = args

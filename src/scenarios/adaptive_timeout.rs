@@ -400,7 +400,7 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
             },
         ));
     }
-    let mut default_outcomes = Vec::new();
+    let mut policies: Vec<(&str, Policy)> = Vec::new();
     for (name, estimator) in estimators.into_iter().filter(|_| scaled_trace) {
         let policy = if variant == Variant::FixedTimeouts {
             Policy::Fixed(FIXED.mul_f64(SCALE))
@@ -412,39 +412,27 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
             .scaled(SCALE);
             Policy::Adaptive(AdaptiveTimeouts::new(config)?)
         };
+        policies.push((name, policy));
+    }
+    if matches!(variant, Variant::Honest | Variant::FixedTimeouts) {
+        policies.push(("fixed", Policy::Fixed(FIXED.mul_f64(SCALE))));
+        policies.push(("oracle", Policy::PerHost(oracle.clone())));
+    }
+    let mut default_outcomes = Vec::new();
+    for (name, policy) in &policies {
         let outcomes = run_policy(
             &server,
             &requests,
-            &policy,
+            policy,
             SCALE,
             CONCURRENCY,
             Variant::Honest,
         )
         .await?;
         record_policy(&mut s, name, &outcomes);
-        if name == "default" {
+        if *name == "default" {
             default_outcomes = outcomes;
         }
-    }
-    let baselines: &[&str] = match variant {
-        Variant::Honest | Variant::FixedTimeouts => &["fixed", "oracle"],
-        _ => &[],
-    };
-    for &name in baselines {
-        let policy = match name {
-            "fixed" => Policy::Fixed(FIXED.mul_f64(SCALE)),
-            _ => Policy::PerHost(oracle.clone()),
-        };
-        let outcomes = run_policy(
-            &server,
-            &requests,
-            &policy,
-            SCALE,
-            CONCURRENCY,
-            Variant::Honest,
-        )
-        .await?;
-        record_policy(&mut s, name, &outcomes);
     }
 
     if scaled_trace {

@@ -131,17 +131,16 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
     let errors = Arc::new(AtomicU64::new(0));
     let mut crashed = 0;
+    let run = Run {
+        server: &server,
+        executable: &executable,
+        flags: &flags,
+        profile,
+        variant,
+        errors: &errors,
+    };
     if matches!(variant, Variant::Honest | Variant::LaunchPerLease) {
-        crashed += one_at_a_time(
-            &server,
-            &executable,
-            &flags,
-            &mut s,
-            profile,
-            variant,
-            &errors,
-        )
-        .await?;
+        crashed += one_at_a_time(&run, &mut s).await?;
     }
     if matches!(
         variant,
@@ -150,16 +149,7 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
             | Variant::SharedLease
             | Variant::KilledBrowser
     ) {
-        crashed += crawl(
-            &server,
-            &executable,
-            &flags,
-            &mut s,
-            profile,
-            variant,
-            &errors,
-        )
-        .await?;
+        crashed += crawl(&run, &mut s).await?;
         s.count("crawl_errors", errors.load(Ordering::SeqCst));
         s.count("browsers_crashed", crashed);
     }
@@ -176,6 +166,17 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
         s.count("leftover_processes", leftovers().await);
     }
     Ok(s)
+}
+
+/// What every part of a run shares.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    server: &'a FixtureServer,
+    executable: &'a std::path::Path,
+    flags: &'a [String],
+    profile: RunProfile,
+    variant: Variant,
+    errors: &'a Arc<AtomicU64>,
 }
 
 /// Live processes of browsers this process launched, through two lenses: the
@@ -199,15 +200,15 @@ async fn leftovers() -> u64 {
 /// same machine. Before each, the pool is let back to warm: this measures
 /// time to first navigation from a warm pool, not a saturated one. Returns
 /// the browsers that crashed.
-async fn one_at_a_time(
-    server: &FixtureServer,
-    executable: &std::path::Path,
-    flags: &[String],
-    s: &mut MetricSummary,
-    profile: RunProfile,
-    variant: Variant,
-    errors: &AtomicU64,
-) -> Result<u64> {
+async fn one_at_a_time(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
+    let Run {
+        server,
+        executable,
+        flags,
+        profile,
+        variant,
+        errors,
+    } = *run;
     let (config, idle) = match variant {
         Variant::LaunchPerLease => (
             BrowserPoolConfig {
@@ -266,15 +267,15 @@ async fn one_at_a_time(
 /// Part 2: a crawl with concurrent workers, in rounds that alternate which
 /// side goes first, so a slow or busy spell of the machine falls on both.
 /// Returns the browsers that crashed.
-async fn crawl(
-    server: &FixtureServer,
-    executable: &std::path::Path,
-    flags: &[String],
-    s: &mut MetricSummary,
-    profile: RunProfile,
-    variant: Variant,
-    errors: &Arc<AtomicU64>,
-) -> Result<u64> {
+async fn crawl(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
+    let Run {
+        server,
+        executable,
+        flags,
+        profile,
+        variant,
+        errors,
+    } = *run;
     let (pages, rounds) = match variant {
         Variant::Honest => (profile.scaled(80, 200), profile.scaled(2, 5)),
         // A control's crawl only has to show its figure on the wrong side.

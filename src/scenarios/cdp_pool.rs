@@ -347,13 +347,7 @@ async fn measure(
     let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
     let sessions = SessionPool::new(lease, variant.sessions())?;
     if variant == Variant::CoalescingBatch {
-        let session = sessions.acquire().await?;
-        session.goto(&server.url("/page/1")).await?;
-        s.count(
-            "misattributed_results",
-            misattributed(&session, variant).await,
-        );
-        session.release().await;
+        count_misattributed(&mut s, &sessions, server, variant).await?;
         return Ok(s);
     }
     if variant == Variant::LeakedPage {
@@ -445,6 +439,21 @@ async fn measure(
         return Ok(s);
     }
 
+    count_misattributed(&mut s, &sessions, server, variant).await?;
+    s.count("leaked_targets", leaked_targets(&sessions).await?);
+    s.measure("rtt_ms", "ms", &rtt)?;
+    s.measure("batch_ms", "ms", &sessions.batch_latencies_ms())?;
+    s.note(format!("round-trip waits counted from each command's send and reply times; attribution checked on a batch of {ATTRIBUTION_VALUES} evaluations with distinct values and an invalid command in the middle"));
+    Ok(s)
+}
+
+/// Runs the attribution batch on a loaded page and counts its misplaced results.
+async fn count_misattributed(
+    s: &mut MetricSummary,
+    sessions: &SessionPool,
+    server: &FixtureServer,
+    variant: Variant,
+) -> Result<()> {
     let session = sessions.acquire().await?;
     session.goto(&server.url("/page/1")).await?;
     s.count(
@@ -452,11 +461,7 @@ async fn measure(
         misattributed(&session, variant).await,
     );
     session.release().await;
-    s.count("leaked_targets", leaked_targets(&sessions).await?);
-    s.measure("rtt_ms", "ms", &rtt)?;
-    s.measure("batch_ms", "ms", &sessions.batch_latencies_ms())?;
-    s.note(format!("round-trip waits counted from each command's send and reply times; attribution checked on a batch of {ATTRIBUTION_VALUES} evaluations with distinct values and an invalid command in the middle"));
-    Ok(s)
+    Ok(())
 }
 
 /// The browser's own count of page targets in the context against the
