@@ -215,6 +215,14 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Task`] for the task `what`, which panicked or was cancelled.
+    pub fn task(what: impl Into<String>, e: tokio::task::JoinError) -> Self {
+        Error::Task {
+            what: what.into(),
+            message: e.to_string(),
+        }
+    }
+
     /// An [`Error::Io`] for `action` on `path`.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -12,7 +12,7 @@ use tidepool::testkit::{
 
 /// Commands per batch: distinct expressions, so each frame is its own.
 const COMMANDS: u64 = 8;
-const BATCHES: u64 = 10;
+const BATCHES: u64 = 30;
 
 /// The batch's evaluations, as the relay saw them.
 fn measured(frame: &WireFrame) -> bool {
@@ -20,8 +20,13 @@ fn measured(frame: &WireFrame) -> bool {
 }
 
 /// Runs `BATCHES` batches through the relay, one command at a time or
-/// pipelined, and returns
-/// the waits per command the wire shows, batch by batch averaged.
+/// pipelined, and returns the waits per command the wire shows, batch by
+/// batch averaged.
+///
+/// The tests run it in a task, as a service runs its work: from the thread
+/// that blocks on the runtime, each command of a batch wakes a worker on its
+/// own, and the batch reaches the wire in pieces (0.14-0.33 waits per command
+/// measured that way, against 0.125 every time from a task).
 async fn waits_on_the_wire(sequential: bool) -> f64 {
     let server = FixtureServer::start().await.unwrap();
     let chromium = ExternalChromium::start().await.unwrap();
@@ -95,25 +100,26 @@ async fn waits_on_the_wire(sequential: bool) -> f64 {
 async fn a_batch_sent_one_by_one_waits_once_per_command_on_the_wire() {
     init_tracing();
     let resources = ResourceCheck::start();
-    let waits = waits_on_the_wire(true).await;
+    let waits = tokio::spawn(waits_on_the_wire(true)).await.unwrap();
     println!("sequential: {waits:.3} waits per command on the wire");
     assert!(
         waits >= 0.9,
-        "sequential sending must read about one wait per command on the wire: {waits:.3} (limit >= 0.9)"
+        "sequential sending must read about one wait per command on the wire: {waits:.3} (limit >= 0.9, ratio {:.2})",
+        waits / 0.9
     );
     resources.assert_clean().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails today, and that is the finding: chromiumoxide 0.9.1 puts a batch's first command on the wire alone and the rest only after its reply (0.91 waits per command on the wire, 0.143 at first poll); see issue #13"]
 async fn a_pipelined_batch_waits_once_for_all_its_commands_on_the_wire() {
     init_tracing();
     let resources = ResourceCheck::start();
-    let waits = waits_on_the_wire(false).await;
+    let waits = tokio::spawn(waits_on_the_wire(false)).await.unwrap();
     println!("pipelined: {waits:.3} waits per command on the wire");
     assert!(
         waits <= 0.2,
-        "a pipelined batch must put its commands on the wire before their replies: {waits:.3} waits per command (limit <= 0.2)"
+        "a pipelined batch must put its commands on the wire before their replies: {waits:.3} waits per command (limit <= 0.2, ratio {:.2}); chromiumoxide unpatched reads 0.91, see vendor/chromiumoxide/PATCH.md",
+        waits / 0.2
     );
     resources.assert_clean().await;
 }

@@ -102,6 +102,12 @@ impl<'a> Batch<'a> {
 
     /// Sends every command together and returns one result per command, in
     /// the order they were pushed.
+    ///
+    /// The batch costs one round trip on the wire when it is sent from a
+    /// task (`tokio::spawn`) and tidepool's patched chromiumoxide is in the
+    /// build (see `vendor/chromiumoxide/PATCH.md`). Sent from the thread that
+    /// blocks on the runtime, each command wakes the CDP handler on its own
+    /// and the batch may reach the browser in a few pieces.
     pub async fn send(self) -> Vec<Result<Value>> {
         let n = self.pending.len();
         if n == 0 {

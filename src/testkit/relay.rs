@@ -9,7 +9,7 @@ use std::time::Instant;
 use async_tungstenite::tungstenite::Message;
 use futures::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 use crate::error::{Error, Result};
 
@@ -35,12 +35,17 @@ pub struct WireFrame {
 /// Point a client (a [`BrowserPool`](crate::browser::BrowserPool) in connect
 /// mode) at [`ws_url`](CdpRelay::ws_url); every frame it exchanges with the
 /// browser is forwarded unchanged and recorded.
+///
+/// The relay runs on a thread and runtime of its own: sharing the client's
+/// runtime, it read the client's frames late whenever the client's tasks held
+/// both workers, and a batch written at once looked sent after its first reply.
 #[derive(Debug)]
 pub struct CdpRelay {
     addr: SocketAddr,
     path: String,
     frames: Arc<Mutex<Vec<WireFrame>>>,
-    task: JoinHandle<()>,
+    /// Dropping it stops the relay's runtime, and every connection with it.
+    _stop: oneshot::Sender<()>,
 }
 
 impl CdpRelay {
@@ -51,29 +56,47 @@ impl CdpRelay {
             .strip_prefix("ws://")
             .ok_or_else(|| bad("only ws:// endpoints can be relayed"))?;
         let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| Error::io("binding the CDP relay", "127.0.0.1:0", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("binding the CDP relay", "127.0.0.1:0", e))?;
+        let failed = |e| Error::io("binding the CDP relay", "127.0.0.1:0", e);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(failed)?;
+        listener.set_nonblocking(true).map_err(failed)?;
+        let addr = listener.local_addr().map_err(failed)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the CDP relay's runtime", "relay", e))?;
         let frames = Arc::new(Mutex::new(Vec::new()));
         let (host, upstream, log) = (host.to_owned(), upstream.to_owned(), frames.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (host, upstream, log) = (host.clone(), upstream.clone(), log.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = relay(client, &host, &upstream, log).await {
-                        tracing::debug!(error = %e, "CDP relay connection ended");
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("tidepool-cdp-relay".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    let accept = async move {
+                        while let Ok((client, _)) = listener.accept().await {
+                            let (host, upstream, log) =
+                                (host.clone(), upstream.clone(), log.clone());
+                            tokio::spawn(async move {
+                                if let Err(e) = relay(client, &host, &upstream, log).await {
+                                    tracing::debug!(error = %e, "CDP relay connection ended");
+                                }
+                            });
+                        }
+                    };
+                    tokio::select! {
+                        () = accept => {}
+                        _ = stopped => {}
                     }
                 });
-            }
-        });
+            })
+            .map_err(|e| Error::io("starting the CDP relay's thread", "relay", e))?;
         Ok(CdpRelay {
             addr,
             path: path.to_owned(),
             frames,
-            task,
+            _stop: stop,
         })
     }
 
@@ -95,55 +118,75 @@ impl CdpRelay {
     }
 }
 
-impl Drop for CdpRelay {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 async fn relay(
     client: TcpStream,
     host: &str,
     upstream: &str,
     log: Arc<Mutex<Vec<WireFrame>>>,
 ) -> std::result::Result<(), String> {
+    // Forwarded as soon as read: Nagle's algorithm would hold a frame back
+    // until the previous one is acknowledged.
+    client
+        .set_nodelay(true)
+        .map_err(|e| format!("client socket: {e}"))?;
     let client = async_tungstenite::tokio::accept_async(client)
         .await
         .map_err(|e| format!("client handshake: {e}"))?;
     let browser = TcpStream::connect(host)
         .await
         .map_err(|e| format!("connecting to {host}: {e}"))?;
+    browser
+        .set_nodelay(true)
+        .map_err(|e| format!("browser socket: {e}"))?;
     let (browser, _) = async_tungstenite::tokio::client_async(upstream, browser)
         .await
         .map_err(|e| format!("browser handshake: {e}"))?;
     let (mut to_client, mut from_client) = client.split();
     let (mut to_browser, mut from_browser) = browser.split();
-    let up = {
+    // Reading and forwarding are separate futures of one task: a reader
+    // timestamps every frame already in its socket before the writer runs,
+    // so forwarding one frame (a write that wakes the browser) never delays
+    // when the next one is seen.
+    let (up_tx, mut up_rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let (down_tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel::<Message>();
+    let read_up = {
         let log = log.clone();
         async move {
             while let Some(Ok(message)) = from_client.next().await {
                 record(&log, &message, true);
-                if to_browser.send(message).await.is_err() {
+                if up_tx.send(message).is_err() {
                     break;
                 }
             }
-            let _ = to_browser.close(None).await;
         }
     };
-    let down = async move {
+    let write_up = async move {
+        while let Some(message) = up_rx.recv().await {
+            if to_browser.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = to_browser.close(None).await;
+    };
+    let read_down = async move {
         while let Some(Ok(message)) = from_browser.next().await {
             record(&log, &message, false);
+            if down_tx.send(message).is_err() {
+                break;
+            }
+        }
+    };
+    let write_down = async move {
+        while let Some(message) = down_rx.recv().await {
             if to_client.send(message).await.is_err() {
                 break;
             }
         }
         let _ = to_client.close(None).await;
     };
-    // Either side closing ends the connection.
-    tokio::select! {
-        () = up => {}
-        () = down => {}
-    }
+    // Either side closing ends the connection: its reader ends, its channel
+    // closes, and its writer closes the other side.
+    tokio::join!(read_up, write_up, read_down, write_down);
     Ok(())
 }
 
@@ -166,15 +209,15 @@ fn record(log: &Mutex<Vec<WireFrame>>, message: &Message, to_browser: bool) {
     }
 }
 
-/// Round trips waited per command on the wire, for the commands `select`
-/// picks among the client's frames: a command costs a wait when it left the
-/// client after the reply to an earlier picked command had arrived (the first
-/// costs one). Commands sent one after another's reply read 1.0; a pipelined
-/// batch of `n` reads `1/n`. `None` when no picked command got its reply.
-pub fn wire_waits_per_command(
+/// Round trips waited on the wire by the commands `select` picks among the
+/// client's frames, and how many of them got their reply: a command costs a
+/// wait when it left the client after the reply to an earlier picked command
+/// had arrived (the first costs one). Commands sent one after another's reply
+/// wait once each; a pipelined batch waits once in all.
+pub fn wire_round_trip_waits(
     frames: &[WireFrame],
     select: impl Fn(&WireFrame) -> bool,
-) -> Option<f64> {
+) -> (u64, u64) {
     let stamps: Vec<(Instant, Instant)> = frames
         .iter()
         .filter(|f| f.to_browser && f.id.is_some() && select(f))
@@ -190,8 +233,26 @@ pub fn wire_waits_per_command(
                 .map(|reply| (command.at, reply.at))
         })
         .collect();
-    if stamps.is_empty() {
-        return None;
+    (crate::cdp::round_trip_waits(&stamps), stamps.len() as u64)
+}
+
+/// [`wire_round_trip_waits`] per command: sequential sending reads 1.0, a
+/// pipelined batch of `n` reads `1/n`. `None` when no picked command got its
+/// reply.
+pub fn wire_waits_per_command(
+    frames: &[WireFrame],
+    select: impl Fn(&WireFrame) -> bool,
+) -> Option<f64> {
+    match wire_round_trip_waits(frames, select) {
+        (_, 0) => None,
+        (waits, commands) => Some(waits as f64 / commands as f64),
     }
-    Some(crate::cdp::round_trip_waits(&stamps) as f64 / stamps.len() as f64)
+}
+
+/// Commands the client put on the wire, and their bytes.
+pub fn commands_sent(frames: &[WireFrame]) -> (u64, u64) {
+    frames
+        .iter()
+        .filter(|f| f.to_browser)
+        .fold((0, 0), |(n, bytes), f| (n + 1, bytes + f.bytes as u64))
 }
