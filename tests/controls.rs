@@ -48,6 +48,7 @@ const CONTROLS: &[&str] = &[
     "memory_pressure.hard_limit_below_idle",
     "memory_pressure.long_soft_window",
     "memory_pressure.soft_as_hard",
+    "memory_pressure.unlatched_soft_limit",
     "memory_pressure.leaking_client",
 ];
 
@@ -114,6 +115,7 @@ fn every_control_has_a_test_case_here() {
 #[case::memory_pressure_hard_limit_below_idle("memory_pressure.hard_limit_below_idle")]
 #[case::memory_pressure_long_soft_window("memory_pressure.long_soft_window")]
 #[case::memory_pressure_soft_as_hard("memory_pressure.soft_as_hard")]
+#[case::memory_pressure_unlatched_soft_limit("memory_pressure.unlatched_soft_limit")]
 #[case::memory_pressure_leaking_client("memory_pressure.leaking_client")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_rejects_the_control(#[case] id: &str) {

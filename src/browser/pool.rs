@@ -340,6 +340,13 @@ impl BrowserPool {
         self.inner.members.pids()
     }
 
+    /// Takes the latch off the pool's soft-limit trackers, so a browser
+    /// hovering over the soft limit is warned about on every sample. For the
+    /// negative control of `one_warning_per_crossing` only.
+    pub(crate) fn unlatch_soft_limit_for_control(&self) {
+        self.inner.members.unlatch_for_control();
+    }
+
     /// Closes every browser (`Browser.close`, SIGKILL after a grace period, reap,
     /// leftover processes killed, profile removed), stops the background task,
     /// and waits for leased browsers to come back and be closed too (up to

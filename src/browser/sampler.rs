@@ -79,6 +79,9 @@ pub(crate) struct Member {
 pub(crate) struct Members {
     by_id: Mutex<HashMap<u64, Member>>,
     pub(crate) events: Mutex<Vec<MemoryEvent>>,
+    /// Soft-limit trackers without their latch: the negative control of
+    /// `one_warning_per_crossing` only.
+    unlatched_for_control: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Members {
@@ -103,10 +106,15 @@ impl Members {
         policy: Option<&MemoryPolicy>,
         bytes: u64,
     ) {
-        let tracker = policy.map(|p| match gauge {
+        let mut tracker = policy.map(|p| match gauge {
             Gauge::Process(_) => SoftLimitTracker::new(p),
             Gauge::Remote { .. } => SoftLimitTracker::new_v8(p),
         });
+        if self.unlatched_for_control.load(Ordering::Relaxed) {
+            if let Some(t) = tracker.as_mut() {
+                t.unlatch_for_control();
+            }
+        }
         let member = Member {
             gauge,
             gone,
@@ -114,6 +122,18 @@ impl Members {
             last_bytes: bytes,
         };
         self.lock().insert(id, member);
+    }
+
+    /// Takes the latch off every soft-limit tracker, present and future: a
+    /// soft limit that warns on every sample over it. For the negative
+    /// control of `one_warning_per_crossing` only.
+    pub(crate) fn unlatch_for_control(&self) {
+        self.unlatched_for_control.store(true, Ordering::Relaxed);
+        for member in self.lock().values_mut() {
+            if let Some(t) = member.tracker.as_mut() {
+                t.unlatch_for_control();
+            }
+        }
     }
 
     /// Process ids of the launched browsers.

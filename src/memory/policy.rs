@@ -134,6 +134,9 @@ pub struct SoftLimitTracker {
     window: usize,
     recent: VecDeque<bool>,
     warned: bool,
+    /// A warning holds until the memory clears; off only in the negative
+    /// control of `one_warning_per_crossing`.
+    latched: bool,
 }
 
 impl SoftLimitTracker {
@@ -154,7 +157,16 @@ impl SoftLimitTracker {
             window: policy.window,
             recent: VecDeque::with_capacity(policy.window),
             warned: false,
+            latched: true,
         }
+    }
+
+    /// The same tracker without its latch: it warns again on every sample
+    /// while most of the window is over the limit, the flapping a missing
+    /// latch would cause. For the negative control of
+    /// `one_warning_per_crossing` only.
+    pub(crate) fn unlatch_for_control(&mut self) {
+        self.latched = false;
     }
 
     /// Takes one sample; returns the event it causes, if any. A warning fires
@@ -167,7 +179,7 @@ impl SoftLimitTracker {
         }
         self.recent.push_back(bytes > self.limit);
         let over = self.recent.iter().filter(|&&o| o).count();
-        if !self.warned && over * 2 > self.window {
+        if (!self.warned || !self.latched) && over * 2 > self.window {
             self.warned = true;
             return Some(SoftEvent::Exceeded);
         }

@@ -138,10 +138,7 @@ pub async fn run_control(
 
 /// Thresholds that have no negative control yet, each with the reason: what
 /// [`coverage_gaps`] forgives, and what `validate --controls` lists as pending.
-pub const WITHOUT_CONTROL: &[(&str, &str)] = &[(
-    "memory_pressure.one_warning_per_crossing",
-    "a flapping warning needs readings that straddle the soft limit, which no public setting produces reliably with pages of 300 MB; a test-only tracker mode would have to reach the pool through its public config",
-)];
+pub const WITHOUT_CONTROL: &[(&str, &str)] = &[];
 
 /// What is wrong with the controls' coverage of `contract`: a threshold no
 /// control targets (unless [`WITHOUT_CONTROL`] names it), or a control naming

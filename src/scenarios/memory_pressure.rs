@@ -74,6 +74,9 @@ enum Variant {
     LongSoftWindow,
     /// A hard limit 1 MB above the soft one: the soft limit evicts.
     SoftAsHard,
+    /// A soft-limit tracker without its latch: it warns again on every
+    /// sample while the browser hovers over the limit.
+    UnlatchedSoftLimit,
     /// A client that leaks a page and a CDP connection per lease cycle.
     LeakingClient,
 }
@@ -129,6 +132,12 @@ const CONTROLS: &[Control] = &[
         run: |p| Box::pin(run(p, Variant::SoftAsHard)),
     },
     Control {
+        name: "unlatched_soft_limit",
+        what: "a soft limit whose warning does not hold until the memory clears: it warns on every sample over the limit",
+        rejects: &["one_warning_per_crossing"],
+        run: |p| Box::pin(run(p, Variant::UnlatchedSoftLimit)),
+    },
+    Control {
         name: "leaking_client",
         what: "a client that leaks a page and a CDP connection per lease cycle, and a browser every tenth",
         rejects: &[
@@ -181,7 +190,13 @@ async fn measure(
     use Variant::*;
     let idle = if matches!(
         variant,
-        Honest | SummedRss | NoReplacement | HardLimitBelowIdle | LongSoftWindow | SoftAsHard
+        Honest
+            | SummedRss
+            | NoReplacement
+            | HardLimitBelowIdle
+            | LongSoftWindow
+            | SoftAsHard
+            | UnlatchedSoftLimit
     ) {
         idle_footprint(server, s, variant).await?
     } else {
@@ -196,7 +211,10 @@ async fn measure(
     ) {
         hard_limit(server, s, &idle, variant).await?;
     }
-    if matches!(variant, Honest | LongSoftWindow | SoftAsHard) {
+    if matches!(
+        variant,
+        Honest | LongSoftWindow | SoftAsHard | UnlatchedSoftLimit
+    ) {
         soft_limit(server, s, &idle, variant).await?;
     }
     if matches!(variant, Honest | LeakingClient) {
@@ -549,6 +567,9 @@ async fn soft_limit(
         ..BrowserPoolConfig::default()
     })
     .await?;
+    if variant == Variant::UnlatchedSoftLimit {
+        pool.unlatch_soft_limit_for_control();
+    }
     let lease = pool.acquire().await?;
     let watcher = lease.pid().map(|pid| {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
