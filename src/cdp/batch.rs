@@ -1,13 +1,13 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chromiumoxide::types::Command;
 use chromiumoxide::Page;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::session::SessionStats;
+use super::stats::SessionStats;
 use crate::browser::BrowserHandle;
 use crate::error::{Error, Result};
 
@@ -212,14 +212,10 @@ pub fn typed<T: DeserializeOwned>(result: Result<Value>) -> Result<T> {
     })
 }
 
-/// Wall time of a batch, for the waits-per-command figure.
-pub(crate) fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn sequential_commands_wait_once_each_and_a_pipelined_batch_once() {

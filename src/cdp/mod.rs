@@ -7,7 +7,9 @@
 
 mod batch;
 mod session;
+mod stats;
 
 pub(crate) use batch::round_trip_waits;
 pub use batch::{typed, Batch};
-pub use session::{Session, SessionCounts, SessionPool, SessionPoolConfig};
+pub use session::{Session, SessionPool, SessionPoolConfig};
+pub use stats::SessionCounts;

@@ -1,4 +1,4 @@
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,9 +15,9 @@ use chromiumoxide::cdp::browser_protocol::target::{
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::Page;
 use futures::StreamExt;
-use serde::Serialize;
 
-use super::batch::{millis, Batch};
+use super::batch::Batch;
+use super::stats::{SessionCounts, SessionStats};
 use crate::browser::{BrowserHandle, Lease};
 use crate::error::{Error, Result};
 
@@ -72,53 +72,6 @@ impl SessionPoolConfig {
             }
         }
         Ok(())
-    }
-}
-
-/// Counters of a session pool.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SessionCounts {
-    /// Page sessions created (target created, attached, domains enabled).
-    pub created: u64,
-    /// Acquisitions served by an existing session.
-    pub reused: u64,
-    /// Resets between uses.
-    pub resets: u64,
-    /// Sessions closed for idleness or age.
-    pub expired: u64,
-    /// Sessions thrown away: failed probe, failed reset, crashed or detached target.
-    pub discarded: u64,
-    /// Commands sent through batches.
-    pub batched_commands: u64,
-    /// Batches sent.
-    pub batches: u64,
-    /// Round trips the batches waited through, counted from send and reply
-    /// times (a pipelined batch waits once).
-    pub batch_waits: u64,
-}
-
-#[derive(Debug, Default)]
-pub(crate) struct SessionStats {
-    created: AtomicU64,
-    reused: AtomicU64,
-    resets: AtomicU64,
-    expired: AtomicU64,
-    discarded: AtomicU64,
-    batched_commands: AtomicU64,
-    batches: AtomicU64,
-    waits: AtomicU64,
-    batch_ms: Mutex<Vec<f64>>,
-}
-
-impl SessionStats {
-    pub(crate) fn record_batch(&self, commands: usize, waits: u64, took: Duration) {
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.waits.fetch_add(waits, Ordering::Relaxed);
-        self.batched_commands
-            .fetch_add(commands as u64, Ordering::Relaxed);
-        if let Ok(mut v) = self.batch_ms.lock() {
-            v.push(millis(took));
-        }
     }
 }
 
@@ -387,28 +340,12 @@ impl SessionPool {
 
     /// Counters so far.
     pub fn counts(&self) -> SessionCounts {
-        let s = &self.inner.stats;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        SessionCounts {
-            created: get(&s.created),
-            reused: get(&s.reused),
-            resets: get(&s.resets),
-            expired: get(&s.expired),
-            discarded: get(&s.discarded),
-            batched_commands: get(&s.batched_commands),
-            batches: get(&s.batches),
-            batch_waits: get(&s.waits),
-        }
+        self.inner.stats.snapshot()
     }
 
     /// Wall times of the batches sent so far, ms.
     pub fn batch_latencies_ms(&self) -> Vec<f64> {
-        self.inner
-            .stats
-            .batch_ms
-            .lock()
-            .map(|v| v.clone())
-            .unwrap_or_default()
+        self.inner.stats.batch_ms()
     }
 
     /// Idle sessions now.

@@ -489,7 +489,11 @@ async fn on_the_wire(
     if variant == Variant::Honest {
         s.measure("wire_commands_pooled", "commands", &wire.pooled_commands)?;
         s.measure("wire_kb_pooled", "KB", &wire.pooled_kb)?;
-        s.measure("wire_commands_new_target", "commands", &wire.new_target_commands)?;
+        s.measure(
+            "wire_commands_new_target",
+            "commands",
+            &wire.new_target_commands,
+        )?;
         s.measure("wire_kb_new_target", "KB", &wire.new_target_kb)?;
         s.note("on the wire: a second browser behind a recording relay; waits per command counted from the frame times of each step batch's commands; commands and KB are the client's frames per request, the CDP client's own attach and init commands included");
     }

@@ -19,7 +19,9 @@ pub use external::ExternalChromium;
 pub use harness::{
     contract_path, init_tracing, run_contract, snapshot_view, CONTRACT_ENV, DEFAULT_LOG_FILTER,
 };
-pub use relay::{commands_sent, wire_round_trip_waits, wire_waits_per_command, CdpRelay, WireFrame};
+pub use relay::{
+    commands_sent, wire_round_trip_waits, wire_waits_per_command, CdpRelay, WireFrame,
+};
 pub use resources::{
     interrupt_process, kill_process, leftover_browser_processes, leftover_profiles, open_fds,
     ResourceCheck,
