@@ -23,89 +23,8 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::error::{Error, Result};
-use crate::report::MetricSummary;
-use crate::stats::Statistic;
-
-/// What kind of figure a scenario reports under a name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FigureKind {
-    /// A measurement with samples in this unit; contracts name its statistics.
-    Measurement(&'static str),
-    /// An event count.
-    Counter,
-    /// A derived figure (rate, ratio).
-    Ratio,
-}
-
-/// A figure a scenario promises to report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FigureSpec {
-    /// Its name in the summary.
-    pub name: &'static str,
-    /// Its kind (and unit).
-    pub kind: FigureKind,
-}
-
-/// What a scenario is and which figures it reports: what a contract may name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScenarioSpec {
-    /// The scenario's name: its report file, its contract table, its test binary.
-    pub name: &'static str,
-    /// One line for `--list`.
-    pub description: &'static str,
-    /// Every figure it reports.
-    pub figures: &'static [FigureSpec],
-}
-
-impl ScenarioSpec {
-    /// The unit of a figure reference (`page_ms.p95`, `crashes`), or why it is unknown.
-    fn unit_of(&self, figure: &str) -> std::result::Result<&'static str, String> {
-        let known = || {
-            self.figures
-                .iter()
-                .map(|f| match f.kind {
-                    FigureKind::Measurement(_) => format!("{}.<stat>", f.name),
-                    _ => f.name.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if let Some((metric, stat)) = figure.rsplit_once('.') {
-            let spec = self.figures.iter().find(|f| f.name == metric);
-            return match spec.map(|f| f.kind) {
-                Some(FigureKind::Measurement(unit)) => match Statistic::parse(stat) {
-                    Some(Statistic::N) => Ok("samples"),
-                    Some(_) => Ok(unit),
-                    None => Err(format!(
-                        "unknown statistic {stat:?} of {metric} (known: n, mean, median, stddev, min, max, p50, p90, p95, p99)"
-                    )),
-                },
-                _ => Err(format!(
-                    "scenario {} reports no measurement {metric:?} (it reports: {})",
-                    self.name,
-                    known()
-                )),
-            };
-        }
-        match self
-            .figures
-            .iter()
-            .find(|f| f.name == figure)
-            .map(|f| f.kind)
-        {
-            Some(FigureKind::Counter) => Ok("count"),
-            Some(FigureKind::Ratio) => Ok("ratio"),
-            Some(FigureKind::Measurement(_)) => Err(format!(
-                "{figure:?} is a measurement: name one of its statistics, e.g. {figure}.p95"
-            )),
-            None => Err(format!(
-                "scenario {} reports no figure {figure:?} (it reports: {})",
-                self.name,
-                known()
-            )),
-        }
-    }
-}
+use crate::summary::MetricSummary;
+pub use crate::summary::{FigureKind, FigureSpec, ScenarioSpec};
 
 /// A comparison operator of a threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +54,16 @@ pub enum Subject {
     Figure(String),
     /// `numerator / denominator`.
     Ratio(String, String),
+}
+
+impl Subject {
+    /// The figures it reads: one, or a ratio's two.
+    pub fn figures(&self) -> Vec<&str> {
+        match self {
+            Subject::Figure(name) => vec![name],
+            Subject::Ratio(a, b) => vec![a, b],
+        }
+    }
 }
 
 impl fmt::Display for Subject {
@@ -221,10 +150,10 @@ impl fmt::Display for Verdict {
             "{mark} {}: {} = {} {}, limit {} {}",
             self.threshold,
             self.figure,
-            crate::report::format_figure(self.actual),
+            crate::summary::format_figure(self.actual),
             self.unit,
             self.op,
-            crate::report::format_figure(self.limit),
+            crate::summary::format_figure(self.limit),
         )?;
         if self.limit != 0.0 {
             write!(f, ", actual/limit = {:.3}", self.actual / self.limit)?;
@@ -233,7 +162,7 @@ impl fmt::Display for Verdict {
             let past = if self.limit == 0.0 {
                 format!(
                     "{} past the limit",
-                    crate::report::format_figure(-self.margin)
+                    crate::summary::format_figure(-self.margin)
                 )
             } else {
                 format!("{:.1}% past the limit", -self.margin * 100.0)
@@ -483,12 +412,6 @@ impl Contract {
             })
             .collect()
     }
-
-    /// Checks the summary and stores the verdicts in it; returns whether all hold.
-    pub fn apply(&self, summary: &mut MetricSummary) -> Result<bool> {
-        summary.verdicts = self.check(summary)?;
-        Ok(summary.verdicts.iter().all(|v| v.passed))
-    }
 }
 
 /// How one judged figure that keeps no samples (a counter, a ratio, or a
@@ -648,22 +571,10 @@ mod tests {
         name: "demo",
         description: "a demo",
         figures: &[
-            FigureSpec {
-                name: "warm_ms",
-                kind: FigureKind::Measurement("ms"),
-            },
-            FigureSpec {
-                name: "cold_ms",
-                kind: FigureKind::Measurement("ms"),
-            },
-            FigureSpec {
-                name: "crashes",
-                kind: FigureKind::Counter,
-            },
-            FigureSpec {
-                name: "hit_rate",
-                kind: FigureKind::Ratio,
-            },
+            FigureSpec::measurement("warm_ms", "ms"),
+            FigureSpec::measurement("cold_ms", "ms"),
+            FigureSpec::counter("crashes"),
+            FigureSpec::ratio("hit_rate"),
         ],
     };
 

@@ -26,12 +26,15 @@ pub mod browser;
 pub mod cdp;
 pub mod contract;
 mod error;
+#[cfg(feature = "testkit")]
+pub mod harness;
 pub mod memory;
 pub mod profile;
 pub mod report;
 #[cfg(feature = "testkit")]
 pub mod scenarios;
 pub mod stats;
+pub mod summary;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod timeout;

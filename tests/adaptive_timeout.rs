@@ -1,11 +1,12 @@
 //! Adaptive timeouts on a seeded trace through the real fixture server,
 //! against a fixed 30 s timeout and a per-host p99 oracle.
 
-use tidepool::testkit::{run_contract, snapshot_view};
+use tidepool::harness::run_contract;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adaptive_timeout_meets_its_contract() {
-    let summary = run_contract("adaptive_timeout").await;
+    let report = run_contract("adaptive_timeout").await;
+    let summary = &report.summary;
     // All three estimators ran the trace, beside both baselines.
     for name in ["default", "rfc6298", "spec", "fixed", "oracle"] {
         assert!(
@@ -21,7 +22,5 @@ async fn adaptive_timeout_meets_its_contract() {
         summary.counters["hangs"] > 0,
         "the trace must contain requests that never answer"
     );
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_json_snapshot!("adaptive_timeout", snapshot_view(&summary, &["requests", "hangs"]));
-    });
+    tidepool::assert_contract_snapshot!("adaptive_timeout", report);
 }

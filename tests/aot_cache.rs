@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use tidepool::testkit::{run_contract, snapshot_view};
+use tidepool::harness::run_contract;
 use tidepool::wasm::{
     fixtures, AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig,
 };
@@ -16,11 +16,10 @@ fn temp(tag: &str) -> std::path::PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aot_cache_meets_its_contract() {
-    let summary = run_contract("aot_cache").await;
+    let report = run_contract("aot_cache").await;
+    let summary = &report.summary;
     assert_eq!(summary.counters["bad_entries_injected"], 4);
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_json_snapshot!("aot_cache", snapshot_view(&summary, &["module_functions"]));
-    });
+    tidepool::assert_contract_snapshot!("aot_cache", report);
 }
 
 #[test]

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use assert_matches::assert_matches;
 use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource};
-use tidepool::testkit::{
-    init_tracing, run_contract, snapshot_view, ExternalChromium, FixtureServer, ResourceCheck,
-};
+use tidepool::harness::run_contract;
+use tidepool::testkit::{init_tracing, ExternalChromium, FixtureServer, ResourceCheck};
 use tidepool::Error;
 
 fn small_pool(max_size: usize) -> BrowserPoolConfig {
@@ -39,12 +38,11 @@ fn kill9(pid: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_pool_meets_its_contract() {
     let resources = ResourceCheck::start();
-    let summary = run_contract("browser_pool").await;
+    let report = run_contract("browser_pool").await;
+    let summary = &report.summary;
     assert_eq!(summary.metrics["warm_ms"].summary.n, summary.iterations);
     assert_eq!(summary.metrics["cold_ms"].summary.n, summary.iterations);
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_json_snapshot!("browser_pool", snapshot_view(&summary, &["crawl_pages"]));
-    });
+    tidepool::assert_contract_snapshot!("browser_pool", report);
     resources.assert_clean().await;
 }
 

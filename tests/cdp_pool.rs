@@ -8,7 +8,8 @@ use chromiumoxide::cdp::browser_protocol::page::GetLayoutMetricsParams;
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use tidepool::browser::{BrowserPool, BrowserPoolConfig};
 use tidepool::cdp::{SessionPool, SessionPoolConfig};
-use tidepool::testkit::{init_tracing, run_contract, snapshot_view, FixtureServer, ResourceCheck};
+use tidepool::harness::run_contract;
+use tidepool::testkit::{init_tracing, FixtureServer, ResourceCheck};
 use tidepool::Error;
 
 fn one_browser() -> BrowserPoolConfig {
@@ -23,14 +24,13 @@ fn one_browser() -> BrowserPoolConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdp_pool_meets_its_contract() {
     let resources = ResourceCheck::start();
-    let summary = run_contract("cdp_pool").await;
+    let report = run_contract("cdp_pool").await;
+    let summary = &report.summary;
     assert_eq!(
         summary.metrics["pooled_ms"].summary.n as u64,
         summary.counters["requests"]
     );
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_json_snapshot!("cdp_pool", snapshot_view(&summary, &["requests"]));
-    });
+    tidepool::assert_contract_snapshot!("cdp_pool", report);
     resources.assert_clean().await;
 }
 

@@ -7,9 +7,10 @@
 
 use rstest::rstest;
 use tidepool::contract::Contract;
+use tidepool::harness::contract_path;
 use tidepool::profile::RunProfile;
 use tidepool::scenarios::{self, all_controls, coverage_gaps, find_control, run_control};
-use tidepool::testkit::{contract_path, init_tracing, ResourceCheck};
+use tidepool::testkit::{init_tracing, ResourceCheck};
 
 /// Every control, as `scenario.control`: one test case each below.
 const CONTROLS: &[&str] = &[

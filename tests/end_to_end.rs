@@ -1,7 +1,8 @@
 //! The whole path: a crawl through pooled browsers, a warm WASM extractor and
 //! adaptive timeouts, against launching and compiling per page.
 
-use tidepool::testkit::{run_contract, snapshot_view, ResourceCheck};
+use tidepool::harness::run_contract;
+use tidepool::testkit::ResourceCheck;
 
 /// Starts the CLI from the crate root with `args`, its output piped and its
 /// scenario reports in `dir`, not over the suites' own reports.
@@ -19,7 +20,8 @@ fn spawn_cli(dir: &std::path::Path, args: &[&str]) -> tokio::process::Child {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_meets_its_contract() {
     let resources = ResourceCheck::start();
-    let summary = run_contract("end_to_end").await;
+    let report = run_contract("end_to_end").await;
+    let summary = &report.summary;
     assert_eq!(
         summary.metrics["pooled_page_ms"].summary.n as u64,
         summary.counters["pooled_pages"]
@@ -37,9 +39,7 @@ async fn end_to_end_meets_its_contract() {
             "the report must say what each side did: no note on {side}"
         );
     }
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_json_snapshot!("end_to_end", snapshot_view(&summary, &["pooled_pages", "naive_pages"]));
-    });
+    tidepool::assert_contract_snapshot!("end_to_end", report);
     resources.assert_clean().await;
 }
 

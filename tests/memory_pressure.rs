@@ -8,10 +8,9 @@ use std::time::{Duration, Instant};
 use assert_matches::assert_matches;
 use chromiumoxide::cdp::browser_protocol::target::GetBrowserContextsParams;
 use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource, MemoryEventKind};
+use tidepool::harness::run_contract;
 use tidepool::memory::{tree_memory, MemoryPolicy};
-use tidepool::testkit::{
-    init_tracing, run_contract, snapshot_view, ExternalChromium, FixtureServer, ResourceCheck,
-};
+use tidepool::testkit::{init_tracing, ExternalChromium, FixtureServer, ResourceCheck};
 use tidepool::Error;
 
 const MB: u64 = 1_000_000;
@@ -19,10 +18,8 @@ const MB: u64 = 1_000_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_pressure_meets_its_contract() {
     let resources = ResourceCheck::start();
-    let summary = run_contract("memory_pressure").await;
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_json_snapshot!("memory_pressure", snapshot_view(&summary, &["leak_cycles", "fd_delta", "hard_evictions"]));
-    });
+    let report = run_contract("memory_pressure").await;
+    tidepool::assert_contract_snapshot!("memory_pressure", report);
     resources.assert_clean().await;
 }
 

@@ -2,11 +2,12 @@
 //! trip over a real socket, judged by perf-contract.toml, reported and
 //! snapshotted.
 
-use tidepool::testkit::{run_contract, snapshot_view};
+use tidepool::harness::run_contract;
 
 #[tokio::test]
 async fn fixture_roundtrip_meets_its_contract() {
-    let summary = run_contract("fixture_roundtrip").await;
+    let report = run_contract("fixture_roundtrip").await;
+    let summary = &report.summary;
 
     // Exact bookkeeping, independent of the contract: every request sent was
     // answered, and each measurement has one sample per iteration.
@@ -17,12 +18,7 @@ async fn fixture_roundtrip_meets_its_contract() {
         summary.metrics["keepalive_us"].summary.n,
         summary.iterations
     );
-    assert_eq!(summary.verdicts.len(), 4);
+    assert_eq!(report.verdicts.len(), 4);
 
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_json_snapshot!(
-            "fixture_roundtrip",
-            snapshot_view(&summary, &["requests_sent", "requests_served"])
-        );
-    });
+    tidepool::assert_contract_snapshot!("fixture_roundtrip", report);
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use assert_matches::assert_matches;
-use tidepool::testkit::{run_contract, snapshot_view};
+use tidepool::harness::run_contract;
 use tidepool::wasm::{
     fixtures, AotCache, ModuleOptions, Tier, WasmCacheConfig, WasmEngine, WasmEngineConfig,
     WasmPool, WasmPoolConfig,
@@ -14,16 +14,15 @@ use tidepool::{Error, WasmFault};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasm_tiers_meets_its_contract() {
-    let summary = run_contract("wasm_tiers").await;
+    let report = run_contract("wasm_tiers").await;
+    let summary = &report.summary;
     assert_eq!(
         summary.counters["seeded_hot"]
             + summary.counters["seeded_warm"]
             + summary.counters["seeded_cold"],
         1000
     );
-    insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
-        insta::assert_json_snapshot!("wasm_tiers", snapshot_view(&summary, &["acquisitions", "promotions", "demotions"]));
-    });
+    tidepool::assert_contract_snapshot!("wasm_tiers", report);
 }
 
 fn pool(engine: &WasmEngine, tag: &str) -> (WasmPool, std::path::PathBuf) {

@@ -1,27 +1,71 @@
-//! Metric summaries and their forms: versioned JSON on disk, Markdown for PR
-//! comments, and a plain table for terminals.
+//! A scenario's record with the contract's verdicts on it, and its forms:
+//! versioned JSON on disk, Markdown for PR comments, and a plain table for
+//! terminals.
 //!
 //! A test writes its scenario's summary to `target/tidepool/reports/<scenario>.json`
 //! (see [`default_dir`]); the CLI reads the same files back for `compare` and
 //! `report`.
 
 mod compare;
-mod machine;
 mod render;
 mod results;
-mod summary;
 
 use std::path::{Path, PathBuf};
 
-pub use compare::{compare, compare_history, MetricChange, ALPHA};
-pub use machine::{git_commit, MachineInfo};
-pub use render::{
-    format_figure, layout_table, markdown_table, to_markdown, to_table, verdict_cells,
+pub use crate::summary::{
+    format_figure, git_commit, MachineInfo, Measurement, MetricSummary, MAX_SAMPLES_KEPT,
+    SCHEMA_VERSION,
 };
-pub use results::{read_summaries, Grade, ValidationResults};
-pub use summary::{Measurement, MetricSummary, MAX_SAMPLES_KEPT, SCHEMA_VERSION};
+pub use compare::{compare, compare_history, MetricChange, ALPHA};
+pub use render::{
+    layout_table, markdown_table, results_markdown, results_rows, results_table, to_markdown,
+    to_table, verdict_cells, RESULTS_HEADER,
+};
+pub use results::{read_reports, Grade, ValidationResults};
 
+use serde::{Deserialize, Serialize};
+
+use crate::contract::Verdict;
 use crate::error::{Error, Result};
+
+/// One scenario's report: its record and the contract's verdicts on it.
+///
+/// The JSON is the record's fields with a `verdicts` array beside them, the
+/// layout of every report since schema version 1.
+///
+/// # Example
+///
+/// ```
+/// use tidepool::profile::{Depth, RunProfile};
+/// use tidepool::report::ScenarioReport;
+/// use tidepool::summary::MetricSummary;
+///
+/// let mut summary = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
+/// summary.count("requests", 3);
+/// let report = ScenarioReport::new(summary, Vec::new());
+/// assert!(report.passed());
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioReport {
+    /// What the run measured.
+    #[serde(flatten)]
+    pub summary: MetricSummary,
+    /// The contract's verdicts on it (none when it was not judged).
+    #[serde(default)]
+    pub verdicts: Vec<Verdict>,
+}
+
+impl ScenarioReport {
+    /// The report of `summary`, judged by `verdicts`.
+    pub fn new(summary: MetricSummary, verdicts: Vec<Verdict>) -> ScenarioReport {
+        ScenarioReport { summary, verdicts }
+    }
+
+    /// Whether every threshold held.
+    pub fn passed(&self) -> bool {
+        self.verdicts.iter().all(|v| v.passed)
+    }
+}
 
 /// Environment variable that moves the report directory.
 pub const REPORT_DIR_ENV: &str = "TIDEPOOL_REPORT_DIR";
@@ -37,12 +81,13 @@ pub fn default_dir() -> PathBuf {
     Path::new(&target).join("tidepool").join("reports")
 }
 
-/// Writes `summary` as pretty JSON to `<dir>/<scenario>.json`, atomically, and
+/// Writes `report` as pretty JSON to `<dir>/<scenario>.json`, atomically, and
 /// returns the path.
-pub fn write_json(summary: &MetricSummary, dir: &Path) -> Result<PathBuf> {
-    let path = dir.join(format!("{}.json", summary.scenario));
-    let json = serde_json::to_vec_pretty(summary).map_err(|source| Error::Json {
-        what: format!("report of scenario {}", summary.scenario),
+pub fn write_json(report: &ScenarioReport, dir: &Path) -> Result<PathBuf> {
+    let scenario = &report.summary.scenario;
+    let path = dir.join(format!("{scenario}.json"));
+    let json = serde_json::to_vec_pretty(report).map_err(|source| Error::Json {
+        what: format!("report of scenario {scenario}"),
         source,
     })?;
     crate::atomic_file::write_atomic(&path, &json)?;
@@ -51,7 +96,7 @@ pub fn write_json(summary: &MetricSummary, dir: &Path) -> Result<PathBuf> {
 
 /// Reads a report written by [`write_json`], rejecting other schema versions
 /// with a message that names the file and both versions.
-pub fn read_json(path: &Path) -> Result<MetricSummary> {
+pub fn read_json(path: &Path) -> Result<ScenarioReport> {
     let value = results::read_versioned(path)?;
     serde_json::from_value(value).map_err(|e| Error::Report {
         path: path.into(),
@@ -74,8 +119,9 @@ mod tests {
         let mut s = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
         s.measure("x_ms", "ms", &[1.0, 2.0, 3.0]).unwrap();
         s.count("n", 3);
-        let path = write_json(&s, &dir).unwrap();
-        assert_eq!(read_json(&path).unwrap(), s);
+        let report = ScenarioReport::new(s, Vec::new());
+        let path = write_json(&report, &dir).unwrap();
+        assert_eq!(read_json(&path).unwrap(), report);
 
         let mut v: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -92,6 +138,24 @@ mod tests {
             .to_string()
             .contains("not valid JSON"));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_report_written_before_the_record_and_its_verdicts_parted_still_reads() {
+        // Written at b94790d, when the verdicts were a field of the record.
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/report-v1-aot_cache.json"
+        ));
+        let report = read_json(path).unwrap();
+        assert_eq!(report.summary.scenario, "aot_cache");
+        assert_eq!(report.verdicts.len(), 3);
+        assert!(report.passed());
+        assert!(report.summary.figure("cache_load_ms.p50").is_some());
+        let again: serde_json::Value = serde_json::to_value(&report).unwrap();
+        let saved: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        assert_eq!(again, saved, "the same layout, field for field");
     }
 
     #[test]

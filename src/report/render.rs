@@ -1,24 +1,7 @@
 use std::fmt::Write;
 
-use super::MetricSummary;
-
-/// Formats a figure with enough digits to read and no noise: 4 significant
-/// decimals below 10, 2 below 1000, none above, scientific below 0.01.
-pub fn format_figure(x: f64) -> String {
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    let a = x.abs();
-    if a >= 1000.0 {
-        format!("{x:.0}")
-    } else if a >= 10.0 {
-        format!("{x:.2}")
-    } else if a >= 0.01 {
-        format!("{x:.4}")
-    } else {
-        format!("{x:.3e}")
-    }
-}
+use super::{Grade, ScenarioReport, ValidationResults};
+use crate::summary::{format_figure, MetricSummary};
 
 /// Lays out rows as a left-aligned, space-padded table with a rule under the header.
 pub fn layout_table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -76,15 +59,16 @@ pub fn verdict_cells(v: &crate::contract::Verdict) -> Vec<String> {
     ]
 }
 
-fn verdict_rows(s: &MetricSummary) -> Vec<Vec<String>> {
-    s.verdicts.iter().map(verdict_cells).collect()
+fn verdict_rows(r: &ScenarioReport) -> Vec<Vec<String>> {
+    r.verdicts.iter().map(verdict_cells).collect()
 }
 
 const MEASUREMENT_HEADER: [&str; 8] = ["metric", "unit", "n", "mean", "p50", "p95", "p99", "max"];
 const VERDICT_HEADER: [&str; 5] = ["threshold", "figure", "actual", "limit", "verdict"];
 
 /// A plain-text table for terminals and CI logs.
-pub fn to_table(s: &MetricSummary) -> String {
+pub fn to_table(r: &ScenarioReport) -> String {
+    let s = &r.summary;
     let mut out = format!(
         "scenario {} ({:?}, {} iterations{})\n",
         s.scenario,
@@ -109,9 +93,9 @@ pub fn to_table(s: &MetricSummary) -> String {
         out += "\n";
         out += &layout_table(&["figure", "value"], &scalars);
     }
-    if !s.verdicts.is_empty() {
+    if !r.verdicts.is_empty() {
         out += "\n";
-        out += &layout_table(&VERDICT_HEADER, &verdict_rows(s));
+        out += &layout_table(&VERDICT_HEADER, &verdict_rows(r));
     }
     for note in &s.notes {
         let _ = writeln!(out, "note: {note}");
@@ -133,7 +117,8 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Markdown, suitable for a pull-request comment.
-pub fn to_markdown(s: &MetricSummary) -> String {
+pub fn to_markdown(r: &ScenarioReport) -> String {
+    let s = &r.summary;
     let mut out = format!(
         "### {}\n\n{:?} run, {} iterations, commit {}, {} CPUs{}\n\n",
         s.scenario,
@@ -167,12 +152,71 @@ pub fn to_markdown(s: &MetricSummary) -> String {
         out += &markdown_table(&["figure", "value"], &rows);
         out += "\n";
     }
-    if !s.verdicts.is_empty() {
-        out += &markdown_table(&VERDICT_HEADER, &verdict_rows(s));
+    if !r.verdicts.is_empty() {
+        out += &markdown_table(&VERDICT_HEADER, &verdict_rows(r));
         out += "\n";
     }
     for note in &s.notes {
         let _ = writeln!(out, "> {note}");
+    }
+    out
+}
+
+/// The columns of [`results_rows`].
+pub const RESULTS_HEADER: [&str; 8] = [
+    "scenario",
+    "threshold",
+    "metric",
+    "value",
+    "limit",
+    "verdict",
+    "margin",
+    "grade",
+];
+
+/// One row per threshold of every scenario of a `validate` run: its verdict
+/// cells, its margin and its scenario's grade.
+pub fn results_rows(results: &ValidationResults) -> Vec<Vec<String>> {
+    results
+        .scenarios
+        .iter()
+        .flat_map(|r| {
+            let scenario = &r.summary.scenario;
+            let grade = results.grades.get(scenario).copied().unwrap_or(Grade::Poor);
+            r.verdicts.iter().map(move |v| {
+                let mut row = vec![scenario.clone()];
+                row.extend(verdict_cells(v));
+                row.push(if v.limit == 0.0 {
+                    "-".into()
+                } else {
+                    format!("{:+.1}%", v.margin * 100.0)
+                });
+                row.push(format!("{grade:?}"));
+                row
+            })
+        })
+        .collect()
+}
+
+/// A `validate` run as a plain-text table.
+pub fn results_table(results: &ValidationResults) -> String {
+    let mut out = layout_table(&RESULTS_HEADER, &results_rows(results));
+    if !results.complete {
+        out += "INCOMPLETE: the run was interrupted\n";
+    }
+    out
+}
+
+/// A `validate` run as Markdown: the verdicts, then each scenario's report.
+pub fn results_markdown(results: &ValidationResults) -> String {
+    let mut out = String::from("## tidepool performance contract\n\n");
+    if !results.complete {
+        out += "**Incomplete: the run was interrupted.**\n\n";
+    }
+    out += &markdown_table(&RESULTS_HEADER, &results_rows(results));
+    for r in &results.scenarios {
+        out += "\n";
+        out += &to_markdown(r);
     }
     out
 }

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{MachineInfo, MetricSummary, SCHEMA_VERSION};
+use super::{MachineInfo, ScenarioReport, SCHEMA_VERSION};
 use crate::contract::Verdict;
 use crate::error::{Error, Result};
 
@@ -66,8 +66,8 @@ pub struct ValidationResults {
     pub complete: bool,
     /// The contract file used.
     pub contract: String,
-    /// Each scenario's summary, verdicts included.
-    pub scenarios: Vec<MetricSummary>,
+    /// Each scenario's report: its record and verdicts.
+    pub scenarios: Vec<ScenarioReport>,
     /// Each scenario's grade.
     pub grades: BTreeMap<String, Grade>,
 }
@@ -76,12 +76,12 @@ impl ValidationResults {
     /// Results of `scenarios`, graded.
     pub fn new(
         contract: &Path,
-        scenarios: Vec<MetricSummary>,
+        scenarios: Vec<ScenarioReport>,
         complete: bool,
     ) -> ValidationResults {
         let grades = scenarios
             .iter()
-            .map(|s| (s.scenario.clone(), Grade::of(&s.verdicts)))
+            .map(|r| (r.summary.scenario.clone(), Grade::of(&r.verdicts)))
             .collect();
         ValidationResults {
             schema_version: SCHEMA_VERSION,
@@ -98,9 +98,7 @@ impl ValidationResults {
 
     /// Whether every threshold of every scenario held.
     pub fn passed(&self) -> bool {
-        self.scenarios
-            .iter()
-            .all(|s| s.verdicts.iter().all(|v| v.passed))
+        self.scenarios.iter().all(ScenarioReport::passed)
     }
 }
 
@@ -133,8 +131,8 @@ pub(crate) fn read_versioned(path: &Path) -> Result<serde_json::Value> {
 }
 
 /// Reads either a `validate` results file or a single scenario report, and
-/// returns its summaries. Every failure names the file and what is wrong.
-pub fn read_summaries(path: &Path) -> Result<Vec<MetricSummary>> {
+/// returns its reports. Every failure names the file and what is wrong.
+pub fn read_reports(path: &Path) -> Result<Vec<ScenarioReport>> {
     let value = read_versioned(path)?;
     let layout = |e: serde_json::Error| Error::Report {
         path: path.into(),

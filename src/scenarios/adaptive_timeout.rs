@@ -16,10 +16,10 @@ use statrs::distribution::{ContinuousCDF, Normal};
 use tokio::sync::Semaphore;
 
 use super::{Control, Scenario, ScenarioFuture};
-use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
-use crate::report::MetricSummary;
+use crate::summary::MetricSummary;
+use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::testkit::{get_once, FixtureServer, SeededRng};
 use crate::timeout::{AdaptiveTimeouts, AdaptiveTimeoutsConfig, EstimatorKind};
 
@@ -28,22 +28,22 @@ pub(super) const SCENARIO: Scenario = Scenario {
         name: "adaptive_timeout",
         description: "learned per-host timeouts vs a fixed 30 s timeout and a p99 oracle on a seeded latency trace",
         figures: &[
-            FigureSpec { name: "answered_ms", kind: Measurement("ms") },
-            FigureSpec { name: "waste_default_s", kind: Ratio },
-            FigureSpec { name: "waste_rfc6298_s", kind: Ratio },
-            FigureSpec { name: "waste_spec_s", kind: Ratio },
-            FigureSpec { name: "waste_fixed_s", kind: Ratio },
-            FigureSpec { name: "waste_oracle_s", kind: Ratio },
-            FigureSpec { name: "false_rate_default", kind: Ratio },
-            FigureSpec { name: "false_rate_rfc6298", kind: Ratio },
-            FigureSpec { name: "false_rate_spec", kind: Ratio },
-            FigureSpec { name: "false_rate_fixed", kind: Ratio },
-            FigureSpec { name: "false_rate_oracle", kind: Ratio },
-            FigureSpec { name: "shift_false_rate_after_50", kind: Ratio },
-            FigureSpec { name: "real_cutoff_ratio", kind: Ratio },
-            FigureSpec { name: "real_false_timeouts", kind: Counter },
-            FigureSpec { name: "requests", kind: Counter },
-            FigureSpec { name: "hangs", kind: Counter },
+            FigureSpec::measurement("answered_ms", "ms"),
+            FigureSpec::ratio("waste_default_s"),
+            FigureSpec::ratio("waste_rfc6298_s"),
+            FigureSpec::ratio("waste_spec_s"),
+            FigureSpec::ratio("waste_fixed_s"),
+            FigureSpec::ratio("waste_oracle_s"),
+            FigureSpec::ratio("false_rate_default"),
+            FigureSpec::ratio("false_rate_rfc6298"),
+            FigureSpec::ratio("false_rate_spec"),
+            FigureSpec::ratio("false_rate_fixed"),
+            FigureSpec::ratio("false_rate_oracle"),
+            FigureSpec::ratio("shift_false_rate_after_50"),
+            FigureSpec::ratio("real_cutoff_ratio"),
+            FigureSpec::counter("real_false_timeouts"),
+            FigureSpec::counter("requests").scales(),
+            FigureSpec::counter("hangs").scales(),
         ],
     },
     run: start,

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Control, Scenario, ScenarioFuture};
-use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
-use crate::report::MetricSummary;
+use crate::summary::MetricSummary;
+use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::wasm::{
     encode_entry, fixtures, AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig,
 };
@@ -19,12 +19,12 @@ pub(super) const SCENARIO: Scenario = Scenario {
         name: "aot_cache",
         description: "loading a verified AOT cache entry vs compiling; corrupt, truncated and foreign entries",
         figures: &[
-            FigureSpec { name: "compile_ms", kind: Measurement("ms") },
-            FigureSpec { name: "cache_load_ms", kind: Measurement("ms") },
-            FigureSpec { name: "module_functions", kind: Counter },
-            FigureSpec { name: "bad_entries_injected", kind: Counter },
-            FigureSpec { name: "bad_entries_detected", kind: Counter },
-            FigureSpec { name: "bad_entries_loaded", kind: Counter },
+            FigureSpec::measurement("compile_ms", "ms"),
+            FigureSpec::measurement("cache_load_ms", "ms"),
+            FigureSpec::counter("module_functions").scales(),
+            FigureSpec::counter("bad_entries_injected"),
+            FigureSpec::counter("bad_entries_detected"),
+            FigureSpec::counter("bad_entries_loaded"),
         ],
     },
     run: start,

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use super::{naive, Control, Scenario, ScenarioFuture};
 use crate::browser::{locate_chromium, BrowserPool, BrowserPoolConfig, DEFAULT_FLAGS};
-use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
-use crate::report::MetricSummary;
+use crate::summary::MetricSummary;
+use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::testkit::{kill_process, leftover_browser_processes, FixtureServer};
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -20,46 +20,16 @@ pub(super) const SCENARIO: Scenario = Scenario {
         name: "browser_pool",
         description: "warm leases from a pre-warmed BrowserPool vs launching Chromium per page",
         figures: &[
-            FigureSpec {
-                name: "cold_ms",
-                kind: Measurement("ms"),
-            },
-            FigureSpec {
-                name: "warm_ms",
-                kind: Measurement("ms"),
-            },
-            FigureSpec {
-                name: "launch_ms",
-                kind: Measurement("ms"),
-            },
-            FigureSpec {
-                name: "acquire_ms",
-                kind: Measurement("ms"),
-            },
-            FigureSpec {
-                name: "pooled_pages_per_s",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "naive_pages_per_s",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "crawl_pages",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "crawl_errors",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "browsers_crashed",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "leftover_processes",
-                kind: Counter,
-            },
+            FigureSpec::measurement("cold_ms", "ms"),
+            FigureSpec::measurement("warm_ms", "ms"),
+            FigureSpec::measurement("launch_ms", "ms"),
+            FigureSpec::measurement("acquire_ms", "ms"),
+            FigureSpec::ratio("pooled_pages_per_s"),
+            FigureSpec::ratio("naive_pages_per_s"),
+            FigureSpec::counter("crawl_pages").scales(),
+            FigureSpec::counter("crawl_errors"),
+            FigureSpec::counter("browsers_crashed"),
+            FigureSpec::counter("leftover_processes"),
         ],
     },
     run: start,

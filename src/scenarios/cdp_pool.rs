@@ -16,11 +16,11 @@ use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use super::{Control, Scenario, ScenarioFuture};
 use crate::browser::{BrowserPool, BrowserPoolConfig, BrowserSource, Lease};
 use crate::cdp::{Batch, SessionPool, SessionPoolConfig};
-use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
 use crate::memory::{count_of_kind, MemoryPolicy};
 use crate::profile::RunProfile;
-use crate::report::MetricSummary;
+use crate::summary::MetricSummary;
+use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::testkit::{
     commands_sent, wire_round_trip_waits, CdpRelay, ExternalChromium, FixtureServer,
 };
@@ -30,22 +30,22 @@ pub(super) const SCENARIO: Scenario = Scenario {
         name: "cdp_pool",
         description: "reused page sessions + pipelined batches vs a new target per request + one round trip per command",
         figures: &[
-            FigureSpec { name: "baseline_ms", kind: Measurement("ms") },
-            FigureSpec { name: "pooled_ms", kind: Measurement("ms") },
-            FigureSpec { name: "rtt_ms", kind: Measurement("ms") },
-            FigureSpec { name: "batch_ms", kind: Measurement("ms") },
-            FigureSpec { name: "sequential_ms", kind: Measurement("ms") },
-            FigureSpec { name: "reuse_rate", kind: Ratio },
-            FigureSpec { name: "batched_waits_per_command", kind: Ratio },
-            FigureSpec { name: "sequential_waits_per_command", kind: Ratio },
-            FigureSpec { name: "wire_waits_per_command", kind: Ratio },
-            FigureSpec { name: "wire_commands_pooled", kind: Measurement("commands") },
-            FigureSpec { name: "wire_commands_new_target", kind: Measurement("commands") },
-            FigureSpec { name: "wire_kb_pooled", kind: Measurement("KB") },
-            FigureSpec { name: "wire_kb_new_target", kind: Measurement("KB") },
-            FigureSpec { name: "requests", kind: Counter },
-            FigureSpec { name: "misattributed_results", kind: Counter },
-            FigureSpec { name: "leaked_targets", kind: Counter },
+            FigureSpec::measurement("baseline_ms", "ms"),
+            FigureSpec::measurement("pooled_ms", "ms"),
+            FigureSpec::measurement("rtt_ms", "ms"),
+            FigureSpec::measurement("batch_ms", "ms"),
+            FigureSpec::measurement("sequential_ms", "ms"),
+            FigureSpec::ratio("reuse_rate"),
+            FigureSpec::ratio("batched_waits_per_command"),
+            FigureSpec::ratio("sequential_waits_per_command"),
+            FigureSpec::ratio("wire_waits_per_command"),
+            FigureSpec::measurement("wire_commands_pooled", "commands"),
+            FigureSpec::measurement("wire_commands_new_target", "commands"),
+            FigureSpec::measurement("wire_kb_pooled", "KB"),
+            FigureSpec::measurement("wire_kb_new_target", "KB"),
+            FigureSpec::counter("requests").scales(),
+            FigureSpec::counter("misattributed_results"),
+            FigureSpec::counter("leaked_targets"),
         ],
     },
     run: start,

@@ -20,7 +20,8 @@ use super::{Scenario, ScenarioFuture, SCENARIOS};
 use crate::contract::{Contract, Verdict};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
-use crate::report::{self, MetricSummary};
+use crate::report::{self, ScenarioReport};
+use crate::summary::MetricSummary;
 
 /// A known-bad variant of a scenario, and the thresholds it must fail.
 #[derive(Debug, Clone, Copy)]
@@ -122,10 +123,9 @@ pub async fn run_control(
         control.rejects.join(", ")
     ));
     let verdicts = contract.check_only(&summary, control.rejects)?;
-    summary.verdicts = verdicts.clone();
     let dir = report::default_dir().join("controls");
-    let mut named = summary.clone();
-    named.scenario = id.clone();
+    let mut named = ScenarioReport::new(summary.clone(), verdicts.clone());
+    named.summary.scenario = id.clone();
     let report_path = report::write_json(&named, &dir)?;
     Ok(ControlOutcome {
         id,

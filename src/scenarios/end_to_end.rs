@@ -22,10 +22,10 @@ use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, EvaluateReturns};
 use super::{naive, Control, Scenario, ScenarioFuture};
 use crate::browser::{locate_chromium, BrowserPool, BrowserPoolConfig, Lease, DEFAULT_FLAGS};
 use crate::cdp::{typed, SessionPool, SessionPoolConfig};
-use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result, WasmFault};
 use crate::profile::RunProfile;
-use crate::report::MetricSummary;
+use crate::summary::MetricSummary;
+use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::testkit::FixtureServer;
 use crate::timeout::{AdaptiveTimeouts, AdaptiveTimeoutsConfig};
 use crate::wasm::{
@@ -38,16 +38,16 @@ pub(super) const SCENARIO: Scenario = Scenario {
         name: "end_to_end",
         description: "crawl: pooled browsers + reused sessions + batches + warm WASM + adaptive timeouts vs launch/compile per page with a fixed timeout",
         figures: &[
-            FigureSpec { name: "pooled_page_ms", kind: Measurement("ms") },
-            FigureSpec { name: "naive_page_ms", kind: Measurement("ms") },
-            FigureSpec { name: "pooled_pages_per_s", kind: Ratio },
-            FigureSpec { name: "pooled_shared_page_ms", kind: Measurement("ms") },
-            FigureSpec { name: "pooled_shared_pages_per_s", kind: Ratio },
-            FigureSpec { name: "naive_pages_per_s", kind: Ratio },
-            FigureSpec { name: "pooled_pages", kind: Counter },
-            FigureSpec { name: "naive_pages", kind: Counter },
-            FigureSpec { name: "page_errors", kind: Counter },
-            FigureSpec { name: "wrong_extractions", kind: Counter },
+            FigureSpec::measurement("pooled_page_ms", "ms"),
+            FigureSpec::measurement("naive_page_ms", "ms"),
+            FigureSpec::ratio("pooled_pages_per_s"),
+            FigureSpec::measurement("pooled_shared_page_ms", "ms"),
+            FigureSpec::ratio("pooled_shared_pages_per_s"),
+            FigureSpec::ratio("naive_pages_per_s"),
+            FigureSpec::counter("pooled_pages").scales(),
+            FigureSpec::counter("naive_pages").scales(),
+            FigureSpec::counter("page_errors").only_on_fixtures(),
+            FigureSpec::counter("wrong_extractions").only_on_fixtures(),
         ],
     },
     run: start,

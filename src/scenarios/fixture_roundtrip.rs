@@ -7,10 +7,10 @@
 use std::time::Instant;
 
 use super::{Control, Scenario, ScenarioFuture};
-use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::Result;
 use crate::profile::RunProfile;
-use crate::report::MetricSummary;
+use crate::summary::MetricSummary;
+use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::testkit::{get_once, FixtureServer, HttpConnection, HttpResponse};
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -19,30 +19,12 @@ pub(super) const SCENARIO: Scenario = Scenario {
         description:
             "HTTP GET of a fixture page: new connection per request vs one keep-alive connection",
         figures: &[
-            FigureSpec {
-                name: "new_connection_us",
-                kind: Measurement("us"),
-            },
-            FigureSpec {
-                name: "keepalive_us",
-                kind: Measurement("us"),
-            },
-            FigureSpec {
-                name: "requests_sent",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "requests_served",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "failed_requests",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "keepalive_vs_new_connection_p50",
-                kind: Ratio,
-            },
+            FigureSpec::measurement("new_connection_us", "us"),
+            FigureSpec::measurement("keepalive_us", "us"),
+            FigureSpec::counter("requests_sent").scales(),
+            FigureSpec::counter("requests_served").scales(),
+            FigureSpec::counter("failed_requests"),
+            FigureSpec::ratio("keepalive_vs_new_connection_p50"),
         ],
     },
     run: start,

@@ -11,11 +11,11 @@ use super::{Control, Scenario, ScenarioFuture};
 use crate::browser::{
     own_tag_prefix, tagged_processes, BrowserPool, BrowserPoolConfig, MemoryEventKind,
 };
-use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
 use crate::memory::{tree_memory, MemoryPolicy};
 use crate::profile::RunProfile;
-use crate::report::MetricSummary;
+use crate::summary::MetricSummary;
+use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::testkit::{kill_process, open_fds, FixtureServer};
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -23,26 +23,26 @@ pub(super) const SCENARIO: Scenario = Scenario {
         name: "memory_pressure",
         description: "browser memory (process-tree PSS): 20 browsers under load, hard-limit eviction, soft-limit warnings, leak check",
         figures: &[
-            FigureSpec { name: "idle_mb", kind: Measurement("MB") },
-            FigureSpec { name: "idle_rss_sum_mb", kind: Measurement("MB") },
-            FigureSpec { name: "launch_ms", kind: Measurement("ms") },
-            FigureSpec { name: "recovery_ms", kind: Measurement("ms") },
-            FigureSpec { name: "per_page_mb", kind: Ratio },
-            FigureSpec { name: "peak_total_pss_mb", kind: Ratio },
-            FigureSpec { name: "pss_slope_mb_per_100", kind: Ratio },
-            FigureSpec { name: "pss_growth_ratio", kind: Ratio },
-            FigureSpec { name: "pss_slope_lower_mb_per_100", kind: Ratio },
-            FigureSpec { name: "load_acquires", kind: Counter },
-            FigureSpec { name: "load_failures", kind: Counter },
-            FigureSpec { name: "load_crashes", kind: Counter },
-            FigureSpec { name: "hard_evictions", kind: Counter },
-            FigureSpec { name: "other_lease_failures", kind: Counter },
-            FigureSpec { name: "soft_crossings", kind: Counter },
-            FigureSpec { name: "soft_warnings", kind: Counter },
-            FigureSpec { name: "soft_evictions", kind: Counter },
-            FigureSpec { name: "leak_cycles", kind: Counter },
-            FigureSpec { name: "process_delta", kind: Counter },
-            FigureSpec { name: "fd_delta", kind: Counter },
+            FigureSpec::measurement("idle_mb", "MB"),
+            FigureSpec::measurement("idle_rss_sum_mb", "MB"),
+            FigureSpec::measurement("launch_ms", "ms"),
+            FigureSpec::measurement("recovery_ms", "ms"),
+            FigureSpec::ratio("per_page_mb"),
+            FigureSpec::ratio("peak_total_pss_mb"),
+            FigureSpec::ratio("pss_slope_mb_per_100"),
+            FigureSpec::ratio("pss_growth_ratio"),
+            FigureSpec::ratio("pss_slope_lower_mb_per_100"),
+            FigureSpec::counter("load_acquires"),
+            FigureSpec::counter("load_failures"),
+            FigureSpec::counter("load_crashes"),
+            FigureSpec::counter("hard_evictions").scales(),
+            FigureSpec::counter("other_lease_failures"),
+            FigureSpec::counter("soft_crossings"),
+            FigureSpec::counter("soft_warnings"),
+            FigureSpec::counter("soft_evictions"),
+            FigureSpec::counter("leak_cycles").scales(),
+            FigureSpec::counter("process_delta"),
+            FigureSpec::counter("fd_delta").scales(),
         ],
     },
     run: start,

@@ -20,10 +20,12 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 
-use crate::contract::{Contract, ScenarioSpec};
+use crate::contract::Contract;
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
-use crate::report::{self, MetricSummary};
+use crate::report::{self, ScenarioReport};
+use crate::summary::MetricSummary;
+use crate::summary::ScenarioSpec;
 
 pub use control::{
     all_controls, coverage_gaps, find_control, run_control, Control, ControlOutcome,
@@ -95,11 +97,12 @@ pub fn find(name: &str) -> Result<&'static Scenario> {
         })
 }
 
-/// A checked run: the summary with its verdicts, and where its report went.
+/// A checked run: its report (the record and its verdicts), and where the
+/// report was written.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// The summary, verdicts included.
-    pub summary: MetricSummary,
+    /// The record and the contract's verdicts on it.
+    pub report: ScenarioReport,
     /// The JSON report written for it.
     pub report_path: PathBuf,
 }
@@ -107,7 +110,7 @@ pub struct Outcome {
 impl Outcome {
     /// Whether every threshold held.
     pub fn passed(&self) -> bool {
-        self.summary.verdicts.iter().all(|v| v.passed)
+        self.report.passed()
     }
 }
 
@@ -118,11 +121,53 @@ pub async fn run_checked(name: &str, profile: RunProfile, contract: &Contract) -
     let _span = tracing::info_span!("scenario", name).entered();
     tracing::info!(iterations = profile.iterations(), depth = ?profile.depth, "running");
     drop(_span);
-    let mut summary = (scenario.run)(profile).await?;
-    contract.apply(&mut summary)?;
-    let report_path = report::write_json(&summary, &report::default_dir())?;
+    let summary = (scenario.run)(profile).await?;
+    let verdicts = contract.check(&summary)?;
+    let report = ScenarioReport::new(summary, verdicts);
+    let report_path = report::write_json(&report, &report::default_dir())?;
     Ok(Outcome {
-        summary,
+        report,
+        report_path,
+    })
+}
+
+/// Runs the end-to-end crawl on `urls` instead of the fixture pages, judges
+/// it by every end_to_end threshold except those on fixture-only figures
+/// (your pages may be down or slow for reasons of their own; failures are
+/// reported per host), and writes its report like any other scenario's.
+pub async fn run_checked_on_urls(
+    urls: &[String],
+    concurrency: usize,
+    profile: RunProfile,
+    contract: &Contract,
+) -> Result<Outcome> {
+    let spec = find("end_to_end")?.spec;
+    let mut summary = end_to_end::compare_crawls(profile, urls, urls, concurrency, false).await?;
+    let fixture_only = |figure: &str| spec.figure(figure).is_some_and(|f| f.fixture_only);
+    let (skipped, judged): (Vec<_>, Vec<_>) = contract
+        .thresholds(spec.name)
+        .iter()
+        .partition(|t| t.subject.figures().into_iter().any(fixture_only));
+    summary.note(format!(
+        "crawled {} URLs with {concurrency} workers",
+        urls.len()
+    ));
+    if !skipped.is_empty() {
+        summary.note(format!(
+            "fixture-only thresholds, not judged on these URLs: {}",
+            skipped
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let names: Vec<&str> = judged.iter().map(|t| t.name.as_str()).collect();
+    let verdicts = contract.check_only(&summary, &names)?;
+    let report = ScenarioReport::new(summary, verdicts);
+    let report_path = report::write_json(&report, &report::default_dir())?;
+    Ok(Outcome {
+        report,
         report_path,
     })
 }

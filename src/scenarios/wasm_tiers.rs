@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Control, Scenario, ScenarioFuture};
-use crate::contract::{FigureKind::*, FigureSpec, ScenarioSpec};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
-use crate::report::MetricSummary;
+use crate::summary::MetricSummary;
+use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::testkit::SeededRng;
 use crate::wasm::{
     fixtures, AotCache, HostState, ModuleOptions, Tier, WasmCacheConfig, WasmEngine,
@@ -27,90 +27,27 @@ pub(super) const SCENARIO: Scenario = Scenario {
         description:
             "tiered WASM pool: per-tier acquire latency; Zipf workload vs oracle and a FIFO pool",
         figures: &[
-            FigureSpec {
-                name: "hot_us",
-                kind: Measurement("us"),
-            },
-            FigureSpec {
-                name: "warm_us",
-                kind: Measurement("us"),
-            },
-            FigureSpec {
-                name: "cold_us",
-                kind: Measurement("us"),
-            },
-            FigureSpec {
-                name: "hot_hit_rate",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "oracle_hit_rate",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "shifted_hot_hit_rate",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "shifted_oracle_hit_rate",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "tiered_total_ms",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "fifo_total_ms",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "tiered_with_rebalance_total_ms",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "oracle_equal_residency_total_ms",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "fifo_equal_residency_total_ms",
-                kind: Ratio,
-            },
-            FigureSpec {
-                name: "acquisitions",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "promotions",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "demotions",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "faults",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "seeded_hot",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "seeded_warm",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "seeded_cold",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "seeded_promotions",
-                kind: Counter,
-            },
-            FigureSpec {
-                name: "seeded_demotions",
-                kind: Counter,
-            },
+            FigureSpec::measurement("hot_us", "us"),
+            FigureSpec::measurement("warm_us", "us"),
+            FigureSpec::measurement("cold_us", "us"),
+            FigureSpec::ratio("hot_hit_rate"),
+            FigureSpec::ratio("oracle_hit_rate"),
+            FigureSpec::ratio("shifted_hot_hit_rate"),
+            FigureSpec::ratio("shifted_oracle_hit_rate"),
+            FigureSpec::ratio("tiered_total_ms"),
+            FigureSpec::ratio("fifo_total_ms"),
+            FigureSpec::ratio("tiered_with_rebalance_total_ms"),
+            FigureSpec::ratio("oracle_equal_residency_total_ms"),
+            FigureSpec::ratio("fifo_equal_residency_total_ms"),
+            FigureSpec::counter("acquisitions").scales(),
+            FigureSpec::counter("promotions").scales(),
+            FigureSpec::counter("demotions").scales(),
+            FigureSpec::counter("faults"),
+            FigureSpec::counter("seeded_hot"),
+            FigureSpec::counter("seeded_warm"),
+            FigureSpec::counter("seeded_cold"),
+            FigureSpec::counter("seeded_promotions"),
+            FigureSpec::counter("seeded_demotions"),
         ],
     },
     run: start,

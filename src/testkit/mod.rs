@@ -1,14 +1,18 @@
-//! Test fixtures and the harness the contract suites share (feature `testkit`).
+//! Test fixtures the scenarios and the suites share (feature `testkit`).
 //!
 //! - [`FixtureServer`]: a real HTTP server on 127.0.0.1 with the routes the
 //!   scenarios need (pages, latency, memory, cookies, status codes, counters).
 //! - [`HttpConnection`]: one real keep-alive client connection.
-//! - [`run_contract`]: runs a scenario, checks it against `perf-contract.toml`,
-//!   writes its report and panics with a readable message if a threshold fails.
+//! - [`CdpRelay`]: a recording WebSocket relay in front of a browser.
+//! - [`ExternalChromium`]: a browser started outside any pool, to connect to.
+//! - [`ResourceCheck`]: processes, profiles and descriptors back where they were.
+//!
+//! The harness that runs a scenario against the contract is
+//! [`crate::harness`], one floor up.
 
 mod client;
 mod external;
-mod harness;
+mod logging;
 mod relay;
 mod resources;
 mod server;
@@ -16,9 +20,7 @@ mod trace;
 
 pub use client::{get_once, HttpConnection, HttpResponse};
 pub use external::ExternalChromium;
-pub use harness::{
-    contract_path, init_tracing, run_contract, snapshot_view, CONTRACT_ENV, DEFAULT_LOG_FILTER,
-};
+pub use logging::{init_tracing, DEFAULT_LOG_FILTER};
 pub use relay::{
     commands_sent, wire_round_trip_waits, wire_waits_per_command, CdpRelay, WireFrame,
 };

@@ -1,9 +1,18 @@
+//! The record of one scenario run: its measurements, counters and ratios, the
+//! machine and build it ran on, and the figures each scenario promises to
+//! report. The record knows nothing of the contract that judges it or of the
+//! report that shows it: both are built on top of it.
+
+mod machine;
+mod spec;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::machine::MachineInfo;
-use crate::contract::Verdict;
+pub use machine::{git_commit, MachineInfo};
+pub use spec::{FigureKind, FigureSpec, ScenarioSpec};
+
 use crate::error::{Error, Result};
 use crate::profile::{Depth, RunProfile};
 use crate::stats::{Statistic, Summary};
@@ -16,13 +25,14 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const MAX_SAMPLES_KEPT: usize = 10_000;
 
 /// Everything one scenario run measured: the unit of reports, contracts and
-/// comparisons.
+/// comparisons. The contract's verdicts on it live beside it, in
+/// [`ScenarioReport`](crate::report::ScenarioReport).
 ///
 /// # Example
 ///
 /// ```
 /// use tidepool::profile::{Depth, RunProfile};
-/// use tidepool::report::MetricSummary;
+/// use tidepool::summary::MetricSummary;
 ///
 /// let mut summary = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
 /// summary.measure("request_ms", "ms", &[1.2, 1.4, 1.1])?;
@@ -60,9 +70,6 @@ pub struct MetricSummary {
     pub counters: BTreeMap<String, u64>,
     /// Derived figures, by name (a ratio of two medians, a hit rate).
     pub ratios: BTreeMap<String, f64>,
-    /// The contract's verdicts on this summary, once checked.
-    #[serde(default)]
-    pub verdicts: Vec<Verdict>,
 }
 
 /// One named measurement: its unit, its statistics and (capped) raw samples.
@@ -83,7 +90,7 @@ impl MetricSummary {
             schema_version: SCHEMA_VERSION,
             scenario: scenario.to_owned(),
             tidepool_version: env!("CARGO_PKG_VERSION").to_owned(),
-            git_commit: super::machine::git_commit(),
+            git_commit: git_commit(),
             machine: MachineInfo::collect(),
             timestamp: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             depth: profile.depth,
@@ -93,7 +100,6 @@ impl MetricSummary {
             metrics: BTreeMap::new(),
             counters: BTreeMap::new(),
             ratios: BTreeMap::new(),
-            verdicts: Vec::new(),
         }
     }
 
@@ -167,6 +173,24 @@ impl MetricSummary {
             None if self.counters.contains_key(name) => "count",
             None => "ratio",
         }
+    }
+}
+
+/// Formats a figure with enough digits to read and no noise: 4 significant
+/// decimals below 10, 2 below 1000, none above, scientific below 0.01.
+pub fn format_figure(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    let a = x.abs();
+    if a >= 1000.0 {
+        format!("{x:.0}")
+    } else if a >= 10.0 {
+        format!("{x:.2}")
+    } else if a >= 0.01 {
+        format!("{x:.4}")
+    } else {
+        format!("{x:.3e}")
     }
 }
 

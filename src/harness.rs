@@ -1,11 +1,27 @@
+//! The contract suites' harness, above the scenarios: run one at the depth
+//! the nextest profile asks for, judge it by `perf-contract.toml`, write its
+//! report, fail with one readable line per broken threshold, and snapshot its
+//! deterministic part (feature `testkit`).
+//!
+//! A contract suite reads:
+//!
+//! ```no_run
+//! # async fn suite() {
+//! let report = tidepool::harness::run_contract("fixture_roundtrip").await;
+//! assert!(report.passed());
+//! // in a test: tidepool::assert_contract_snapshot!("fixture_roundtrip", report);
+//! # }
+//! ```
+
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
 use crate::contract::{failure_message, Contract};
 use crate::profile::RunProfile;
-use crate::report::MetricSummary;
+use crate::report::ScenarioReport;
 use crate::scenarios;
+use crate::testkit::init_tracing;
 
 /// Environment variable naming another contract file than the crate's own.
 pub const CONTRACT_ENV: &str = "TIDEPOOL_CONTRACT";
@@ -19,29 +35,12 @@ pub fn contract_path() -> PathBuf {
     )
 }
 
-/// The log filter when `RUST_LOG` is unset. chromiumoxide is silenced: it logs
-/// every CDP message of a newer Chromium it cannot model, and an error for every
-/// socket a retired browser drops, which is expected and drowns what matters.
-pub const DEFAULT_LOG_FILTER: &str = "warn,chromiumoxide=off,tidepool=info";
-
-/// Sends `tracing` output to the test's captured output, filtered by `RUST_LOG`
-/// (default [`DEFAULT_LOG_FILTER`]). Safe to call more than once.
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_test_writer()
-        .with_ansi(false)
-        .try_init();
-}
-
 /// Runs scenario `name` at the depth the nextest profile asks for, checks it
 /// against the contract, writes its report, prints its table, and panics with
 /// one line per threshold (actual, limit, ratio, how far past) if any fails.
 ///
-/// Returns the checked summary for the test's own assertions and snapshot.
-pub async fn run_contract(name: &str) -> MetricSummary {
+/// Returns the report for the test's own assertions and snapshot.
+pub async fn run_contract(name: &str) -> ScenarioReport {
     init_tracing();
     let profile = RunProfile::from_env().unwrap_or_else(|e| panic!("{e}"));
     let contract = Contract::load(&contract_path(), &scenarios::catalog())
@@ -49,20 +48,26 @@ pub async fn run_contract(name: &str) -> MetricSummary {
     let outcome = scenarios::run_checked(name, profile, &contract)
         .await
         .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
-    println!("{}", crate::report::to_table(&outcome.summary));
+    println!("{}", crate::report::to_table(&outcome.report));
     println!("report: {}", outcome.report_path.display());
-    if let Some(message) = failure_message(name, &outcome.summary.verdicts) {
+    if let Some(message) = failure_message(name, &outcome.report.verdicts) {
         panic!("{message}report: {}", outcome.report_path.display());
     }
-    outcome.summary
+    outcome.report
 }
 
-/// The deterministic part of a summary, for insta snapshots: the figures it
+/// The deterministic part of a report, for insta snapshots: the figures it
 /// reports (names and units), its counters, and the contract's thresholds with
-/// their verdicts. Timings are left out; counters named in `scaled` (those that
-/// grow with the iteration count) are replaced by a marker, so the snapshot is
-/// the same under every profile.
-pub fn snapshot_view(summary: &MetricSummary, scaled: &[&str]) -> Value {
+/// their verdicts. Timings are left out, and so are the values of counters
+/// whose [`FigureSpec`](crate::summary::FigureSpec) says they scale with the
+/// iterations: the snapshot is the same under every profile.
+pub fn snapshot_view(report: &ScenarioReport) -> Value {
+    let summary = &report.summary;
+    let spec = scenarios::find(&summary.scenario).ok().map(|s| s.spec);
+    let scales = |name: &str| {
+        spec.and_then(|s| s.figure(name))
+            .is_some_and(|f| f.scales_with_iterations)
+    };
     let metrics: Map<String, Value> = summary
         .metrics
         .iter()
@@ -72,7 +77,7 @@ pub fn snapshot_view(summary: &MetricSummary, scaled: &[&str]) -> Value {
         .counters
         .iter()
         .map(|(k, v)| {
-            let v = if scaled.contains(&k.as_str()) {
+            let v = if scales(k) {
                 json!("[scales with iterations]")
             } else {
                 json!(v)
@@ -80,7 +85,7 @@ pub fn snapshot_view(summary: &MetricSummary, scaled: &[&str]) -> Value {
             (k.clone(), v)
         })
         .collect();
-    let verdicts: Vec<Value> = summary
+    let verdicts: Vec<Value> = report
         .verdicts
         .iter()
         .map(|v| {
@@ -102,4 +107,16 @@ pub fn snapshot_view(summary: &MetricSummary, scaled: &[&str]) -> Value {
         "ratios": summary.ratios.keys().collect::<Vec<_>>(),
         "verdicts": verdicts,
     })
+}
+
+/// Snapshots a contract suite's report (see [`snapshot_view`]) as
+/// `snapshots/<name>.snap` at the crate root, with the settings every suite
+/// shares. Expands to `insta` calls: the test crate depends on `insta`.
+#[macro_export]
+macro_rules! assert_contract_snapshot {
+    ($name:expr, $report:expr) => {
+        insta::with_settings!({ snapshot_path => "../snapshots", prepend_module_to_snapshot => false }, {
+            insta::assert_json_snapshot!($name, $crate::harness::snapshot_view(&$report));
+        })
+    };
 }
