@@ -16,7 +16,6 @@
 //! # Ok::<(), tidepool::Error>(())
 //! ```
 
-
 mod atomic_file;
 pub mod browser;
 pub mod cdp;

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::process::LocalProcess;
+use super::watch::{cdp_error, guarded, mark_gone, AliveToken, EVICTED};
 use crate::error::{Error, Result};
 
 /// The contexts a pool created in one browser and has not disposed yet: what
@@ -51,7 +52,7 @@ pub(crate) struct Instance {
     pub(crate) contexts: OwnContexts,
     pub(crate) cdp_timeout: Duration,
     /// Set by the pool once the browser is started; counts it alive until dropped.
-    pub(crate) alive: Option<super::pool::AliveToken>,
+    pub(crate) alive: Option<AliveToken>,
 }
 
 impl Instance {
@@ -336,87 +337,4 @@ pub(crate) fn own_contexts(
     contexts: &OwnContexts,
 ) -> std::sync::MutexGuard<'_, Vec<BrowserContextId>> {
     contexts.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// How an eviction's reason starts, so calls report it as one.
-pub(crate) const EVICTED: &str = "evicted: ";
-
-/// Marks a browser gone unless it already is.
-pub(crate) fn mark_gone(tx: &watch::Sender<Option<String>>, why: &str) {
-    tx.send_if_modified(|gone| {
-        if gone.is_none() {
-            *gone = Some(why.to_owned());
-            true
-        } else {
-            false
-        }
-    });
-}
-
-/// Awaits `fut`, bounded by `timeout`, and fails at once if `dead` fires.
-pub(crate) async fn guarded<T>(
-    browser: u64,
-    endpoint: &str,
-    dead: watch::Receiver<Option<String>>,
-    timeout: Option<Duration>,
-    action: &str,
-    fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
-) -> Result<T> {
-    let crashed = |detail: String| match detail.strip_prefix(EVICTED) {
-        Some(reason) => Error::BrowserEvicted {
-            browser,
-            action: action.to_owned(),
-            reason: reason.to_owned(),
-        },
-        None => Error::BrowserCrashed {
-            browser,
-            action: action.to_owned(),
-            detail,
-        },
-    };
-    if let Some(detail) = dead.borrow().clone() {
-        return Err(crashed(detail));
-    }
-    let bounded = async {
-        match timeout {
-            Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| t),
-            None => Ok(fut.await),
-        }
-    };
-    let mut waiter = dead.clone();
-    let died = async move {
-        match waiter.wait_for(Option::is_some).await {
-            Ok(detail) => detail.clone().unwrap_or_default(),
-            Err(_) => "its watcher is gone".to_owned(),
-        }
-    };
-    tokio::select! {
-        r = bounded => match r {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => match dead.borrow().clone() {
-                // A call that failed because the browser died reports the death.
-                Some(detail) => Err(crashed(detail)),
-                None => Err(cdp_error(browser, endpoint, action, e)),
-            },
-            Err(after) => Err(Error::Timeout {
-                key: format!("{action} on browser {browser} ({endpoint})"),
-                after,
-            }),
-        },
-        detail = died => Err(crashed(detail)),
-    }
-}
-
-fn cdp_error(
-    browser: u64,
-    endpoint: &str,
-    action: &str,
-    e: chromiumoxide::error::CdpError,
-) -> Error {
-    Error::Cdp {
-        browser,
-        endpoint: endpoint.to_owned(),
-        action: action.to_owned(),
-        message: e.to_string(),
-    }
 }

@@ -9,8 +9,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use super::instance::{guarded, Instance};
-use super::pool::PoolInner;
+use super::inner::PoolInner;
+use super::instance::Instance;
+use super::watch::guarded;
 use crate::error::{Error, Result};
 
 /// A lease's browser, context and death watch, shared with the session pool

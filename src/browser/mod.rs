@@ -2,13 +2,16 @@
 //! in isolated incognito contexts, health-checked, retired and replaced.
 
 mod config;
+mod inner;
 mod instance;
 mod lease;
 mod locate;
+mod maintain;
 mod pool;
 mod process;
 mod sampler;
 mod stats;
+mod watch;
 
 pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
 pub(crate) use instance::Instance;

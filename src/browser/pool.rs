@@ -1,26 +1,21 @@
-use std::collections::VecDeque;
-use std::path::PathBuf;
+//! The pool's public face: building it, acquiring leases, its snapshot, and
+//! closing it. The state it shares with its leases is in `inner`, the
+//! retirements in `maintain`.
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinHandle;
 
 use super::config::{BrowserPoolConfig, BrowserSource};
+use super::inner::{PoolInner, Slot, SlotGuard, State, CLOSE_GRACE};
 use super::instance::Instance;
 use super::lease::Lease;
 use super::locate::locate_chromium;
-use super::sampler::Gauge;
 use super::stats::{PoolStats, RetireReason, StatsRecorder};
+use super::watch::Alive;
 use crate::error::{Error, Result};
-use crate::memory::tree_memory;
-
-/// How long a retiring browser gets to close by itself before SIGKILL.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// How often the maintainer looks at the pool when nothing wakes it.
-const MAINTAIN_TICK: Duration = Duration::from_millis(250);
 
 static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
 
@@ -57,53 +52,6 @@ static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, Clone)]
 pub struct BrowserPool {
     pub(crate) inner: Arc<PoolInner>,
-}
-
-#[derive(Debug)]
-pub(crate) struct PoolInner {
-    pub(crate) config: BrowserPoolConfig,
-    executable: Option<PathBuf>,
-    id: u64,
-    state: Mutex<State>,
-    pub(crate) permits: Arc<Semaphore>,
-    /// An idle browser arrived or a slot was freed.
-    changed: Notify,
-    /// Something for the maintainer to do.
-    maintain: Notify,
-    /// Browsers started and not yet dropped; see [`AliveToken`].
-    alive: Arc<Alive>,
-    pub(crate) stats: StatsRecorder,
-    /// Launched browsers under memory watch.
-    pub(crate) members: super::sampler::Members,
-    pub(crate) started: Instant,
-    next_browser: AtomicU64,
-    next_lease: AtomicU64,
-    pub(crate) closed: AtomicBool,
-    maintainer: Mutex<Option<JoinHandle<()>>>,
-    pub(crate) runtime: tokio::runtime::Handle,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    idle: VecDeque<Instance>,
-    leased: usize,
-    starting: usize,
-    /// Taken out of idle or returned by a lease, being probed or re-prepared.
-    busy: usize,
-    /// Retirements not yet made up by the maintainer.
-    owed_replacements: usize,
-}
-
-impl State {
-    fn total(&self) -> usize {
-        self.idle.len() + self.leased + self.starting + self.busy
-    }
-}
-
-enum Next {
-    Take(Box<Instance>),
-    Launch,
-    Wait,
 }
 
 impl BrowserPool {
@@ -164,7 +112,7 @@ impl BrowserPool {
             .unwrap_or_else(|p| p.into_inner()) = Some(handle);
         if let Some(policy) = pool.inner.config.memory.clone() {
             // Ends by itself when the pool is dropped or closed.
-            drop(tokio::spawn(super::sampler::run(weak, policy)));
+            drop(tokio::spawn(PoolInner::memory_loop(weak, policy)));
         }
         tracing::info!(pool = pool.inner.id, warm_up, "browser pool ready");
         Ok(pool)
@@ -370,10 +318,10 @@ impl BrowserPool {
         }
         let deadline = tokio::time::Instant::now() + inner.config.acquire_timeout + CLOSE_GRACE * 3;
         loop {
-            let drained = inner.alive.drained.notified();
+            let drained = inner.alive.drained();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            let alive = inner.alive.count.load(Ordering::SeqCst) + inner.lock().starting;
+            let alive = inner.alive.count() + inner.lock().starting;
             if alive == 0 {
                 break;
             }
@@ -390,424 +338,8 @@ impl BrowserPool {
     }
 }
 
-impl PoolInner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The lock guards plain counters; a panic elsewhere cannot leave them
-        // half-updated in a way worth refusing to read.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes browser `id` out of the idle queue, if it is there.
-    pub(crate) fn take_idle(&self, id: u64) -> Option<Instance> {
-        let mut state = self.lock();
-        let at = state.idle.iter().position(|i| i.id == id)?;
-        state.idle.remove(at)
-    }
-
-    /// Moves a browser from leased to busy, ahead of its recycling.
-    pub(crate) fn lease_ended(&self) {
-        let mut state = self.lock();
-        state.leased -= 1;
-        state.busy += 1;
-    }
-
-    fn acquire_timeout(&self, started: Instant) -> Error {
-        self.stats.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
-        Error::AcquireTimeout {
-            waited: started.elapsed(),
-            max_size: self.config.max_size,
-            in_use: self.lock().leased,
-        }
-    }
-
-    fn budget(&self) -> Option<u64> {
-        self.config
-            .memory
-            .as_ref()
-            .and_then(|m| m.pool_budget_bytes)
-    }
-
-    /// Whether the pool's browsers together use the budget up: then nothing
-    /// is launched until one leaves or a sample finds them smaller.
-    fn over_budget(&self) -> bool {
-        self.budget()
-            .is_some_and(|budget| self.members.total_bytes() >= budget)
-    }
-
-    /// After each sample, under a budget with room: acquirers waiting on it
-    /// look again. (`notify_waiters` wakes only those waiting now and stores
-    /// nothing, so with no waiter it costs nothing.)
-    pub(crate) fn budget_sampled(&self) {
-        if self.budget().is_some() && !self.over_budget() {
-            self.changed.notify_waiters();
-        }
-    }
-
-    /// Launches or connects one browser and prepares its first context.
-    async fn start_instance(&self) -> Result<Instance> {
-        let id = self.next_browser.fetch_add(1, Ordering::Relaxed);
-        let c = &self.config;
-        let mut instance = match (&c.source, &self.executable) {
-            (BrowserSource::Launch { .. }, Some(exe)) => {
-                let tag = format!("{}{}-{id}", super::process::own_tag_prefix(), self.id);
-                Instance::launch(id, exe, &c.flags, &tag, c.launch_timeout, c.cdp_timeout).await?
-            }
-            (BrowserSource::Connect { endpoints }, _) => {
-                let url = &endpoints[(id as usize - 1) % endpoints.len()];
-                Instance::connect(id, url, c.launch_timeout, c.cdp_timeout).await?
-            }
-            (BrowserSource::Launch { .. }, None) => {
-                return Err(Error::config(
-                    "browser.source",
-                    "launch mode without an executable",
-                ))
-            }
-        };
-        if let Err(e) = instance.prepare().await {
-            instance.shut_down(CLOSE_GRACE).await;
-            return Err(e);
-        }
-        instance.alive = Some(AliveToken::new(&self.alive));
-        let gauge = match instance.pid() {
-            Some(pid) => Gauge::Process(pid),
-            None => Gauge::Remote {
-                browser: instance.browser.clone(),
-                contexts: instance.contexts.clone(),
-            },
-        };
-        // Under a budget a new browser counts from its start, not from the
-        // next sample, or a burst of acquires could all launch past it.
-        let first = match (&gauge, self.budget()) {
-            (Gauge::Process(pid), Some(_)) => {
-                let pid = *pid;
-                tokio::task::spawn_blocking(move || tree_memory(pid).total_bytes)
-                    .await
-                    .unwrap_or(0)
-            }
-            _ => 0,
-        };
-        let memory = self.config.memory.as_ref();
-        self.members
-            .add(id, gauge, instance.gone_sender(), memory, first);
-        self.stats.launched.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(pool = self.id, browser = id, pid = ?instance.pid(), "browser started");
-        Ok(instance)
-    }
-
-    /// Shuts a browser down in the background and frees its slot.
-    pub(crate) fn retire(self: &Arc<Self>, instance: Instance, reason: RetireReason) {
-        self.members.remove(instance.id);
-        self.stats.retired(reason);
-        tracing::debug!(
-            pool = self.id,
-            browser = instance.id,
-            ?reason,
-            "retiring browser"
-        );
-        if !matches!(reason, RetireReason::Closed) {
-            self.lock().owed_replacements += 1;
-        }
-        let inner = self.clone();
-        self.runtime.spawn(async move {
-            // The instance's AliveToken drops at the end of shut_down.
-            instance.shut_down(CLOSE_GRACE).await;
-            inner.changed.notify_one();
-            inner.maintain.notify_one();
-        });
-    }
-
-    /// Where a lease's browser goes when the lease ends: back to idle with a
-    /// fresh context, or into retirement.
-    pub(crate) async fn recycle(self: Arc<Self>, mut instance: Instance) {
-        // lease_ended() counted this browser busy; the guard uncounts it.
-        let slot = SlotGuard::new(&self, Slot::Busy);
-        instance.uses += 1;
-        instance.last_used = Instant::now();
-        let lease_context = instance.prepared.take().map(|p| p.context);
-        let reason = if self.closed.load(Ordering::SeqCst) {
-            Some(RetireReason::Closed)
-        } else if let Some(reason) = death_reason(&instance) {
-            Some(reason)
-        } else if self.config.max_uses.is_some_and(|max| instance.uses >= max) {
-            Some(RetireReason::MaxUses)
-        } else if instance.created.elapsed() >= self.config.max_lifetime {
-            Some(RetireReason::Lifetime)
-        } else {
-            None
-        };
-        let reason = match reason {
-            Some(r) => {
-                // A browser the pool does not own outlives its retirement: the
-                // lease's context must not stay behind in it.
-                if let Some(context) = lease_context.filter(|_| instance.foreign_and_reachable()) {
-                    let _ = instance.dispose_context(context).await;
-                }
-                Some(r)
-            }
-            None => {
-                let disposed = match lease_context {
-                    Some(context) => instance.dispose_context(context).await,
-                    None => Ok(()),
-                };
-                match disposed.and(instance.prepare().await) {
-                    Ok(()) => None,
-                    Err(e) => {
-                        tracing::warn!(browser = instance.id, error = %e, "browser failed to recycle");
-                        instance.mark_dead(&e.to_string());
-                        Some(
-                            if instance.death().is_some() && instance.process.is_some() {
-                                RetireReason::Crashed
-                            } else {
-                                RetireReason::Unhealthy
-                            },
-                        )
-                    }
-                }
-            }
-        };
-        match reason {
-            Some(reason) => {
-                drop(slot);
-                self.retire(instance, reason);
-            }
-            None if self.closed.load(Ordering::SeqCst) => {
-                drop(slot);
-                self.retire(instance, RetireReason::Closed);
-            }
-            None => {
-                let mut state = self.lock();
-                state.idle.push_back(instance);
-                state.busy -= 1;
-                drop(state);
-                slot.defuse();
-                self.changed.notify_one();
-            }
-        }
-    }
-
-    /// The background task: retires idle browsers that crashed, idled too long
-    /// or fail their probe, and launches replacements up to `min_idle`.
-    async fn maintain_loop(weak: std::sync::Weak<PoolInner>) {
-        loop {
-            let Some(inner) = weak.upgrade() else { return };
-            if inner.closed.load(Ordering::SeqCst) {
-                return;
-            }
-            inner.maintain_once().await;
-            let wake = async {
-                let notified = inner.maintain.notified();
-                let _ = tokio::time::timeout(MAINTAIN_TICK, notified).await;
-            };
-            wake.await;
-        }
-    }
-
-    async fn maintain_once(self: &Arc<Self>) {
-        let c = &self.config;
-        // Crashed, idle-expired and due-for-probe browsers leave the idle queue
-        // under the lock; probing happens after it is released.
-        let (dead, expired, to_probe) = {
-            let mut state = self.lock();
-            let mut dead = Vec::new();
-            let mut expired = Vec::new();
-            let mut to_probe = Vec::new();
-            let mut keep = VecDeque::new();
-            let mut idle_count = state.idle.len();
-            // Oldest first: the front of the queue has waited longest.
-            while let Some(instance) = state.idle.pop_front() {
-                if instance.death().is_some() {
-                    idle_count -= 1;
-                    dead.push(instance);
-                } else if idle_count > c.min_idle && instance.last_used.elapsed() > c.idle_timeout {
-                    idle_count -= 1;
-                    expired.push(instance);
-                } else if instance.last_checked.elapsed() > c.health_check_interval {
-                    to_probe.push(instance);
-                } else {
-                    keep.push_back(instance);
-                }
-            }
-            state.idle = keep;
-            state.busy += to_probe.len();
-            (dead, expired, to_probe)
-        };
-        for instance in dead {
-            let reason = death_reason(&instance).unwrap_or(RetireReason::Crashed);
-            self.retire(instance, reason);
-        }
-        for instance in expired {
-            self.retire(instance, RetireReason::IdleTimeout);
-        }
-        for mut instance in to_probe {
-            let slot = SlotGuard::new(self, Slot::Busy);
-            let ok = instance.probe(c.health_check_timeout).await.is_ok();
-            if ok {
-                // From busy to idle under one lock, never uncounted between.
-                let mut state = self.lock();
-                state.busy -= 1;
-                state.idle.push_back(instance);
-                drop(state);
-                slot.defuse();
-                self.changed.notify_one();
-            } else {
-                drop(slot);
-                let reason = if instance.death().is_some() {
-                    RetireReason::Crashed
-                } else {
-                    RetireReason::Unhealthy
-                };
-                self.retire(instance, reason);
-            }
-        }
-        // Top up to min_idle, one launch at a time: on two cores, parallel
-        // launches slow every lease in flight.
-        loop {
-            if self.closed.load(Ordering::SeqCst) {
-                return;
-            }
-            let slot = {
-                let state = self.lock();
-                let ready_or_coming = state.idle.len() + state.starting;
-                if ready_or_coming >= c.min_idle || state.total() >= c.max_size {
-                    return;
-                }
-                drop(state);
-                if self.over_budget() {
-                    tracing::debug!(
-                        pool = self.id,
-                        "no top-up: the pool's memory budget is used up"
-                    );
-                    return;
-                }
-                let mut state = self.lock();
-                // Re-checked: another task may have started one meanwhile.
-                if state.idle.len() + state.starting >= c.min_idle || state.total() >= c.max_size {
-                    return;
-                }
-                state.starting += 1;
-                SlotGuard::new(self, Slot::Starting)
-            };
-            let started = self.start_instance().await;
-            let mut state = self.lock();
-            match started {
-                Ok(instance) => {
-                    // Uncounted as starting and counted idle under one lock:
-                    // between the two, an acquire would see a free slot and
-                    // launch past max_size.
-                    state.starting -= 1;
-                    slot.defuse();
-                    if state.owed_replacements > 0 {
-                        state.owed_replacements -= 1;
-                        self.stats.replaced.fetch_add(1, Ordering::Relaxed);
-                    }
-                    state.idle.push_back(instance);
-                    drop(state);
-                    self.changed.notify_one();
-                }
-                Err(e) => {
-                    drop(state);
-                    drop(slot);
-                    tracing::warn!(pool = self.id, error = %e, "could not start a browser to keep min_idle");
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// Why a gone browser left: evicted for memory, or crashed; `None` if alive.
-fn death_reason(instance: &Instance) -> Option<RetireReason> {
-    instance.death().map(|_| {
-        if instance.evicted() {
-            RetireReason::Memory
-        } else {
-            RetireReason::Crashed
-        }
-    })
-}
-
-/// A transient slot counted against `max_size`.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Starting,
-    Busy,
-}
-
-/// Gives a transient slot back when dropped, whatever path the holder takes;
-/// the slot must already be counted in the state.
-struct SlotGuard<'a> {
-    inner: &'a PoolInner,
-    slot: Slot,
-    armed: bool,
-}
-
-impl<'a> SlotGuard<'a> {
-    fn new(inner: &'a PoolInner, slot: Slot) -> SlotGuard<'a> {
-        SlotGuard {
-            inner,
-            slot,
-            armed: true,
-        }
-    }
-
-    /// The caller has uncounted the slot itself, under the lock it already holds.
-    fn defuse(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for SlotGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut state = self.inner.lock();
-            match self.slot {
-                Slot::Starting => state.starting -= 1,
-                Slot::Busy => state.busy -= 1,
-            }
-            drop(state);
-            self.inner.changed.notify_one();
-            self.inner.maintain.notify_one();
-        }
-    }
-}
-
-impl PoolInner {
-    /// Counts a slot and returns its guard.
-    fn reserve(&self, slot: Slot) -> SlotGuard<'_> {
-        let mut state = self.lock();
-        match slot {
-            Slot::Starting => state.starting += 1,
-            Slot::Busy => state.busy += 1,
-        }
-        drop(state);
-        SlotGuard::new(self, slot)
-    }
-}
-
-/// How many started browsers exist; `close` waits for zero.
-#[derive(Debug, Default)]
-pub(crate) struct Alive {
-    count: std::sync::atomic::AtomicUsize,
-    drained: Notify,
-}
-
-/// Held by each started [`Instance`]: counted alive until the instance is
-/// dropped, which happens only after it was shut down (or killed by its
-/// process guard), so `close` cannot miss a browser or wait for a ghost.
-#[derive(Debug)]
-pub(crate) struct AliveToken(Arc<Alive>);
-
-impl AliveToken {
-    fn new(alive: &Arc<Alive>) -> AliveToken {
-        alive.count.fetch_add(1, Ordering::SeqCst);
-        AliveToken(alive.clone())
-    }
-}
-
-impl Drop for AliveToken {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.drained.notify_waiters();
-        }
-    }
+enum Next {
+    Take(Box<Instance>),
+    Launch,
+    Wait,
 }

@@ -1,11 +1,12 @@
-//! The pool's memory sampler: measures every browser each `sample_interval`
-//! (a launched one by the PSS of its process tree, a connected one by the V8
-//! heaps of the pool's pages in it), warns on the soft limit, evicts on the
-//! hard one, and tells waiting acquirers when the pool-wide budget frees up.
+//! The pool's memory watch: which browsers are measured and how (a launched
+//! one by the PSS of its process tree, a connected one by the V8 heaps of the
+//! pool's pages in it), one round of measurement, and the memory policy's
+//! judgement of it (warn on the soft limit, mark gone over the hard one).
+//! Acting on the judgement, retiring a browser, is the maintenance loop's.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chromiumoxide::cdp::browser_protocol::target::GetTargetsParams;
@@ -14,9 +15,9 @@ use chromiumoxide::Browser;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use super::instance::{mark_gone, own_contexts, OwnContexts, EVICTED};
-use super::pool::PoolInner;
-use super::stats::RetireReason;
+use super::instance::{own_contexts, OwnContexts};
+use super::stats::StatsRecorder;
+use super::watch::{mark_gone, EVICTED};
 use crate::memory::{tree_memory, MemoryPolicy, SoftEvent, SoftLimitTracker};
 
 /// What the memory policy did, and when.
@@ -151,24 +152,18 @@ impl Members {
     }
 }
 
-/// Samples until the pool is gone or closed.
-pub(crate) async fn run(weak: Weak<PoolInner>, policy: MemoryPolicy) {
-    let mut ticks = tokio::time::interval(policy.sample_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(inner) = weak.upgrade() else { return };
-        if inner.closed.load(Ordering::SeqCst) {
-            return;
-        }
-        let gauges: Vec<(u64, Gauge)> = inner
-            .members
+impl Members {
+    /// Measures every browser once: the PSS of a launched browser's process
+    /// tree, the V8 heaps of the pool's pages in a connected one. Returns
+    /// (pool id, bytes) per browser that could be measured.
+    pub(crate) async fn measure(&self, policy: &MemoryPolicy) -> Vec<(u64, u64)> {
+        let gauges: Vec<(u64, Gauge)> = self
             .lock()
             .iter()
             .map(|(id, m)| (*id, m.gauge.clone()))
             .collect();
         if gauges.is_empty() {
-            continue;
+            return Vec::new();
         }
         let (local, remote): (Vec<_>, Vec<_>) = gauges
             .into_iter()
@@ -180,118 +175,125 @@ pub(crate) async fn run(weak: Weak<PoolInner>, policy: MemoryPolicy) {
                 .filter_map(|(id, g)| Some((id, tree_memory(g.pid()?).total_bytes)))
                 .collect::<Vec<_>>()
         });
+        let interval = policy.sample_interval;
         let remote = futures::future::join_all(remote.into_iter().map(|(id, g)| async move {
             let Gauge::Remote { browser, contexts } = g else {
                 return None;
             };
             // A browser too busy to answer within the interval skips a sample.
-            let heap = tokio::time::timeout(policy.sample_interval, v8_heap(&browser, &contexts));
+            let heap = tokio::time::timeout(interval, v8_heap(&browser, &contexts));
             Some((id, heap.await.ok()??))
         }));
         let (local, remote) = futures::join!(local, remote);
-        let Ok(local) = local else { continue };
-        let total: u64 = local.iter().map(|m| m.1).sum();
-        let measured: Vec<(u64, u64)> = local
+        let Ok(local) = local else {
+            return Vec::new();
+        };
+        local
             .into_iter()
             .chain(remote.into_iter().flatten())
-            .collect();
+            .collect()
+    }
 
-        inner
-            .stats
+    /// Applies `policy` to one round of figures: records them, warns on the
+    /// soft limit (once per crossing), marks a browser over the hard limit
+    /// gone and forgets it. Returns the ids to retire; retiring them is the
+    /// maintenance loop's business.
+    pub(crate) fn judge(
+        &self,
+        measured: Vec<(u64, u64)>,
+        policy: &MemoryPolicy,
+        stats: &StatsRecorder,
+        at: Duration,
+    ) -> Vec<u64> {
+        let local_total: u64 = {
+            let members = self.lock();
+            measured
+                .iter()
+                .filter(|(id, _)| members.get(id).is_some_and(|m| m.gauge.pid().is_some()))
+                .map(|(_, bytes)| bytes)
+                .sum()
+        };
+        stats
             .peak_total_pss
-            .fetch_max(total, Ordering::Relaxed);
+            .fetch_max(local_total, Ordering::Relaxed);
         let mut evict = Vec::new();
-        {
-            let mut members = inner.members.lock();
-            let mut events = inner
-                .members
-                .events
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            let at = inner.started.elapsed();
-            for (id, bytes) in measured {
-                let Some(m) = members.get_mut(&id) else {
-                    continue;
-                };
-                let local = m.gauge.pid().is_some();
-                if bytes == 0 && local {
-                    continue; // the process has just gone; its death is handled elsewhere
-                }
-                m.last_bytes = bytes;
-                let (soft, hard, what) = if local {
-                    (
-                        policy.soft_limit_bytes,
-                        policy.hard_limit_bytes,
-                        "PSS of its process tree",
-                    )
-                } else {
-                    (
-                        policy.v8_soft_limit_bytes,
-                        policy.v8_hard_limit_bytes,
-                        "V8 heaps of the pool's pages",
-                    )
-                };
-                match m.tracker.as_mut().and_then(|t| t.sample(bytes)) {
-                    Some(SoftEvent::Exceeded) => {
-                        tracing::warn!(
-                            browser = id,
-                            mb = bytes / 1_000_000,
-                            limit_mb = soft / 1_000_000,
-                            measure = what,
-                            "browser memory over the soft limit"
-                        );
-                        inner.stats.soft_warnings.fetch_add(1, Ordering::Relaxed);
-                        events.push(MemoryEvent {
-                            browser: id,
-                            kind: MemoryEventKind::SoftExceeded,
-                            bytes,
-                            at,
-                        });
-                    }
-                    Some(SoftEvent::Cleared) => {
-                        tracing::info!(
-                            browser = id,
-                            mb = bytes / 1_000_000,
-                            "browser memory back under the soft limit"
-                        );
-                        events.push(MemoryEvent {
-                            browser: id,
-                            kind: MemoryEventKind::SoftCleared,
-                            bytes,
-                            at,
-                        });
-                    }
-                    None => {}
-                }
-                if bytes > hard {
-                    let reason = format!(
-                        "{EVICTED}memory {} MB ({what}) over the hard limit {} MB",
-                        bytes / 1_000_000,
-                        hard / 1_000_000
+        let mut members = self.lock();
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
+        for (id, bytes) in measured {
+            let Some(m) = members.get_mut(&id) else {
+                continue;
+            };
+            let local = m.gauge.pid().is_some();
+            if bytes == 0 && local {
+                continue; // the process has just gone; its death is handled elsewhere
+            }
+            m.last_bytes = bytes;
+            let (soft, hard, what) = if local {
+                (
+                    policy.soft_limit_bytes,
+                    policy.hard_limit_bytes,
+                    "PSS of its process tree",
+                )
+            } else {
+                (
+                    policy.v8_soft_limit_bytes,
+                    policy.v8_hard_limit_bytes,
+                    "V8 heaps of the pool's pages",
+                )
+            };
+            match m.tracker.as_mut().and_then(|t| t.sample(bytes)) {
+                Some(SoftEvent::Exceeded) => {
+                    tracing::warn!(
+                        browser = id,
+                        mb = bytes / 1_000_000,
+                        limit_mb = soft / 1_000_000,
+                        measure = what,
+                        "browser memory over the soft limit"
                     );
-                    tracing::warn!(browser = id, "{reason}");
-                    mark_gone(&m.gone, &reason);
+                    stats.soft_warnings.fetch_add(1, Ordering::Relaxed);
                     events.push(MemoryEvent {
                         browser: id,
-                        kind: MemoryEventKind::Evicted,
+                        kind: MemoryEventKind::SoftExceeded,
                         bytes,
                         at,
                     });
-                    evict.push(id);
                 }
+                Some(SoftEvent::Cleared) => {
+                    tracing::info!(
+                        browser = id,
+                        mb = bytes / 1_000_000,
+                        "browser memory back under the soft limit"
+                    );
+                    events.push(MemoryEvent {
+                        browser: id,
+                        kind: MemoryEventKind::SoftCleared,
+                        bytes,
+                        at,
+                    });
+                }
+                None => {}
             }
-            for id in &evict {
-                members.remove(id);
+            if bytes > hard {
+                let reason = format!(
+                    "{EVICTED}memory {} MB ({what}) over the hard limit {} MB",
+                    bytes / 1_000_000,
+                    hard / 1_000_000
+                );
+                tracing::warn!(browser = id, "{reason}");
+                mark_gone(&m.gone, &reason);
+                events.push(MemoryEvent {
+                    browser: id,
+                    kind: MemoryEventKind::Evicted,
+                    bytes,
+                    at,
+                });
+                evict.push(id);
             }
         }
-        // An idle evicted browser goes now; a leased one when its lease ends
-        // (its lease's calls fail with BrowserEvicted from this moment).
-        for id in evict {
-            if let Some(instance) = inner.take_idle(id) {
-                inner.retire(instance, RetireReason::Memory);
-            }
+        for id in &evict {
+            members.remove(id);
         }
-        inner.budget_sampled();
+        evict
     }
 }
 

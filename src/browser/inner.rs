@@ -1,0 +1,332 @@
+//! The pool's state behind its lock, and the accounting of its slots: what
+//! [`BrowserPool`](super::BrowserPool), its leases and its maintenance loop
+//! share. No lock here is held across a CDP call.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+use super::config::{BrowserPoolConfig, BrowserSource};
+use super::instance::Instance;
+use super::sampler::{Gauge, Members};
+use super::stats::{RetireReason, StatsRecorder};
+use super::watch::{Alive, AliveToken};
+use crate::error::{Error, Result};
+use crate::memory::tree_memory;
+
+/// How long a retiring browser gets to close by itself before SIGKILL.
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The pool's shared state: its config, the idle queue and the counts of
+/// every slot, the recorder and the memory watch. [`BrowserPool`](super::BrowserPool)
+/// and each [`Lease`](super::Lease) hold it.
+#[derive(Debug)]
+pub(crate) struct PoolInner {
+    pub(crate) config: BrowserPoolConfig,
+    pub(super) executable: Option<PathBuf>,
+    pub(super) id: u64,
+    pub(super) state: Mutex<State>,
+    pub(crate) permits: Arc<Semaphore>,
+    /// An idle browser arrived or a slot was freed.
+    pub(super) changed: Notify,
+    /// Something for the maintainer to do.
+    pub(super) maintain: Notify,
+    /// Browsers started and not yet dropped; see [`AliveToken`].
+    pub(super) alive: Arc<Alive>,
+    pub(crate) stats: StatsRecorder,
+    /// Launched browsers under memory watch.
+    pub(crate) members: Members,
+    pub(crate) started: Instant,
+    pub(super) next_browser: AtomicU64,
+    pub(super) next_lease: AtomicU64,
+    pub(crate) closed: AtomicBool,
+    pub(super) maintainer: Mutex<Option<JoinHandle<()>>>,
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct State {
+    pub(super) idle: VecDeque<Instance>,
+    pub(super) leased: usize,
+    pub(super) starting: usize,
+    /// Taken out of idle or returned by a lease, being probed or re-prepared.
+    pub(super) busy: usize,
+    /// Retirements not yet made up by the maintainer.
+    pub(super) owed_replacements: usize,
+}
+
+impl State {
+    pub(super) fn total(&self) -> usize {
+        self.idle.len() + self.leased + self.starting + self.busy
+    }
+}
+
+impl PoolInner {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        // The lock guards plain counters; a panic elsewhere cannot leave them
+        // half-updated in a way worth refusing to read.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes browser `id` out of the idle queue, if it is there.
+    pub(crate) fn take_idle(&self, id: u64) -> Option<Instance> {
+        let mut state = self.lock();
+        let at = state.idle.iter().position(|i| i.id == id)?;
+        state.idle.remove(at)
+    }
+
+    /// Moves a browser from leased to busy, ahead of its recycling.
+    pub(crate) fn lease_ended(&self) {
+        let mut state = self.lock();
+        state.leased -= 1;
+        state.busy += 1;
+    }
+
+    pub(super) fn acquire_timeout(&self, started: Instant) -> Error {
+        self.stats.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+        Error::AcquireTimeout {
+            waited: started.elapsed(),
+            max_size: self.config.max_size,
+            in_use: self.lock().leased,
+        }
+    }
+
+    pub(super) fn budget(&self) -> Option<u64> {
+        self.config
+            .memory
+            .as_ref()
+            .and_then(|m| m.pool_budget_bytes)
+    }
+
+    /// Whether the pool's browsers together use the budget up: then nothing
+    /// is launched until one leaves or a sample finds them smaller.
+    pub(super) fn over_budget(&self) -> bool {
+        self.budget()
+            .is_some_and(|budget| self.members.total_bytes() >= budget)
+    }
+
+    /// After each sample, under a budget with room: acquirers waiting on it
+    /// look again. (`notify_waiters` wakes only those waiting now and stores
+    /// nothing, so with no waiter it costs nothing.)
+    pub(crate) fn budget_sampled(&self) {
+        if self.budget().is_some() && !self.over_budget() {
+            self.changed.notify_waiters();
+        }
+    }
+
+    /// Launches or connects one browser and prepares its first context.
+    pub(super) async fn start_instance(&self) -> Result<Instance> {
+        let id = self.next_browser.fetch_add(1, Ordering::Relaxed);
+        let c = &self.config;
+        let mut instance = match (&c.source, &self.executable) {
+            (BrowserSource::Launch { .. }, Some(exe)) => {
+                let tag = format!("{}{}-{id}", super::process::own_tag_prefix(), self.id);
+                Instance::launch(id, exe, &c.flags, &tag, c.launch_timeout, c.cdp_timeout).await?
+            }
+            (BrowserSource::Connect { endpoints }, _) => {
+                let url = &endpoints[(id as usize - 1) % endpoints.len()];
+                Instance::connect(id, url, c.launch_timeout, c.cdp_timeout).await?
+            }
+            (BrowserSource::Launch { .. }, None) => {
+                return Err(Error::config(
+                    "browser.source",
+                    "launch mode without an executable",
+                ))
+            }
+        };
+        if let Err(e) = instance.prepare().await {
+            instance.shut_down(CLOSE_GRACE).await;
+            return Err(e);
+        }
+        instance.alive = Some(AliveToken::new(&self.alive));
+        let gauge = match instance.pid() {
+            Some(pid) => Gauge::Process(pid),
+            None => Gauge::Remote {
+                browser: instance.browser.clone(),
+                contexts: instance.contexts.clone(),
+            },
+        };
+        // Under a budget a new browser counts from its start, not from the
+        // next sample, or a burst of acquires could all launch past it.
+        let first = match (&gauge, self.budget()) {
+            (Gauge::Process(pid), Some(_)) => {
+                let pid = *pid;
+                tokio::task::spawn_blocking(move || tree_memory(pid).total_bytes)
+                    .await
+                    .unwrap_or(0)
+            }
+            _ => 0,
+        };
+        let memory = self.config.memory.as_ref();
+        self.members
+            .add(id, gauge, instance.gone_sender(), memory, first);
+        self.stats.launched.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(pool = self.id, browser = id, pid = ?instance.pid(), "browser started");
+        Ok(instance)
+    }
+
+    /// Shuts a browser down in the background and frees its slot.
+    pub(crate) fn retire(self: &Arc<Self>, instance: Instance, reason: RetireReason) {
+        self.members.remove(instance.id);
+        self.stats.retired(reason);
+        tracing::debug!(
+            pool = self.id,
+            browser = instance.id,
+            ?reason,
+            "retiring browser"
+        );
+        if !matches!(reason, RetireReason::Closed) {
+            self.lock().owed_replacements += 1;
+        }
+        let inner = self.clone();
+        self.runtime.spawn(async move {
+            // The instance's AliveToken drops at the end of shut_down.
+            instance.shut_down(CLOSE_GRACE).await;
+            inner.changed.notify_one();
+            inner.maintain.notify_one();
+        });
+    }
+
+    /// Where a lease's browser goes when the lease ends: back to idle with a
+    /// fresh context, or into retirement.
+    pub(crate) async fn recycle(self: Arc<Self>, mut instance: Instance) {
+        // lease_ended() counted this browser busy; the guard uncounts it.
+        let slot = SlotGuard::new(&self, Slot::Busy);
+        instance.uses += 1;
+        instance.last_used = Instant::now();
+        let lease_context = instance.prepared.take().map(|p| p.context);
+        let reason = if self.closed.load(Ordering::SeqCst) {
+            Some(RetireReason::Closed)
+        } else if let Some(reason) = death_reason(&instance) {
+            Some(reason)
+        } else if self.config.max_uses.is_some_and(|max| instance.uses >= max) {
+            Some(RetireReason::MaxUses)
+        } else if instance.created.elapsed() >= self.config.max_lifetime {
+            Some(RetireReason::Lifetime)
+        } else {
+            None
+        };
+        let reason = match reason {
+            Some(r) => {
+                // A browser the pool does not own outlives its retirement: the
+                // lease's context must not stay behind in it.
+                if let Some(context) = lease_context.filter(|_| instance.foreign_and_reachable()) {
+                    let _ = instance.dispose_context(context).await;
+                }
+                Some(r)
+            }
+            None => {
+                let disposed = match lease_context {
+                    Some(context) => instance.dispose_context(context).await,
+                    None => Ok(()),
+                };
+                match disposed.and(instance.prepare().await) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        tracing::warn!(browser = instance.id, error = %e, "browser failed to recycle");
+                        instance.mark_dead(&e.to_string());
+                        Some(
+                            if instance.death().is_some() && instance.process.is_some() {
+                                RetireReason::Crashed
+                            } else {
+                                RetireReason::Unhealthy
+                            },
+                        )
+                    }
+                }
+            }
+        };
+        match reason {
+            Some(reason) => {
+                drop(slot);
+                self.retire(instance, reason);
+            }
+            None if self.closed.load(Ordering::SeqCst) => {
+                drop(slot);
+                self.retire(instance, RetireReason::Closed);
+            }
+            None => {
+                let mut state = self.lock();
+                state.idle.push_back(instance);
+                state.busy -= 1;
+                drop(state);
+                slot.defuse();
+                self.changed.notify_one();
+            }
+        }
+    }
+}
+
+/// Why a gone browser left: evicted for memory, or crashed; `None` if alive.
+pub(super) fn death_reason(instance: &Instance) -> Option<RetireReason> {
+    instance.death().map(|_| {
+        if instance.evicted() {
+            RetireReason::Memory
+        } else {
+            RetireReason::Crashed
+        }
+    })
+}
+
+/// A transient slot counted against `max_size`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Slot {
+    Starting,
+    Busy,
+}
+
+/// Gives a transient slot back when dropped, whatever path the holder takes;
+/// the slot must already be counted in the state.
+pub(super) struct SlotGuard<'a> {
+    inner: &'a PoolInner,
+    slot: Slot,
+    armed: bool,
+}
+
+impl<'a> SlotGuard<'a> {
+    pub(super) fn new(inner: &'a PoolInner, slot: Slot) -> SlotGuard<'a> {
+        SlotGuard {
+            inner,
+            slot,
+            armed: true,
+        }
+    }
+
+    /// The caller has uncounted the slot itself, under the lock it already holds.
+    pub(super) fn defuse(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut state = self.inner.lock();
+            match self.slot {
+                Slot::Starting => state.starting -= 1,
+                Slot::Busy => state.busy -= 1,
+            }
+            drop(state);
+            self.inner.changed.notify_one();
+            self.inner.maintain.notify_one();
+        }
+    }
+}
+
+impl PoolInner {
+    /// Counts a slot and returns its guard.
+    pub(super) fn reserve(&self, slot: Slot) -> SlotGuard<'_> {
+        let mut state = self.lock();
+        match slot {
+            Slot::Starting => state.starting += 1,
+            Slot::Busy => state.busy += 1,
+        }
+        drop(state);
+        SlotGuard::new(self, slot)
+    }
+}

@@ -1,0 +1,137 @@
+//! The death watch: which browsers are still alive (tokens the pool's close
+//! waits on), how a browser is marked gone, and the guarded call that fails
+//! at once when its browser dies instead of waiting for a reply that will
+//! never come.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+
+use crate::error::{Error, Result};
+
+/// How an eviction's reason starts, so calls report it as one.
+pub(crate) const EVICTED: &str = "evicted: ";
+
+/// Marks a browser gone unless it already is.
+pub(crate) fn mark_gone(tx: &watch::Sender<Option<String>>, why: &str) {
+    tx.send_if_modified(|gone| {
+        if gone.is_none() {
+            *gone = Some(why.to_owned());
+            true
+        } else {
+            false
+        }
+    });
+}
+
+/// Awaits `fut`, bounded by `timeout`, and fails at once if `dead` fires.
+pub(crate) async fn guarded<T>(
+    browser: u64,
+    endpoint: &str,
+    dead: watch::Receiver<Option<String>>,
+    timeout: Option<Duration>,
+    action: &str,
+    fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
+) -> Result<T> {
+    let crashed = |detail: String| match detail.strip_prefix(EVICTED) {
+        Some(reason) => Error::BrowserEvicted {
+            browser,
+            action: action.to_owned(),
+            reason: reason.to_owned(),
+        },
+        None => Error::BrowserCrashed {
+            browser,
+            action: action.to_owned(),
+            detail,
+        },
+    };
+    if let Some(detail) = dead.borrow().clone() {
+        return Err(crashed(detail));
+    }
+    let bounded = async {
+        match timeout {
+            Some(t) => tokio::time::timeout(t, fut).await.map_err(|_| t),
+            None => Ok(fut.await),
+        }
+    };
+    let mut waiter = dead.clone();
+    let died = async move {
+        match waiter.wait_for(Option::is_some).await {
+            Ok(detail) => detail.clone().unwrap_or_default(),
+            Err(_) => "its watcher is gone".to_owned(),
+        }
+    };
+    tokio::select! {
+        r = bounded => match r {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => match dead.borrow().clone() {
+                // A call that failed because the browser died reports the death.
+                Some(detail) => Err(crashed(detail)),
+                None => Err(cdp_error(browser, endpoint, action, e)),
+            },
+            Err(after) => Err(Error::Timeout {
+                key: format!("{action} on browser {browser} ({endpoint})"),
+                after,
+            }),
+        },
+        detail = died => Err(crashed(detail)),
+    }
+}
+
+/// A CDP failure of `action` on a browser, as our error.
+pub(crate) fn cdp_error(
+    browser: u64,
+    endpoint: &str,
+    action: &str,
+    e: chromiumoxide::error::CdpError,
+) -> Error {
+    Error::Cdp {
+        browser,
+        endpoint: endpoint.to_owned(),
+        action: action.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// How many started browsers exist; `close` waits for zero.
+#[derive(Debug, Default)]
+pub(crate) struct Alive {
+    count: std::sync::atomic::AtomicUsize,
+    drained: Notify,
+}
+
+impl Alive {
+    /// Browsers started and not yet dropped.
+    pub(crate) fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Completes when the count next drops to zero.
+    pub(crate) fn drained(&self) -> tokio::sync::futures::Notified<'_> {
+        self.drained.notified()
+    }
+}
+
+/// Held by each started [`Instance`]: counted alive until the instance is
+/// dropped, which happens only after it was shut down (or killed by its
+/// process guard), so `close` cannot miss a browser or wait for a ghost.
+#[derive(Debug)]
+pub(crate) struct AliveToken(Arc<Alive>);
+
+impl AliveToken {
+    pub(crate) fn new(alive: &Arc<Alive>) -> AliveToken {
+        alive.count.fetch_add(1, Ordering::SeqCst);
+        AliveToken(alive.clone())
+    }
+}
+
+impl Drop for AliveToken {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.drained.notify_waiters();
+        }
+    }
+}
