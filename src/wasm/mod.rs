@@ -3,13 +3,18 @@
 //! cold modules on disk).
 
 mod cache;
+mod config;
 mod engine;
 pub mod fixtures;
+mod inner;
+mod lease;
 mod pool;
 mod tiers;
 
 pub(crate) use cache::encode_entry;
 pub use cache::{AotCache, CacheOutcome, CacheStats, WasmCacheConfig};
+pub use config::{ModuleOptions, WasmPoolConfig};
 pub use engine::{HostState, WasmEngine, WasmEngineConfig};
-pub use pool::{ModuleOptions, WasmLease, WasmPool, WasmPoolConfig, WasmPoolStats};
+pub use lease::WasmLease;
+pub use pool::{WasmPool, WasmPoolStats};
 pub use tiers::Tier;

@@ -1,0 +1,100 @@
+//! The tiered pool's state behind its lock, and what a lease's end does with
+//! its instance. The lock guards bookkeeping only: compiling, deserializing
+//! and instantiating happen outside it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use wasmtime::{Instance, InstancePre, Store};
+
+use super::cache::AotCache;
+use super::config::{ModuleOptions, WasmPoolConfig};
+use super::engine::{HostState, WasmEngine};
+use super::tiers::{Tier, TierBook};
+use crate::error::{Error, Result, WasmFault};
+
+pub(super) struct Ready {
+    pub(super) store: Store<HostState>,
+    pub(super) instance: Instance,
+}
+
+pub(super) struct Slot {
+    pub(super) wasm: Arc<Vec<u8>>,
+    pub(super) options: ModuleOptions,
+    pub(super) pre: Option<InstancePre<HostState>>,
+    pub(super) ready: Vec<Ready>,
+}
+
+pub(super) struct State {
+    pub(super) book: TierBook,
+    pub(super) slots: HashMap<String, Slot>,
+}
+
+/// The pool's shared state: the tier book, the loaded modules, the counters.
+pub(crate) struct PoolInner {
+    pub(super) engine: WasmEngine,
+    pub(super) cache: Arc<AotCache>,
+    pub(super) config: WasmPoolConfig,
+    pub(super) state: Mutex<State>,
+    pub(super) started: Instant,
+    pub(super) served: [AtomicU64; 3],
+    pub(super) instantiations: AtomicU64,
+    pub(super) faults: AtomicU64,
+    pub(super) latencies: Mutex<[Vec<f64>; 3]>,
+}
+
+impl PoolInner {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn instantiate(&self, id: &str, pre: &InstancePre<HostState>) -> Result<Ready> {
+        let mut store = self.engine.store();
+        let instance = pre.instantiate(&mut store).map_err(|e| Error::Wasm {
+            module: id.to_owned(),
+            fault: WasmFault::Instantiate,
+            message: format!("{e:#}"),
+        })?;
+        self.instantiations.fetch_add(1, Ordering::Relaxed);
+        Ok(Ready { store, instance })
+    }
+
+    pub(super) fn put_ready(&self, id: &str, ready: Ready) {
+        let mut state = self.lock();
+        let hot = state.book.tier(id) == Some(Tier::Hot);
+        if let Some(slot) = state.slots.get_mut(id) {
+            if hot && slot.ready.is_empty() {
+                slot.ready.push(ready);
+            }
+        }
+    }
+
+    /// Where a lease's instance goes when the lease ends: back to a hot
+    /// stateless module's ready list, or dropped; a hot module then gets a
+    /// fresh instance, made here, off the acquire path.
+    pub(super) fn release(&self, id: &str, ready: Ready, stateless: bool, faulted: bool) {
+        let (hot, pre) = {
+            let state = self.lock();
+            let hot = state.book.tier(id) == Some(Tier::Hot);
+            (hot, state.slots.get(id).and_then(|s| s.pre.clone()))
+        };
+        if !hot {
+            return;
+        }
+        if stateless && !faulted {
+            self.put_ready(id, ready);
+            return;
+        }
+        drop(ready);
+        if let Some(pre) = pre {
+            match self.instantiate(id, &pre) {
+                Ok(fresh) => self.put_ready(id, fresh),
+                Err(e) => {
+                    tracing::warn!(module = id, error = %e, "could not refill a hot instance")
+                }
+            }
+        }
+    }
+}
