@@ -6,10 +6,12 @@
 //! commands of a step together instead of one round trip each.
 
 mod batch;
+mod config;
 mod session;
 mod stats;
 
 pub(crate) use batch::round_trip_waits;
 pub use batch::{typed, Batch};
-pub use session::{Session, SessionPool, SessionPoolConfig};
+pub use config::SessionPoolConfig;
+pub use session::{Session, SessionPool};
 pub use stats::SessionCounts;
