@@ -82,37 +82,42 @@ impl<'a> FifoPool<'a> {
         } else {
             m
         };
-        if let Some((pre, ready)) = self.loaded.get_mut(id) {
-            return match ready.take() {
-                Some(ready) => Ok(ready),
-                None => {
-                    let pre = pre.clone();
-                    self.instantiate(id, &pre)
-                }
-            };
+        if let Some(hit) = self.hit(id) {
+            return hit;
         }
-        let (module, _) = self.cache.load(self.engine, id, wasm)?;
-        let pre = self.engine.prepare(id, &module)?;
-        let ready = self.instantiate(id, &pre)?;
+        let (pre, ready) = self.load(id, wasm)?;
         if rank < self.resident {
             self.loaded.insert(id.to_owned(), (pre, None));
         }
         Ok(ready)
     }
 
-    pub(super) fn acquire(&mut self, id: &str, wasm: &[u8]) -> Result<Ready> {
-        if let Some((pre, ready)) = self.loaded.get_mut(id) {
-            return match ready.take() {
-                Some(ready) => Ok(ready),
-                None => {
-                    let pre = pre.clone();
-                    self.instantiate(id, &pre)
-                }
-            };
-        }
+    /// A loaded module's ready instance, or a fresh one from its
+    /// `InstancePre`; `None` when the module is not loaded.
+    fn hit(&mut self, id: &str) -> Option<Result<Ready>> {
+        let (pre, ready) = self.loaded.get_mut(id)?;
+        Some(match ready.take() {
+            Some(ready) => Ok(ready),
+            None => {
+                let pre = pre.clone();
+                self.instantiate(id, &pre)
+            }
+        })
+    }
+
+    /// A miss: the module from the AOT cache, prepared, and an instance of it.
+    fn load(&self, id: &str, wasm: &[u8]) -> Result<(wasmtime::InstancePre<HostState>, Ready)> {
         let (module, _) = self.cache.load(self.engine, id, wasm)?;
         let pre = self.engine.prepare(id, &module)?;
         let ready = self.instantiate(id, &pre)?;
+        Ok((pre, ready))
+    }
+
+    pub(super) fn acquire(&mut self, id: &str, wasm: &[u8]) -> Result<Ready> {
+        if let Some(hit) = self.hit(id) {
+            return hit;
+        }
+        let (pre, ready) = self.load(id, wasm)?;
         self.order.push_back(id.to_owned());
         if self.order.len() > self.resident {
             if let Some(old) = self.order.pop_front() {
