@@ -76,7 +76,7 @@ async fn reuse_keeps_leases_isolated_and_a_reset_clears_what_a_use_left() {
 
     // The same session, reused after its reset: no cookie, no script.
     let s = sessions.acquire().await.unwrap();
-    assert_eq!(sessions.counts().reused, 1);
+    assert_eq!(sessions.stats().reused, 1);
     assert_eq!(
         s.page().url().await.unwrap().as_deref(),
         Some("about:blank")
@@ -190,14 +190,14 @@ async fn a_full_pool_closes_surplus_sessions_and_the_browser_agrees() {
     for s in held {
         s.release().await;
     }
-    assert_eq!(sessions.idle_count(), 2, "{:?}", sessions.counts());
+    assert_eq!(sessions.idle_count(), 2, "{:?}", sessions.stats());
     assert_eq!(
         sessions.page_targets_in_context().await.unwrap(),
         2 + 1,
         "surplus sessions must be closed: {:?}",
-        sessions.counts()
+        sessions.stats()
     );
-    assert_eq!(sessions.counts().created, 4);
+    assert_eq!(sessions.stats().created, 4);
     let err = SessionPool::new(
         &lease,
         SessionPoolConfig {

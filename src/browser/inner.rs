@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::config::{BrowserPoolConfig, BrowserSource};
 use super::instance::Instance;
 use super::sampler::{Gauge, Members};
-use super::stats::{RetireReason, StatsRecorder};
+use super::stats::{BrowserRecorder, RetireReason};
 use super::watch::{Alive, AliveToken};
 use crate::error::{Error, Result};
 use crate::memory::tree_memory;
@@ -38,7 +38,7 @@ pub(crate) struct PoolInner {
     pub(super) maintain: Notify,
     /// Browsers started and not yet dropped; see [`AliveToken`].
     pub(super) alive: Arc<Alive>,
-    pub(crate) stats: StatsRecorder,
+    pub(crate) recorder: BrowserRecorder,
     /// Launched browsers under memory watch.
     pub(crate) members: Members,
     pub(crate) started: Instant,
@@ -88,7 +88,9 @@ impl PoolInner {
     }
 
     pub(super) fn acquire_timeout(&self, started: Instant) -> Error {
-        self.stats.acquire_timeouts.fetch_add(1, Ordering::Relaxed);
+        self.recorder
+            .acquire_timeouts
+            .fetch_add(1, Ordering::Relaxed);
         Error::AcquireTimeout {
             waited: started.elapsed(),
             max_size: self.config.max_size,
@@ -165,7 +167,7 @@ impl PoolInner {
         let memory = self.config.memory.as_ref();
         self.members
             .add(id, gauge, instance.gone_sender(), memory, first);
-        self.stats.launched.fetch_add(1, Ordering::Relaxed);
+        self.recorder.launched.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(pool = self.id, browser = id, pid = ?instance.pid(), "browser started");
         Ok(instance)
     }
@@ -173,7 +175,7 @@ impl PoolInner {
     /// Shuts a browser down in the background and frees its slot.
     pub(crate) fn retire(self: &Arc<Self>, instance: Instance, reason: RetireReason) {
         self.members.remove(instance.id);
-        self.stats.retired(reason);
+        self.recorder.retired(reason);
         tracing::debug!(
             pool = self.id,
             browser = instance.id,
@@ -194,7 +196,7 @@ impl PoolInner {
 
     /// Where a lease's browser goes when the lease ends: back to idle with a
     /// fresh context, or into retirement.
-    pub(crate) async fn recycle(self: Arc<Self>, mut instance: Instance) {
+    pub(crate) async fn release(self: Arc<Self>, mut instance: Instance) {
         // lease_ended() counted this browser busy; the guard uncounts it.
         let slot = SlotGuard::new(&self, Slot::Busy);
         instance.uses += 1;

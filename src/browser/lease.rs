@@ -125,7 +125,7 @@ impl Lease {
     }
 
     fn prepared(&self) -> &super::instance::Prepared {
-        // acquire() hands out only prepared instances; recycle() takes the
+        // acquire() hands out only prepared instances; release() takes the
         // preparation away only after the lease has ended.
         self.instance()
             .prepared
@@ -237,7 +237,7 @@ impl Drop for Lease {
             tracing::debug!(parent: &self.span, "released");
             self.pool.lease_ended();
             let pool = self.pool.clone();
-            self.pool.runtime.spawn(pool.recycle(instance));
+            self.pool.runtime.spawn(pool.release(instance));
         }
     }
 }

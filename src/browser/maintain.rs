@@ -128,7 +128,7 @@ impl PoolInner {
                     slot.defuse();
                     if state.owed_replacements > 0 {
                         state.owed_replacements -= 1;
-                        self.stats.replaced.fetch_add(1, Ordering::Relaxed);
+                        self.recorder.replaced.fetch_add(1, Ordering::Relaxed);
                     }
                     state.idle.push_back(instance);
                     drop(state);
@@ -163,7 +163,7 @@ impl PoolInner {
                 continue;
             }
             let at = inner.started.elapsed();
-            for id in inner.members.judge(measured, &policy, &inner.stats, at) {
+            for id in inner.members.judge(measured, &policy, &inner.recorder, at) {
                 if let Some(instance) = inner.take_idle(id) {
                     inner.retire(instance, RetireReason::Memory);
                 }

@@ -24,4 +24,4 @@ pub use process::{
     own_tag_prefix, processes_naming_own_profiles, tagged_processes, PROFILE_PREFIX, TAG_ENV,
 };
 pub use sampler::{MemoryEvent, MemoryEventKind};
-pub use stats::{PoolStats, RetireReason};
+pub use stats::{BrowserPoolStats, RetireReason};

@@ -13,7 +13,7 @@ use super::inner::{PoolInner, Slot, SlotGuard, State, CLOSE_GRACE};
 use super::instance::Instance;
 use super::lease::Lease;
 use super::locate::locate_chromium;
-use super::stats::{PoolStats, RetireReason, StatsRecorder};
+use super::stats::{BrowserPoolStats, BrowserRecorder, RetireReason};
 use super::watch::Alive;
 use crate::error::{Error, Result};
 
@@ -74,7 +74,7 @@ impl BrowserPool {
             changed: Notify::new(),
             maintain: Notify::new(),
             alive: Arc::new(Alive::default()),
-            stats: StatsRecorder::default(),
+            recorder: BrowserRecorder::default(),
             members: Default::default(),
             started: Instant::now(),
             next_browser: AtomicU64::new(1),
@@ -132,7 +132,7 @@ impl BrowserPool {
         }
         let must_wait = inner.permits.available_permits() == 0;
         if must_wait {
-            inner.stats.acquire_waits.fetch_add(1, Ordering::Relaxed);
+            inner.recorder.acquire_waits.fetch_add(1, Ordering::Relaxed);
         }
         let permit =
             match tokio::time::timeout_at(deadline, inner.permits.clone().acquire_owned()).await {
@@ -158,7 +158,7 @@ impl BrowserPool {
                 } else {
                     if state.total() < inner.config.max_size && !budget_counted {
                         budget_counted = true;
-                        inner.stats.budget_waits.fetch_add(1, Ordering::Relaxed);
+                        inner.recorder.budget_waits.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(
                             pool = inner.id,
                             "acquire waits: the pool's memory budget is used up"
@@ -217,8 +217,8 @@ impl BrowserPool {
                 return Err(Error::PoolClosed { what: "browser" });
             }
             inner.lock().leased += 1;
-            inner.stats.acquires.fetch_add(1, Ordering::Relaxed);
-            inner.stats.record_acquire(started.elapsed());
+            inner.recorder.acquires.fetch_add(1, Ordering::Relaxed);
+            inner.recorder.record_acquire(started.elapsed());
             let lease_id = inner.next_lease.fetch_add(1, Ordering::Relaxed);
             return Ok(Lease::new(self.inner.clone(), instance, permit, lease_id));
         }
@@ -252,16 +252,19 @@ impl BrowserPool {
     }
 
     /// Counters and current sizes.
-    pub fn stats(&self) -> PoolStats {
+    pub fn stats(&self) -> BrowserPoolStats {
         let state = self.inner.lock();
-        self.inner
-            .stats
-            .snapshot(state.idle.len(), state.leased, state.starting + state.busy)
+        self.inner.recorder.snapshot(
+            self.inner.config.max_size,
+            state.idle.len(),
+            state.leased,
+            state.starting + state.busy,
+        )
     }
 
     /// Acquire latencies so far, in milliseconds.
     pub fn acquire_latencies_ms(&self) -> Vec<f64> {
-        self.inner.stats.acquire_latencies_ms()
+        self.inner.recorder.acquire_latencies_ms()
     }
 
     /// Memory-policy events so far (soft-limit warnings and clears, evictions).

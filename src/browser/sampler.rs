@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::instance::{own_contexts, OwnContexts};
-use super::stats::StatsRecorder;
+use super::stats::BrowserRecorder;
 use super::watch::{mark_gone, EVICTED};
 use crate::memory::{tree_memory, MemoryPolicy, SoftEvent, SoftLimitTracker};
 
@@ -202,7 +202,7 @@ impl Members {
         &self,
         measured: Vec<(u64, u64)>,
         policy: &MemoryPolicy,
-        stats: &StatsRecorder,
+        recorder: &BrowserRecorder,
         at: Duration,
     ) -> Vec<u64> {
         let local_total: u64 = {
@@ -213,7 +213,7 @@ impl Members {
                 .map(|(_, bytes)| bytes)
                 .sum()
         };
-        stats
+        recorder
             .peak_total_pss
             .fetch_max(local_total, Ordering::Relaxed);
         let mut evict = Vec::new();
@@ -250,7 +250,7 @@ impl Members {
                         measure = what,
                         "browser memory over the soft limit"
                     );
-                    stats.soft_warnings.fetch_add(1, Ordering::Relaxed);
+                    recorder.soft_warnings.fetch_add(1, Ordering::Relaxed);
                     events.push(MemoryEvent {
                         browser: id,
                         kind: MemoryEventKind::SoftExceeded,

@@ -24,9 +24,12 @@ pub enum RetireReason {
     Closed,
 }
 
-/// A snapshot of a pool's counters and sizes.
+/// A snapshot of a browser pool: its counters and sizes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct PoolStats {
+#[non_exhaustive]
+pub struct BrowserPoolStats {
+    /// Browsers the pool runs at most (`max_size`).
+    pub max_size: usize,
     /// Browsers launched (or connected) and made ready.
     pub launched: u64,
     /// Leases handed out.
@@ -67,7 +70,7 @@ pub struct PoolStats {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct StatsRecorder {
+pub(crate) struct BrowserRecorder {
     pub(crate) launched: AtomicU64,
     pub(crate) acquires: AtomicU64,
     pub(crate) acquire_waits: AtomicU64,
@@ -86,7 +89,7 @@ pub(crate) struct StatsRecorder {
     acquire_ms: Mutex<Vec<f64>>,
 }
 
-impl StatsRecorder {
+impl BrowserRecorder {
     pub(crate) fn retired(&self, reason: RetireReason) {
         let counter = match reason {
             RetireReason::IdleTimeout => &self.retired_idle,
@@ -113,9 +116,16 @@ impl StatsRecorder {
             .unwrap_or_default()
     }
 
-    pub(crate) fn snapshot(&self, idle: usize, in_use: usize, busy: usize) -> PoolStats {
+    pub(crate) fn snapshot(
+        &self,
+        max_size: usize,
+        idle: usize,
+        in_use: usize,
+        busy: usize,
+    ) -> BrowserPoolStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        PoolStats {
+        BrowserPoolStats {
+            max_size,
             launched: get(&self.launched),
             acquires: get(&self.acquires),
             acquire_waits: get(&self.acquire_waits),

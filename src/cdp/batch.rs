@@ -7,7 +7,7 @@ use chromiumoxide::Page;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::stats::SessionStats;
+use super::stats::SessionRecorder;
 use crate::browser::BrowserHandle;
 use crate::error::{Error, Result};
 
@@ -41,7 +41,7 @@ type Pending<'a> = Pin<Box<dyn Future<Output = Result<Value>> + Send + 'a>>;
 pub struct Batch<'a> {
     handle: &'a BrowserHandle,
     page: &'a Page,
-    stats: &'a SessionStats,
+    recorder: &'a SessionRecorder,
     /// Each command's method and its future, in push order.
     pending: Vec<(String, Pending<'a>)>,
 }
@@ -58,12 +58,12 @@ impl<'a> Batch<'a> {
     pub(crate) fn new(
         handle: &'a BrowserHandle,
         page: &'a Page,
-        stats: &'a SessionStats,
+        recorder: &'a SessionRecorder,
     ) -> Batch<'a> {
         Batch {
             handle,
             page,
-            stats,
+            recorder,
             pending: Vec::new(),
         }
     }
@@ -123,7 +123,7 @@ impl<'a> Batch<'a> {
         });
         let done = futures::future::join_all(timed).await;
         let stamps: Vec<(Instant, Instant)> = done.iter().map(|(s, r, _)| (*s, *r)).collect();
-        self.stats
+        self.recorder
             .record_batch(n, round_trip_waits(&stamps), t.elapsed());
         done.into_iter().map(|(_, _, r)| r).collect()
     }
@@ -142,7 +142,7 @@ impl<'a> Batch<'a> {
             stamps.push((sent, Instant::now()));
         }
         if n > 0 {
-            self.stats
+            self.recorder
                 .record_batch(n, round_trip_waits(&stamps), t.elapsed());
         }
         results

@@ -14,4 +14,4 @@ pub(crate) use batch::round_trip_waits;
 pub use batch::{typed, Batch};
 pub use config::SessionPoolConfig;
 pub use session::{Session, SessionPool};
-pub use stats::SessionCounts;
+pub use stats::SessionPoolStats;

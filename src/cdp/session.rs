@@ -18,7 +18,7 @@ use futures::StreamExt;
 
 use super::batch::Batch;
 use super::config::SessionPoolConfig;
-use super::stats::{SessionCounts, SessionStats};
+use super::stats::{SessionPoolStats, SessionRecorder};
 use crate::browser::{BrowserHandle, Lease};
 use crate::error::{Error, Result};
 
@@ -33,7 +33,7 @@ struct Inner {
     handle: BrowserHandle,
     config: SessionPoolConfig,
     idle: Mutex<Vec<Idle>>,
-    stats: SessionStats,
+    recorder: SessionRecorder,
 }
 
 /// Page sessions reused within one browser lease's incognito context.
@@ -68,7 +68,7 @@ pub struct SessionPool {
 impl std::fmt::Debug for SessionPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionPool")
-            .field("counts", &self.counts())
+            .field("stats", &self.stats())
             .finish()
     }
 }
@@ -82,7 +82,7 @@ impl SessionPool {
                 handle: lease.handle(),
                 config,
                 idle: Mutex::new(Vec::new()),
-                stats: SessionStats::default(),
+                recorder: SessionRecorder::default(),
             }),
         })
     }
@@ -99,7 +99,7 @@ impl SessionPool {
             let Some(idle) = candidate else { break };
             if idle.created.elapsed() > c.max_lifetime || idle.last_used.elapsed() > c.idle_timeout
             {
-                self.inner.stats.expired.fetch_add(1, Ordering::Relaxed);
+                self.inner.recorder.expired.fetch_add(1, Ordering::Relaxed);
                 self.close_page(idle.page).await;
                 continue;
             }
@@ -114,12 +114,15 @@ impl SessionPool {
                     )
                     .await;
                 if probe.is_err() {
-                    self.inner.stats.discarded.fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .recorder
+                        .discarded
+                        .fetch_add(1, Ordering::Relaxed);
                     self.close_page(idle.page).await;
                     continue;
                 }
             }
-            self.inner.stats.reused.fetch_add(1, Ordering::Relaxed);
+            self.inner.recorder.reused.fetch_add(1, Ordering::Relaxed);
             return Ok(Session {
                 pool: self.clone(),
                 page: Some(idle.page),
@@ -142,7 +145,7 @@ impl SessionPool {
         let page = h
             .call("creating a page session", None, h.browser.new_page(params))
             .await?;
-        self.inner.stats.created.fetch_add(1, Ordering::Relaxed);
+        self.inner.recorder.created.fetch_add(1, Ordering::Relaxed);
         Ok(Session {
             pool: self.clone(),
             page: Some(page),
@@ -190,7 +193,7 @@ impl SessionPool {
 
     /// Resets a session and keeps it, or closes it when the pool is full or
     /// the reset fails.
-    async fn put_back(&self, page: Page, created: Instant, scripts: Vec<ScriptIdentifier>) {
+    async fn release(&self, page: Page, created: Instant, scripts: Vec<ScriptIdentifier>) {
         let h = &self.inner.handle;
         let c = &self.inner.config;
         // The reset's commands are independent of each other: they go out
@@ -258,7 +261,7 @@ impl SessionPool {
         };
         match reset.await {
             Ok(()) => {
-                self.inner.stats.resets.fetch_add(1, Ordering::Relaxed);
+                self.inner.recorder.resets.fetch_add(1, Ordering::Relaxed);
                 let surplus = {
                     let mut idle = self.idle();
                     if idle.len() < c.max_sessions {
@@ -279,20 +282,23 @@ impl SessionPool {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "session reset failed; discarding it");
-                self.inner.stats.discarded.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .recorder
+                    .discarded
+                    .fetch_add(1, Ordering::Relaxed);
                 self.close_page(page).await;
             }
         }
     }
 
-    /// Counters so far.
-    pub fn counts(&self) -> SessionCounts {
-        self.inner.stats.snapshot()
+    /// A snapshot of the counters and the pool's size.
+    pub fn stats(&self) -> SessionPoolStats {
+        self.inner.recorder.snapshot(self.inner.config.max_sessions)
     }
 
     /// Wall times of the batches sent so far, ms.
     pub fn batch_latencies_ms(&self) -> Vec<f64> {
-        self.inner.stats.batch_ms()
+        self.inner.recorder.batch_ms()
     }
 
     /// Idle sessions now.
@@ -352,7 +358,11 @@ impl Session {
 
     /// A batch of commands for this session's page.
     pub fn batch(&self) -> Batch<'_> {
-        Batch::new(&self.pool.inner.handle, self.page(), &self.pool.inner.stats)
+        Batch::new(
+            &self.pool.inner.handle,
+            self.page(),
+            &self.pool.inner.recorder,
+        )
     }
 
     /// Navigates and waits for the load, failing at once if the browser dies.
@@ -388,7 +398,7 @@ impl Session {
     pub async fn release(mut self) {
         if let Some(page) = self.page.take() {
             self.pool
-                .put_back(page, self.created, std::mem::take(&mut self.scripts))
+                .release(page, self.created, std::mem::take(&mut self.scripts))
                 .await;
         }
     }
@@ -404,7 +414,7 @@ impl Drop for Session {
                 std::mem::take(&mut self.scripts),
             );
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { pool.put_back(page, created, scripts).await });
+                rt.spawn(async move { pool.release(page, created, scripts).await });
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The session pool's counters: a private recorder the pool and its batches
-//! write, and the public snapshot read from it.
+//! write, and the public snapshot ([`SessionPoolStats`]) read from it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// Counters of a session pool.
+/// A snapshot of a session pool: its counters and its size.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct SessionCounts {
+#[non_exhaustive]
+pub struct SessionPoolStats {
+    /// Sessions the pool keeps at most (`max_sessions`).
+    pub max_sessions: usize,
     /// Page sessions created (target created, attached, domains enabled).
     pub created: u64,
     /// Acquisitions served by an existing session.
@@ -30,7 +33,7 @@ pub struct SessionCounts {
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct SessionStats {
+pub(crate) struct SessionRecorder {
     pub(super) created: AtomicU64,
     pub(super) reused: AtomicU64,
     pub(super) resets: AtomicU64,
@@ -42,7 +45,7 @@ pub(crate) struct SessionStats {
     batch_ms: Mutex<Vec<f64>>,
 }
 
-impl SessionStats {
+impl SessionRecorder {
     pub(crate) fn record_batch(&self, commands: usize, waits: u64, took: Duration) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.waits.fetch_add(waits, Ordering::Relaxed);
@@ -54,11 +57,12 @@ impl SessionStats {
     }
 }
 
-impl SessionStats {
-    /// The counters so far.
-    pub(crate) fn snapshot(&self) -> SessionCounts {
+impl SessionRecorder {
+    /// The counters so far, for a pool of `max_sessions`.
+    pub(crate) fn snapshot(&self, max_sessions: usize) -> SessionPoolStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        SessionCounts {
+        SessionPoolStats {
+            max_sessions,
             created: get(&self.created),
             reused: get(&self.reused),
             resets: get(&self.resets),

@@ -20,7 +20,7 @@ pub(super) struct Ready {
     pub(super) instance: Instance,
 }
 
-pub(super) struct Slot {
+pub(super) struct Loaded {
     pub(super) wasm: Arc<Vec<u8>>,
     pub(super) options: ModuleOptions,
     pub(super) pre: Option<InstancePre<HostState>>,
@@ -29,7 +29,7 @@ pub(super) struct Slot {
 
 pub(super) struct State {
     pub(super) book: TierBook,
-    pub(super) slots: HashMap<String, Slot>,
+    pub(super) loaded: HashMap<String, Loaded>,
 }
 
 /// The pool's shared state: the tier book, the loaded modules, the counters.
@@ -64,7 +64,7 @@ impl PoolInner {
     pub(super) fn put_ready(&self, id: &str, ready: Ready) {
         let mut state = self.lock();
         let hot = state.book.tier(id) == Some(Tier::Hot);
-        if let Some(slot) = state.slots.get_mut(id) {
+        if let Some(slot) = state.loaded.get_mut(id) {
             if hot && slot.ready.is_empty() {
                 slot.ready.push(ready);
             }
@@ -78,7 +78,7 @@ impl PoolInner {
         let (hot, pre) = {
             let state = self.lock();
             let hot = state.book.tier(id) == Some(Tier::Hot);
-            (hot, state.slots.get(id).and_then(|s| s.pre.clone()))
+            (hot, state.loaded.get(id).and_then(|s| s.pre.clone()))
         };
         if !hot {
             return;

@@ -12,14 +12,18 @@ use wasmtime::InstancePre;
 use super::cache::{AotCache, CacheOutcome};
 use super::config::{ModuleOptions, WasmPoolConfig};
 use super::engine::{HostState, WasmEngine};
-use super::inner::{PoolInner, Ready, Slot, State};
+use super::inner::{Loaded, PoolInner, Ready, State};
 use super::lease::WasmLease;
 use super::tiers::{Tier, TierBook};
 use crate::error::{Error, Result, WasmFault};
 
-/// Counters and per-tier latencies of a [`WasmPool`].
+/// A snapshot of a [`WasmPool`]: its counters and the size of each tier.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct WasmPoolStats {
+    /// Modules the pool tiers at most (`capacity`), and the hot and warm
+    /// tiers' shares of it: `[capacity, hot, warm]`.
+    pub capacity: [usize; 3],
     /// Acquisitions served by each tier: `[hot, warm, cold]`.
     pub served: [u64; 3],
     /// Modules in each tier now.
@@ -79,7 +83,7 @@ impl WasmPool {
                 config,
                 state: Mutex::new(State {
                     book,
-                    slots: HashMap::new(),
+                    loaded: HashMap::new(),
                 }),
                 started: Instant::now(),
                 served: Default::default(),
@@ -97,9 +101,9 @@ impl WasmPool {
         if !state.book.register(id) {
             return false;
         }
-        state.slots.insert(
+        state.loaded.insert(
             id.to_owned(),
-            Slot {
+            Loaded {
                 wasm: Arc::new(wasm),
                 options,
                 pre: None,
@@ -155,14 +159,14 @@ impl WasmPool {
         }
         let (plan, options) = {
             let mut state = inner.lock();
-            let State { book, slots } = &mut *state;
+            let State { book, loaded } = &mut *state;
             let unknown = || Error::Wasm {
                 module: id.to_owned(),
                 fault: WasmFault::Usage,
                 message: "no module registered under this id".into(),
             };
             book.touch(id, now).ok_or_else(unknown)?;
-            let slot = slots.get_mut(id).ok_or_else(unknown)?;
+            let slot = loaded.get_mut(id).ok_or_else(unknown)?;
             let plan = match (slot.ready.pop(), &slot.pre) {
                 (Some(ready), _) => Plan::Ready(ready),
                 (None, Some(pre)) => Plan::Instantiate(pre.clone()),
@@ -181,10 +185,10 @@ impl WasmPool {
                 // Keep what the load produced if the module was promoted
                 // meanwhile, or if the warm tier has room for it.
                 let mut state = inner.lock();
-                let State { book, slots } = &mut *state;
+                let State { book, loaded } = &mut *state;
                 let keep =
                     matches!(book.tier(id), Some(Tier::Hot | Tier::Warm)) || book.admit_warm(id);
-                if let (true, Some(slot)) = (keep, slots.get_mut(id)) {
+                if let (true, Some(slot)) = (keep, loaded.get_mut(id)) {
                     slot.pre.get_or_insert(pre);
                 }
                 (ready, Tier::Cold)
@@ -212,7 +216,7 @@ impl WasmPool {
             let moves = state.book.rebalance(now);
             let mut to_load = Vec::new();
             for m in &moves {
-                let Some(slot) = state.slots.get_mut(&m.id) else {
+                let Some(slot) = state.loaded.get_mut(&m.id) else {
                     continue;
                 };
                 match m.to {
@@ -232,7 +236,7 @@ impl WasmPool {
         for (id, wasm) in to_load {
             let (module, _) = inner.cache.load(&inner.engine, &id, &wasm)?;
             let pre = inner.engine.prepare(&id, &module)?;
-            if let Some(slot) = inner.lock().slots.get_mut(&id) {
+            if let Some(slot) = inner.lock().loaded.get_mut(&id) {
                 slot.pre.get_or_insert(pre);
             }
         }
@@ -240,7 +244,7 @@ impl WasmPool {
         let hot: Vec<(String, InstancePre<HostState>)> = {
             let state = inner.lock();
             state
-                .slots
+                .loaded
                 .iter()
                 .filter(|(id, s)| state.book.tier(id) == Some(Tier::Hot) && s.ready.is_empty())
                 .filter_map(|(id, s)| s.pre.clone().map(|p| (id.clone(), p)))
@@ -260,7 +264,9 @@ impl WasmPool {
     pub fn stats(&self) -> WasmPoolStats {
         let state = self.inner.lock();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let c = &self.inner.config;
         WasmPoolStats {
+            capacity: [c.capacity, c.hot_capacity(), c.warm_capacity()],
             served: [
                 get(&self.inner.served[0]),
                 get(&self.inner.served[1]),
@@ -280,7 +286,7 @@ impl WasmPool {
     }
 
     /// Acquire latencies so far, in microseconds, for the acquisitions `tier` served.
-    pub fn latencies_us(&self, tier: Tier) -> Vec<f64> {
+    pub fn acquire_latencies_us(&self, tier: Tier) -> Vec<f64> {
         self.inner
             .latencies
             .lock()

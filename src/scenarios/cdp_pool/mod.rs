@@ -249,7 +249,7 @@ async fn measure(
         seq_waits += waits;
         pooled.push(pooled_ms);
     }
-    let counts = sessions.counts();
+    let counts = sessions.stats();
     s.measure("baseline_ms", "ms", &baseline)?;
     s.measure("pooled_ms", "ms", &pooled)?;
     s.measure("sequential_ms", "ms", &sequential)?;
