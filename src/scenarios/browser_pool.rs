@@ -401,10 +401,7 @@ fn claim(next: &AtomicUsize, end: usize) -> Option<usize> {
 
 async fn join_workers(workers: Vec<tokio::task::JoinHandle<()>>) -> Result<()> {
     for w in workers {
-        w.await.map_err(|e| Error::Task {
-            what: "crawl worker".into(),
-            message: e.to_string(),
-        })?;
+        w.await.map_err(|e| Error::task("crawl worker", e))?;
     }
     Ok(())
 }

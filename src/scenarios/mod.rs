@@ -58,10 +58,7 @@ pub(crate) fn blocking(
     Box::pin(async move {
         tokio::task::spawn_blocking(move || run(profile))
             .await
-            .map_err(|e| Error::Task {
-                what: format!("scenario {name}"),
-                message: e.to_string(),
-            })?
+            .map_err(|e| Error::task(format!("scenario {name}"), e))?
     })
 }
 

@@ -109,10 +109,7 @@ pub(super) async fn run_policy(
     }
     let mut outcomes = Vec::with_capacity(trace.len());
     while let Some(done) = tasks.join_next().await {
-        outcomes.push(done.map_err(|e| Error::Task {
-            what: "timeout trace request".into(),
-            message: e.to_string(),
-        })?);
+        outcomes.push(done.map_err(|e| Error::task("timeout trace request", e))?);
     }
     Ok(outcomes)
 }

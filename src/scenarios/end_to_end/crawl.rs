@@ -273,10 +273,8 @@ where
         .map(|_| tokio::spawn(worker(work.clone())))
         .collect();
     for w in workers {
-        w.await.map_err(|e| Error::Task {
-            what: format!("{side} crawl worker"),
-            message: e.to_string(),
-        })?;
+        w.await
+            .map_err(|e| Error::task(format!("{side} crawl worker"), e))?;
     }
     let mut outcome = std::mem::take(&mut *work.outcome.lock().unwrap_or_else(|p| p.into_inner()));
     outcome.wall = t.elapsed();
