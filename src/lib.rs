@@ -25,7 +25,9 @@ mod error;
 pub mod harness;
 pub mod memory;
 pub mod profile;
+mod recording;
 pub mod report;
+mod retention;
 #[cfg(feature = "testkit")]
 pub mod scenarios;
 pub mod stats;
@@ -37,3 +39,4 @@ pub mod wasm;
 
 pub use atomic_file::write_atomic;
 pub use error::{Error, Result, WasmFault};
+pub use retention::Retention;

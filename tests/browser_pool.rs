@@ -277,6 +277,40 @@ async fn a_browser_is_retired_after_max_uses_and_really_gone() {
     resources.assert_clean().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_browser_past_its_lifetime_is_retired_by_maintenance_and_replaced() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let mut config = small_pool(1);
+    config.retention.max_lifetime = Duration::from_millis(1500);
+    let pool = BrowserPool::new(config).await.unwrap();
+    let first = pool.pids();
+    assert_eq!(first.len(), 1, "warm-up starts one browser");
+    // Never leased: only the maintenance loop can retire it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pool.stats().retired_lifetime == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        pool.stats().retired_lifetime >= 1,
+        "an idle browser past max_lifetime was kept: {:?}",
+        pool.stats()
+    );
+    assert!(
+        pool.wait_until_idle(1, Duration::from_secs(20)).await,
+        "min_idle was not restored after the retirement"
+    );
+    // Its shutdown (Browser.close, then SIGKILL after the grace) runs in the
+    // background; give it that grace.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while is_alive(first[0]) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!is_alive(first[0]), "the retired browser is still running");
+    pool.close().await;
+    resources.assert_clean().await;
+}
+
 /// Renderers in a browser's process tree, counted after `settle` lets the
 /// renderers of disposed contexts exit.
 async fn renderers(pid: u32, settle: Duration) -> usize {

@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::memory::MemoryPolicy;
+use crate::retention::Retention;
 
 /// Where the pool's browsers come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,17 +103,13 @@ pub struct BrowserPoolConfig {
     pub warm_up: usize,
     /// How long `acquire` waits for a browser before `Error::AcquireTimeout` (default 30 s).
     pub acquire_timeout: Duration,
-    /// Idle browsers beyond `min_idle` are retired after this long unused (default 60 s).
-    pub idle_timeout: Duration,
-    /// A browser is retired at its first release after this age (default 30 min).
-    pub max_lifetime: Duration,
+    /// When browsers are retired for idleness or age and probed before reuse
+    /// (default [`Retention::default`]: 60 s idle, 30 min lifetime, probed
+    /// every 30 s with a 2 s deadline). `min_idle` browsers are kept however
+    /// long they idle.
+    pub retention: Retention,
     /// A browser is retired after this many leases (default none).
     pub max_uses: Option<u32>,
-    /// How often idle browsers are probed (default 30 s); a browser idle longer
-    /// than this is also probed before it is handed out.
-    pub health_check_interval: Duration,
-    /// Deadline of a health probe (default 2 s).
-    pub health_check_timeout: Duration,
     /// Deadline from process start to a connected, ready browser (default 20 s:
     /// a cold disk on two cores can take several seconds).
     pub launch_timeout: Duration,
@@ -135,11 +132,8 @@ impl Default for BrowserPoolConfig {
             max_size: 10,
             warm_up: 3,
             acquire_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
-            max_lifetime: Duration::from_secs(30 * 60),
+            retention: Retention::default(),
             max_uses: None,
-            health_check_interval: Duration::from_secs(30),
-            health_check_timeout: Duration::from_secs(2),
             launch_timeout: Duration::from_secs(20),
             cdp_timeout: Duration::from_secs(10),
             flags: DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect(),
@@ -173,10 +167,6 @@ impl BrowserPoolConfig {
         }
         for (name, d) in [
             ("acquire_timeout", self.acquire_timeout),
-            ("idle_timeout", self.idle_timeout),
-            ("max_lifetime", self.max_lifetime),
-            ("health_check_interval", self.health_check_interval),
-            ("health_check_timeout", self.health_check_timeout),
             ("launch_timeout", self.launch_timeout),
             ("cdp_timeout", self.cdp_timeout),
         ] {
@@ -184,6 +174,7 @@ impl BrowserPoolConfig {
                 return field(name, "must be greater than zero".into());
             }
         }
+        self.retention.validate("browser.retention")?;
         if self.max_uses == Some(0) {
             return field(
                 "max_uses",

@@ -52,17 +52,75 @@ pub(crate) struct PoolInner {
 #[derive(Debug, Default)]
 pub(super) struct State {
     pub(super) idle: VecDeque<Instance>,
-    pub(super) leased: usize,
-    pub(super) starting: usize,
+    // The counts below change only through the methods of State and
+    // SlotGuard, each move between them under one lock.
+    leased: usize,
+    starting: usize,
     /// Taken out of idle or returned by a lease, being probed or re-prepared.
-    pub(super) busy: usize,
+    busy: usize,
     /// Retirements not yet made up by the maintainer.
-    pub(super) owed_replacements: usize,
+    owed_replacements: usize,
 }
 
 impl State {
+    /// Browsers counted against `max_size`: idle, leased, starting and busy.
     pub(super) fn total(&self) -> usize {
         self.idle.len() + self.leased + self.starting + self.busy
+    }
+
+    /// Browsers held by leases.
+    pub(super) fn leased(&self) -> usize {
+        self.leased
+    }
+
+    /// Browsers being launched or connected.
+    pub(super) fn starting(&self) -> usize {
+        self.starting
+    }
+
+    /// Browsers being probed or re-prepared.
+    pub(super) fn busy(&self) -> usize {
+        self.busy
+    }
+
+    /// Counts one more browser in `slot`.
+    pub(super) fn count(&mut self, slot: Slot) {
+        *self.slot_mut(slot) += 1;
+    }
+
+    /// Counts one browser fewer in `slot`.
+    pub(super) fn uncount(&mut self, slot: Slot) {
+        let n = self.slot_mut(slot);
+        debug_assert!(*n > 0, "uncounting an empty {slot:?} slot");
+        *n = n.saturating_sub(1);
+    }
+
+    fn slot_mut(&mut self, slot: Slot) -> &mut usize {
+        match slot {
+            Slot::Starting => &mut self.starting,
+            Slot::Busy => &mut self.busy,
+            Slot::Leased => &mut self.leased,
+        }
+    }
+
+    /// The browser idle the shortest time (the warmest), counted busy from
+    /// here on.
+    pub(super) fn take_newest_idle(&mut self) -> Option<Instance> {
+        let instance = self.idle.pop_back()?;
+        self.count(Slot::Busy);
+        Some(instance)
+    }
+
+    /// A retirement the maintainer should make up for.
+    pub(super) fn owe_replacement(&mut self) {
+        self.owed_replacements += 1;
+    }
+
+    /// Whether a started browser makes up for a retirement (and pays it).
+    pub(super) fn pay_replacement(&mut self) -> bool {
+        let owed = self.owed_replacements > 0;
+        self.owed_replacements = self.owed_replacements.saturating_sub(1);
+        owed
     }
 }
 
@@ -83,18 +141,16 @@ impl PoolInner {
     /// Moves a browser from leased to busy, ahead of its recycling.
     pub(crate) fn lease_ended(&self) {
         let mut state = self.lock();
-        state.leased -= 1;
-        state.busy += 1;
+        state.uncount(Slot::Leased);
+        state.count(Slot::Busy);
     }
 
     pub(super) fn acquire_timeout(&self, started: Instant) -> Error {
-        self.recorder
-            .acquire_timeouts
-            .fetch_add(1, Ordering::Relaxed);
+        self.recorder.acquire_timeouts.incr();
         Error::AcquireTimeout {
             waited: started.elapsed(),
             max_size: self.config.max_size,
-            in_use: self.lock().leased,
+            in_use: self.lock().leased(),
         }
     }
 
@@ -167,7 +223,7 @@ impl PoolInner {
         let memory = self.config.memory.as_ref();
         self.members
             .add(id, gauge, instance.gone_sender(), memory, first);
-        self.recorder.launched.fetch_add(1, Ordering::Relaxed);
+        self.recorder.launched.incr();
         tracing::debug!(pool = self.id, browser = id, pid = ?instance.pid(), "browser started");
         Ok(instance)
     }
@@ -183,7 +239,7 @@ impl PoolInner {
             "retiring browser"
         );
         if !matches!(reason, RetireReason::Closed) {
-            self.lock().owed_replacements += 1;
+            self.lock().owe_replacement();
         }
         let inner = self.clone();
         self.runtime.spawn(async move {
@@ -208,7 +264,7 @@ impl PoolInner {
             Some(reason)
         } else if self.config.max_uses.is_some_and(|max| instance.uses >= max) {
             Some(RetireReason::MaxUses)
-        } else if instance.created.elapsed() >= self.config.max_lifetime {
+        } else if self.config.retention.expired(instance.created) {
             Some(RetireReason::Lifetime)
         } else {
             None
@@ -252,14 +308,7 @@ impl PoolInner {
                 drop(slot);
                 self.retire(instance, RetireReason::Closed);
             }
-            None => {
-                let mut state = self.lock();
-                state.idle.push_back(instance);
-                state.busy -= 1;
-                drop(state);
-                slot.defuse();
-                self.changed.notify_one();
-            }
+            None => slot.into_idle(instance),
         }
     }
 }
@@ -275,11 +324,15 @@ pub(super) fn death_reason(instance: &Instance) -> Option<RetireReason> {
     })
 }
 
-/// A transient slot counted against `max_size`.
-#[derive(Debug, Clone, Copy)]
+/// Where a browser counted against `max_size` (and not idle) is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Slot {
+    /// Being launched or connected.
     Starting,
+    /// Taken out of idle or returned by a lease: probed or re-prepared.
     Busy,
+    /// Held by a lease.
+    Leased,
 }
 
 /// Gives a transient slot back when dropped, whatever path the holder takes;
@@ -299,8 +352,21 @@ impl<'a> SlotGuard<'a> {
         }
     }
 
-    /// The caller has uncounted the slot itself, under the lock it already holds.
-    pub(super) fn defuse(mut self) {
+    /// The slot's browser is ready: it joins the idle queue and the slot is
+    /// uncounted under one lock, so no acquire sees the slot free and the
+    /// browser missing (and launches past `max_size`).
+    pub(super) fn into_idle(self, instance: Instance) {
+        let inner = self.inner;
+        let mut state = inner.lock();
+        self.into_idle_locked(&mut state, instance);
+        drop(state);
+        inner.changed.notify_one();
+    }
+
+    /// [`into_idle`](Self::into_idle) under a lock the caller holds.
+    pub(super) fn into_idle_locked(mut self, state: &mut State, instance: Instance) {
+        state.uncount(self.slot);
+        state.idle.push_back(instance);
         self.armed = false;
     }
 }
@@ -308,12 +374,7 @@ impl<'a> SlotGuard<'a> {
 impl Drop for SlotGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            let mut state = self.inner.lock();
-            match self.slot {
-                Slot::Starting => state.starting -= 1,
-                Slot::Busy => state.busy -= 1,
-            }
-            drop(state);
+            self.inner.lock().uncount(self.slot);
             self.inner.changed.notify_one();
             self.inner.maintain.notify_one();
         }
@@ -323,12 +384,7 @@ impl Drop for SlotGuard<'_> {
 impl PoolInner {
     /// Counts a slot and returns its guard.
     pub(super) fn reserve(&self, slot: Slot) -> SlotGuard<'_> {
-        let mut state = self.lock();
-        match slot {
-            Slot::Starting => state.starting += 1,
-            Slot::Busy => state.busy += 1,
-        }
-        drop(state);
+        self.lock().count(slot);
         SlotGuard::new(self, slot)
     }
 }

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use super::process::LocalProcess;
 use super::watch::{cdp_error, guarded, mark_gone, AliveToken, EVICTED};
 use crate::error::{Error, Result};
+use crate::retention::Stamps;
 
 /// The contexts a pool created in one browser and has not disposed yet: what
 /// the memory sampler measures in a connected browser, where other clients'
@@ -159,6 +160,15 @@ impl Instance {
             cdp_timeout,
             alive: None,
         })
+    }
+
+    /// The moments its retention is judged by.
+    pub(crate) fn stamps(&self) -> Stamps {
+        Stamps {
+            created: self.created,
+            last_used: self.last_used,
+            last_checked: self.last_checked,
+        }
     }
 
     /// The process id, for a launched browser.

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::inner::{death_reason, PoolInner, Slot, SlotGuard};
 use super::stats::RetireReason;
 use crate::memory::MemoryPolicy;
+use crate::retention::Decision;
 
 /// How often the maintainer looks at the pool when nothing wakes it.
 const MAINTAIN_TICK: Duration = Duration::from_millis(250);
@@ -48,37 +49,45 @@ impl PoolInner {
                 if instance.death().is_some() {
                     idle_count -= 1;
                     dead.push(instance);
-                } else if idle_count > c.min_idle && instance.last_used.elapsed() > c.idle_timeout {
-                    idle_count -= 1;
-                    expired.push(instance);
-                } else if instance.last_checked.elapsed() > c.health_check_interval {
-                    to_probe.push(instance);
                 } else {
-                    keep.push_back(instance);
+                    match c
+                        .retention
+                        .decide(instance.stamps(), idle_count > c.min_idle)
+                    {
+                        Decision::Expired => {
+                            idle_count -= 1;
+                            expired.push((instance, RetireReason::Lifetime));
+                        }
+                        Decision::IdleTooLong => {
+                            idle_count -= 1;
+                            expired.push((instance, RetireReason::IdleTimeout));
+                        }
+                        Decision::Probe => to_probe.push(instance),
+                        Decision::Keep => keep.push_back(instance),
+                    }
                 }
             }
             state.idle = keep;
-            state.busy += to_probe.len();
+            for _ in &to_probe {
+                state.count(Slot::Busy);
+            }
             (dead, expired, to_probe)
         };
         for instance in dead {
             let reason = death_reason(&instance).unwrap_or(RetireReason::Crashed);
             self.retire(instance, reason);
         }
-        for instance in expired {
-            self.retire(instance, RetireReason::IdleTimeout);
+        for (instance, reason) in expired {
+            self.retire(instance, reason);
         }
         for mut instance in to_probe {
             let slot = SlotGuard::new(self, Slot::Busy);
-            let ok = instance.probe(c.health_check_timeout).await.is_ok();
+            let ok = instance
+                .probe(c.retention.health_check_timeout)
+                .await
+                .is_ok();
             if ok {
-                // From busy to idle under one lock, never uncounted between.
-                let mut state = self.lock();
-                state.busy -= 1;
-                state.idle.push_back(instance);
-                drop(state);
-                slot.defuse();
-                self.changed.notify_one();
+                slot.into_idle(instance);
             } else {
                 drop(slot);
                 let reason = if instance.death().is_some() {
@@ -97,7 +106,7 @@ impl PoolInner {
             }
             let slot = {
                 let state = self.lock();
-                let ready_or_coming = state.idle.len() + state.starting;
+                let ready_or_coming = state.idle.len() + state.starting();
                 if ready_or_coming >= c.min_idle || state.total() >= c.max_size {
                     return;
                 }
@@ -111,26 +120,21 @@ impl PoolInner {
                 }
                 let mut state = self.lock();
                 // Re-checked: another task may have started one meanwhile.
-                if state.idle.len() + state.starting >= c.min_idle || state.total() >= c.max_size {
+                if state.idle.len() + state.starting() >= c.min_idle || state.total() >= c.max_size
+                {
                     return;
                 }
-                state.starting += 1;
+                state.count(Slot::Starting);
                 SlotGuard::new(self, Slot::Starting)
             };
             let started = self.start_instance().await;
             let mut state = self.lock();
             match started {
                 Ok(instance) => {
-                    // Uncounted as starting and counted idle under one lock:
-                    // between the two, an acquire would see a free slot and
-                    // launch past max_size.
-                    state.starting -= 1;
-                    slot.defuse();
-                    if state.owed_replacements > 0 {
-                        state.owed_replacements -= 1;
-                        self.recorder.replaced.fetch_add(1, Ordering::Relaxed);
+                    if state.pay_replacement() {
+                        self.recorder.replaced.incr();
                     }
-                    state.idle.push_back(instance);
+                    slot.into_idle_locked(&mut state, instance);
                     drop(state);
                     self.changed.notify_one();
                 }

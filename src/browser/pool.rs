@@ -16,6 +16,7 @@ use super::locate::locate_chromium;
 use super::stats::{BrowserPoolStats, BrowserRecorder, RetireReason};
 use super::watch::Alive;
 use crate::error::{Error, Result};
+use crate::retention::Decision;
 
 static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
 
@@ -86,15 +87,16 @@ impl BrowserPool {
         let pool = BrowserPool { inner };
         let warm_up = pool.inner.config.warm_up;
         let started = futures::future::join_all((0..warm_up).map(|_| async {
-            let _slot = pool.inner.reserve(Slot::Starting);
-            pool.inner.start_instance().await
+            let slot = pool.inner.reserve(Slot::Starting);
+            (slot, pool.inner.start_instance().await)
         }))
         .await;
         let mut first_error = None;
-        for result in started {
+        for (slot, result) in started {
             match result {
-                Ok(instance) => pool.inner.lock().idle.push_back(instance),
+                Ok(instance) => slot.into_idle(instance),
                 Err(e) => {
+                    drop(slot);
                     first_error.get_or_insert(e);
                 }
             }
@@ -132,7 +134,7 @@ impl BrowserPool {
         }
         let must_wait = inner.permits.available_permits() == 0;
         if must_wait {
-            inner.recorder.acquire_waits.fetch_add(1, Ordering::Relaxed);
+            inner.recorder.acquire_waits.incr();
         }
         let permit =
             match tokio::time::timeout_at(deadline, inner.permits.clone().acquire_owned()).await {
@@ -149,16 +151,15 @@ impl BrowserPool {
             let over_budget = inner.over_budget();
             let next = {
                 let mut state = inner.lock();
-                if let Some(instance) = state.idle.pop_back() {
-                    state.busy += 1;
+                if let Some(instance) = state.take_newest_idle() {
                     Next::Take(Box::new(instance))
                 } else if state.total() < inner.config.max_size && !over_budget {
-                    state.starting += 1;
+                    state.count(Slot::Starting);
                     Next::Launch
                 } else {
                     if state.total() < inner.config.max_size && !budget_counted {
                         budget_counted = true;
-                        inner.recorder.budget_waits.fetch_add(1, Ordering::Relaxed);
+                        inner.recorder.budget_waits.incr();
                         tracing::debug!(
                             pool = inner.id,
                             "acquire waits: the pool's memory budget is used up"
@@ -177,19 +178,22 @@ impl BrowserPool {
             let instance = match next {
                 Next::Take(instance) => {
                     let mut instance = *instance;
-                    let idle_long =
-                        instance.last_checked.elapsed() > inner.config.health_check_interval;
-                    let healthy = match instance.death() {
-                        Some(_) => false,
-                        None if idle_long => instance
-                            .probe(inner.config.health_check_timeout)
-                            .await
-                            .is_ok(),
-                        None => true,
+                    let retention = &inner.config.retention;
+                    // An idle browser is kept whatever its idleness here: a
+                    // waiting caller wants it, and min_idle is maintenance's.
+                    let decision = retention.decide(instance.stamps(), false);
+                    let healthy = match (instance.death(), decision) {
+                        (Some(_), _) | (None, Decision::Expired) => false,
+                        (None, Decision::Probe) => {
+                            instance.probe(retention.health_check_timeout).await.is_ok()
+                        }
+                        (None, _) => true,
                     };
                     if !healthy || instance.prepare().await.is_err() {
                         let reason = if instance.death().is_some() {
                             RetireReason::Crashed
+                        } else if decision == Decision::Expired {
+                            RetireReason::Lifetime
                         } else {
                             RetireReason::Unhealthy
                         };
@@ -216,8 +220,10 @@ impl BrowserPool {
                 inner.retire(instance, RetireReason::Closed);
                 return Err(Error::PoolClosed { what: "browser" });
             }
-            inner.lock().leased += 1;
-            inner.recorder.acquires.fetch_add(1, Ordering::Relaxed);
+            // Counted leased before the busy or starting slot is given back
+            // (when `_slot` drops): over-counted for a moment, never under.
+            inner.lock().count(Slot::Leased);
+            inner.recorder.acquires.incr();
             inner.recorder.record_acquire(started.elapsed());
             let lease_id = inner.next_lease.fetch_add(1, Ordering::Relaxed);
             return Ok(Lease::new(self.inner.clone(), instance, permit, lease_id));
@@ -257,8 +263,8 @@ impl BrowserPool {
         self.inner.recorder.snapshot(
             self.inner.config.max_size,
             state.idle.len(),
-            state.leased,
-            state.starting + state.busy,
+            state.leased(),
+            state.starting() + state.busy(),
         )
     }
 
@@ -324,7 +330,7 @@ impl BrowserPool {
             let drained = inner.alive.drained();
             tokio::pin!(drained);
             drained.as_mut().enable();
-            let alive = inner.alive.count() + inner.lock().starting;
+            let alive = inner.alive.count() + inner.lock().starting();
             if alive == 0 {
                 break;
             }

@@ -213,9 +213,7 @@ impl Members {
                 .map(|(_, bytes)| bytes)
                 .sum()
         };
-        recorder
-            .peak_total_pss
-            .fetch_max(local_total, Ordering::Relaxed);
+        recorder.peak_total_pss.raise_to(local_total);
         let mut evict = Vec::new();
         let mut members = self.lock();
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
@@ -250,7 +248,7 @@ impl Members {
                         measure = what,
                         "browser memory over the soft limit"
                     );
-                    recorder.soft_warnings.fetch_add(1, Ordering::Relaxed);
+                    recorder.soft_warnings.incr();
                     events.push(MemoryEvent {
                         browser: id,
                         kind: MemoryEventKind::SoftExceeded,

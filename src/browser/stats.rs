@@ -1,8 +1,8 @@
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::recording::{Counter, LatencyLog};
 
 /// Why a browser left the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -71,22 +71,22 @@ pub struct BrowserPoolStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct BrowserRecorder {
-    pub(crate) launched: AtomicU64,
-    pub(crate) acquires: AtomicU64,
-    pub(crate) acquire_waits: AtomicU64,
-    pub(crate) acquire_timeouts: AtomicU64,
-    pub(crate) budget_waits: AtomicU64,
-    pub(crate) crashed: AtomicU64,
-    pub(crate) replaced: AtomicU64,
-    retired_idle: AtomicU64,
-    retired_lifetime: AtomicU64,
-    retired_max_uses: AtomicU64,
-    retired_unhealthy: AtomicU64,
-    retired_closed: AtomicU64,
-    pub(crate) memory_evictions: AtomicU64,
-    pub(crate) soft_warnings: AtomicU64,
-    pub(crate) peak_total_pss: AtomicU64,
-    acquire_ms: Mutex<Vec<f64>>,
+    pub(crate) launched: Counter,
+    pub(crate) acquires: Counter,
+    pub(crate) acquire_waits: Counter,
+    pub(crate) acquire_timeouts: Counter,
+    pub(crate) budget_waits: Counter,
+    pub(crate) crashed: Counter,
+    pub(crate) replaced: Counter,
+    retired_idle: Counter,
+    retired_lifetime: Counter,
+    retired_max_uses: Counter,
+    retired_unhealthy: Counter,
+    retired_closed: Counter,
+    pub(crate) memory_evictions: Counter,
+    pub(crate) soft_warnings: Counter,
+    pub(crate) peak_total_pss: Counter,
+    acquire_latency: LatencyLog,
 }
 
 impl BrowserRecorder {
@@ -100,20 +100,15 @@ impl BrowserRecorder {
             RetireReason::Memory => &self.memory_evictions,
             RetireReason::Closed => &self.retired_closed,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.incr();
     }
 
     pub(crate) fn record_acquire(&self, d: Duration) {
-        if let Ok(mut v) = self.acquire_ms.lock() {
-            v.push(d.as_secs_f64() * 1e3);
-        }
+        self.acquire_latency.record(d);
     }
 
     pub(crate) fn acquire_latencies_ms(&self) -> Vec<f64> {
-        self.acquire_ms
-            .lock()
-            .map(|v| v.clone())
-            .unwrap_or_default()
+        self.acquire_latency.millis()
     }
 
     pub(crate) fn snapshot(
@@ -123,24 +118,23 @@ impl BrowserRecorder {
         in_use: usize,
         busy: usize,
     ) -> BrowserPoolStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         BrowserPoolStats {
             max_size,
-            launched: get(&self.launched),
-            acquires: get(&self.acquires),
-            acquire_waits: get(&self.acquire_waits),
-            acquire_timeouts: get(&self.acquire_timeouts),
-            budget_waits: get(&self.budget_waits),
-            crashed: get(&self.crashed),
-            replaced: get(&self.replaced),
-            retired_idle: get(&self.retired_idle),
-            retired_lifetime: get(&self.retired_lifetime),
-            retired_max_uses: get(&self.retired_max_uses),
-            retired_unhealthy: get(&self.retired_unhealthy),
-            retired_closed: get(&self.retired_closed),
-            memory_evictions: get(&self.memory_evictions),
-            soft_warnings: get(&self.soft_warnings),
-            peak_total_pss_bytes: get(&self.peak_total_pss),
+            launched: self.launched.get(),
+            acquires: self.acquires.get(),
+            acquire_waits: self.acquire_waits.get(),
+            acquire_timeouts: self.acquire_timeouts.get(),
+            budget_waits: self.budget_waits.get(),
+            crashed: self.crashed.get(),
+            replaced: self.replaced.get(),
+            retired_idle: self.retired_idle.get(),
+            retired_lifetime: self.retired_lifetime.get(),
+            retired_max_uses: self.retired_max_uses.get(),
+            retired_unhealthy: self.retired_unhealthy.get(),
+            retired_closed: self.retired_closed.get(),
+            memory_evictions: self.memory_evictions.get(),
+            soft_warnings: self.soft_warnings.get(),
+            peak_total_pss_bytes: self.peak_total_pss.get(),
             idle,
             in_use,
             busy,

@@ -1,4 +1,3 @@
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +20,7 @@ use super::config::SessionPoolConfig;
 use super::stats::{SessionPoolStats, SessionRecorder};
 use crate::browser::{BrowserHandle, Lease};
 use crate::error::{Error, Result};
+use crate::retention::{Decision, Stamps};
 
 struct Idle {
     page: Page,
@@ -97,32 +97,35 @@ impl SessionPool {
         loop {
             let candidate = self.idle().pop();
             let Some(idle) = candidate else { break };
-            if idle.created.elapsed() > c.max_lifetime || idle.last_used.elapsed() > c.idle_timeout
-            {
-                self.inner.recorder.expired.fetch_add(1, Ordering::Relaxed);
+            // A session is checked by use: its last use is its last check.
+            let stamps = Stamps {
+                created: idle.created,
+                last_used: idle.last_used,
+                last_checked: idle.last_used,
+            };
+            let decision = c.retention.decide(stamps, true);
+            if matches!(decision, Decision::Expired | Decision::IdleTooLong) {
+                self.inner.recorder.expired.incr();
                 self.close_page(idle.page).await;
                 continue;
             }
-            if idle.last_used.elapsed() > c.health_check_interval {
+            if decision == Decision::Probe {
                 let probe = self
                     .inner
                     .handle
                     .call(
                         "session probe",
-                        Some(c.health_check_timeout),
+                        Some(c.retention.health_check_timeout),
                         idle.page.execute(EvaluateParams::new("1")),
                     )
                     .await;
                 if probe.is_err() {
-                    self.inner
-                        .recorder
-                        .discarded
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.inner.recorder.discarded.incr();
                     self.close_page(idle.page).await;
                     continue;
                 }
             }
-            self.inner.recorder.reused.fetch_add(1, Ordering::Relaxed);
+            self.inner.recorder.reused.incr();
             return Ok(Session {
                 pool: self.clone(),
                 page: Some(idle.page),
@@ -145,7 +148,7 @@ impl SessionPool {
         let page = h
             .call("creating a page session", None, h.browser.new_page(params))
             .await?;
-        self.inner.recorder.created.fetch_add(1, Ordering::Relaxed);
+        self.inner.recorder.created.incr();
         Ok(Session {
             pool: self.clone(),
             page: Some(page),
@@ -261,7 +264,7 @@ impl SessionPool {
         };
         match reset.await {
             Ok(()) => {
-                self.inner.recorder.resets.fetch_add(1, Ordering::Relaxed);
+                self.inner.recorder.resets.incr();
                 let surplus = {
                     let mut idle = self.idle();
                     if idle.len() < c.max_sessions {
@@ -282,10 +285,7 @@ impl SessionPool {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "session reset failed; discarding it");
-                self.inner
-                    .recorder
-                    .discarded
-                    .fetch_add(1, Ordering::Relaxed);
+                self.inner.recorder.discarded.incr();
                 self.close_page(page).await;
             }
         }

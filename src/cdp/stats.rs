@@ -1,11 +1,11 @@
 //! The session pool's counters: a private recorder the pool and its batches
 //! write, and the public snapshot ([`SessionPoolStats`]) read from it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::recording::{Counter, LatencyLog};
 
 /// A snapshot of a session pool: its counters and its size.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -34,53 +34,44 @@ pub struct SessionPoolStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct SessionRecorder {
-    pub(super) created: AtomicU64,
-    pub(super) reused: AtomicU64,
-    pub(super) resets: AtomicU64,
-    pub(super) expired: AtomicU64,
-    pub(super) discarded: AtomicU64,
-    batched_commands: AtomicU64,
-    batches: AtomicU64,
-    waits: AtomicU64,
-    batch_ms: Mutex<Vec<f64>>,
+    pub(super) created: Counter,
+    pub(super) reused: Counter,
+    pub(super) resets: Counter,
+    pub(super) expired: Counter,
+    pub(super) discarded: Counter,
+    batched_commands: Counter,
+    batches: Counter,
+    waits: Counter,
+    batch_latency: LatencyLog,
 }
 
 impl SessionRecorder {
     pub(crate) fn record_batch(&self, commands: usize, waits: u64, took: Duration) {
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.waits.fetch_add(waits, Ordering::Relaxed);
-        self.batched_commands
-            .fetch_add(commands as u64, Ordering::Relaxed);
-        if let Ok(mut v) = self.batch_ms.lock() {
-            v.push(millis(took));
-        }
+        self.batches.incr();
+        self.waits.add(waits);
+        self.batched_commands.add(commands as u64);
+        self.batch_latency.record(took);
     }
 }
 
 impl SessionRecorder {
     /// The counters so far, for a pool of `max_sessions`.
     pub(crate) fn snapshot(&self, max_sessions: usize) -> SessionPoolStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SessionPoolStats {
             max_sessions,
-            created: get(&self.created),
-            reused: get(&self.reused),
-            resets: get(&self.resets),
-            expired: get(&self.expired),
-            discarded: get(&self.discarded),
-            batched_commands: get(&self.batched_commands),
-            batches: get(&self.batches),
-            batch_waits: get(&self.waits),
+            created: self.created.get(),
+            reused: self.reused.get(),
+            resets: self.resets.get(),
+            expired: self.expired.get(),
+            discarded: self.discarded.get(),
+            batched_commands: self.batched_commands.get(),
+            batches: self.batches.get(),
+            batch_waits: self.waits.get(),
         }
     }
 
     /// Wall times of the batches sent so far, ms.
     pub(crate) fn batch_ms(&self) -> Vec<f64> {
-        self.batch_ms.lock().map(|v| v.clone()).unwrap_or_default()
+        self.batch_latency.millis()
     }
-}
-
-/// A duration in milliseconds.
-pub(crate) fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }

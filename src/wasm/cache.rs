@@ -1,5 +1,4 @@
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -8,6 +7,7 @@ use wasmtime::{Engine, Module, Precompiled};
 
 use super::engine::WasmEngine;
 use crate::error::{Error, Result};
+use crate::recording::Counter;
 
 /// Where and how much the AOT cache keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,11 +81,11 @@ const HEADER: usize = MAGIC.len() + 32;
 pub struct AotCache {
     config: WasmCacheConfig,
     engine_key: String,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    compiles: AtomicU64,
-    evictions: AtomicU64,
-    corrupt: AtomicU64,
+    hits: Counter,
+    misses: Counter,
+    compiles: Counter,
+    evictions: Counter,
+    corrupt: Counter,
     /// Off only in the negative control that shows the checksum matters.
     verify_checksum: bool,
 }
@@ -111,11 +111,11 @@ impl AotCache {
         Ok(AotCache {
             config,
             engine_key,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            compiles: AtomicU64::new(0),
-            evictions: AtomicU64::new(0),
-            corrupt: AtomicU64::new(0),
+            hits: Counter::default(),
+            misses: Counter::default(),
+            compiles: Counter::default(),
+            evictions: Counter::default(),
+            corrupt: Counter::default(),
             verify_checksum: true,
         })
     }
@@ -139,13 +139,12 @@ impl AotCache {
 
     /// Counters so far.
     pub fn stats(&self) -> CacheStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CacheStats {
-            hits: get(&self.hits),
-            misses: get(&self.misses),
-            compiles: get(&self.compiles),
-            evictions: get(&self.evictions),
-            corrupt: get(&self.corrupt),
+            hits: self.hits.get(),
+            misses: self.misses.get(),
+            compiles: self.compiles.get(),
+            evictions: self.evictions.get(),
+            corrupt: self.corrupt.get(),
         }
     }
 
@@ -161,7 +160,7 @@ impl AotCache {
         let mut removed_bad = false;
         match self.read_entry(&engine.engine, &path) {
             Ok(Some(module)) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.hits.incr();
                 // The access time drives LRU eviction; failing to set it only
                 // makes the entry look older.
                 if let Ok(file) = std::fs::File::options().write(true).open(&path) {
@@ -172,14 +171,14 @@ impl AotCache {
             Ok(None) => {}
             Err(problem) => {
                 tracing::warn!(module = id, entry = %path.display(), %problem, "removing a bad AOT cache entry and recompiling");
-                self.corrupt.fetch_add(1, Ordering::Relaxed);
+                self.corrupt.incr();
                 let _ = std::fs::remove_file(&path);
                 removed_bad = true;
             }
         }
-        self.misses.fetch_add(1, Ordering::Relaxed);
+        self.misses.incr();
         let module = engine.compile(id, wasm)?;
-        self.compiles.fetch_add(1, Ordering::Relaxed);
+        self.compiles.incr();
         let payload = module.serialize().map_err(|e| Error::Wasm {
             module: id.to_owned(),
             fault: crate::WasmFault::Compile,
@@ -212,7 +211,7 @@ impl AotCache {
             .unwrap_or_default();
         if age > self.config.ttl {
             if std::fs::remove_file(path).is_ok() {
-                self.evictions.fetch_add(1, Ordering::Relaxed);
+                self.evictions.incr();
             }
             return Ok(None);
         }
@@ -255,7 +254,7 @@ impl AotCache {
             if (expired || total > self.config.max_size_bytes) && std::fs::remove_file(path).is_ok()
             {
                 total -= len;
-                self.evictions.fetch_add(1, Ordering::Relaxed);
+                self.evictions.incr();
             }
         }
         Ok(())

@@ -3,7 +3,6 @@
 //! and instantiating happen outside it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -14,6 +13,7 @@ use super::config::{ModuleOptions, WasmPoolConfig};
 use super::engine::{HostState, WasmEngine};
 use super::tiers::{Tier, TierBook};
 use crate::error::{Error, Result, WasmFault};
+use crate::recording::{Counter, LatencyLog};
 
 pub(super) struct Ready {
     pub(super) store: Store<HostState>,
@@ -39,10 +39,10 @@ pub(crate) struct PoolInner {
     pub(super) config: WasmPoolConfig,
     pub(super) state: Mutex<State>,
     pub(super) started: Instant,
-    pub(super) served: [AtomicU64; 3],
-    pub(super) instantiations: AtomicU64,
-    pub(super) faults: AtomicU64,
-    pub(super) latencies: Mutex<[Vec<f64>; 3]>,
+    pub(super) served: [Counter; 3],
+    pub(super) instantiations: Counter,
+    pub(super) faults: Counter,
+    pub(super) latencies: [LatencyLog; 3],
 }
 
 impl PoolInner {
@@ -57,7 +57,7 @@ impl PoolInner {
             fault: WasmFault::Instantiate,
             message: format!("{e:#}"),
         })?;
-        self.instantiations.fetch_add(1, Ordering::Relaxed);
+        self.instantiations.incr();
         Ok(Ready { store, instance })
     }
 

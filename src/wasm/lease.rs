@@ -1,6 +1,5 @@
 //! A lease of one WASM instance.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use wasmtime::{TypedFunc, WasmParams, WasmResults};
@@ -87,7 +86,7 @@ impl WasmLease {
             Err(e) => {
                 let err = engine.fault(&id, &ready.store, e);
                 self.faulted = true;
-                self.pool.faults.fetch_add(1, Ordering::Relaxed);
+                self.pool.faults.incr();
                 Err(err)
             }
         }

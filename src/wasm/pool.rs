@@ -2,7 +2,6 @@
 //! rebalancing, and its snapshot.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -16,6 +15,7 @@ use super::inner::{Loaded, PoolInner, Ready, State};
 use super::lease::WasmLease;
 use super::tiers::{Tier, TierBook};
 use crate::error::{Error, Result, WasmFault};
+use crate::recording::Counter;
 
 /// A snapshot of a [`WasmPool`]: its counters and the size of each tier.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -87,9 +87,9 @@ impl WasmPool {
                 }),
                 started: Instant::now(),
                 served: Default::default(),
-                instantiations: AtomicU64::new(0),
-                faults: AtomicU64::new(0),
-                latencies: Mutex::new(Default::default()),
+                instantiations: Counter::default(),
+                faults: Counter::default(),
+                latencies: Default::default(),
             }),
         })
     }
@@ -194,10 +194,8 @@ impl WasmPool {
                 (ready, Tier::Cold)
             }
         };
-        inner.served[served.index()].fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut l) = inner.latencies.lock() {
-            l[served.index()].push(t0.elapsed().as_secs_f64() * 1e6);
-        }
+        inner.served[served.index()].incr();
+        inner.latencies[served.index()].record(t0.elapsed());
         Ok(WasmLease {
             pool: self.inner.clone(),
             id: id.to_owned(),
@@ -263,20 +261,19 @@ impl WasmPool {
     /// Counters, tier sizes, promotions and demotions.
     pub fn stats(&self) -> WasmPoolStats {
         let state = self.inner.lock();
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let c = &self.inner.config;
         WasmPoolStats {
             capacity: [c.capacity, c.hot_capacity(), c.warm_capacity()],
             served: [
-                get(&self.inner.served[0]),
-                get(&self.inner.served[1]),
-                get(&self.inner.served[2]),
+                self.inner.served[0].get(),
+                self.inner.served[1].get(),
+                self.inner.served[2].get(),
             ],
             modules: state.book.counts(),
             promotions: state.book.promotions,
             demotions: state.book.demotions,
-            instantiations: get(&self.inner.instantiations),
-            faults: get(&self.inner.faults),
+            instantiations: self.inner.instantiations.get(),
+            faults: self.inner.faults.get(),
         }
     }
 
@@ -287,10 +284,6 @@ impl WasmPool {
 
     /// Acquire latencies so far, in microseconds, for the acquisitions `tier` served.
     pub fn acquire_latencies_us(&self, tier: Tier) -> Vec<f64> {
-        self.inner
-            .latencies
-            .lock()
-            .map(|l| l[tier.index()].clone())
-            .unwrap_or_default()
+        self.inner.latencies[tier.index()].micros()
     }
 }

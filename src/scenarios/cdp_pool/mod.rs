@@ -110,10 +110,11 @@ const USERS: usize = 4;
 impl Variant {
     fn sessions(self) -> SessionPoolConfig {
         match self {
-            Variant::NoReuse => SessionPoolConfig {
-                idle_timeout: Duration::from_micros(1),
-                ..SessionPoolConfig::default()
-            },
+            Variant::NoReuse => {
+                let mut config = SessionPoolConfig::default();
+                config.retention.idle_timeout = Duration::from_micros(1);
+                config
+            }
             _ => SessionPoolConfig::default(),
         }
     }
