@@ -5,6 +5,8 @@ use crate::error::{Error, Result};
 use crate::memory::MemoryPolicy;
 use crate::retention::Retention;
 
+use super::sandbox::Sandbox;
+
 /// Where the pool's browsers come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BrowserSource {
@@ -30,8 +32,8 @@ pub enum BrowserSource {
 /// They keep a headless browser quiet and self-contained: no first-run UI, no
 /// background connections to Google (refused on closed networks, and noise in
 /// any measurement), no GPU process work, `/tmp` instead of `/dev/shm` for
-/// shared memory (small in containers). `--no-sandbox` is added only when the
-/// process runs as root, where Chromium refuses to start without it.
+/// shared memory (small in containers). `--no-sandbox` is not among them: it
+/// is added only when [`BrowserPoolConfig::sandbox`] resolves to off.
 ///
 /// The `--disable-features` list turns off renderers no lease ever uses. Every
 /// new incognito context got a WebUI omnibox popup preloaded (two renderers,
@@ -117,6 +119,9 @@ pub struct BrowserPoolConfig {
     pub cdp_timeout: Duration,
     /// Command-line flags for launched browsers (default [`DEFAULT_FLAGS`]).
     pub flags: Vec<String>,
+    /// Whether launched browsers run in Chromium's sandbox (default
+    /// [`Sandbox::Auto`]: the `TIDEPOOL_SANDBOX` switch, else on unless root).
+    pub sandbox: Sandbox,
     /// Memory limits per browser and the optional pool-wide budget (default
     /// [`MemoryPolicy::default`]); `None` turns measuring off. A launched
     /// browser is measured by the PSS of its process tree, a connected one
@@ -137,6 +142,7 @@ impl Default for BrowserPoolConfig {
             launch_timeout: Duration::from_secs(20),
             cdp_timeout: Duration::from_secs(10),
             flags: DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect(),
+            sandbox: Sandbox::Auto,
             memory: Some(MemoryPolicy::default()),
         }
     }
@@ -179,6 +185,16 @@ impl BrowserPoolConfig {
             return field(
                 "max_uses",
                 "must be at least 1 (or unset for no limit)".into(),
+            );
+        }
+        let sandbox = self.sandbox.resolve()?;
+        if sandbox.on && self.flags.iter().any(|f| f == "--no-sandbox") {
+            return field(
+                "flags",
+                format!(
+                    "hold --no-sandbox while the sandbox is on ({}); set sandbox to Off instead",
+                    sandbox.by
+                ),
             );
         }
         for flag in &self.flags {

@@ -184,7 +184,16 @@ impl PoolInner {
         let mut instance = match (&c.source, &self.executable) {
             (BrowserSource::Launch { .. }, Some(exe)) => {
                 let tag = format!("{}{}-{id}", super::process::own_tag_prefix(), self.id);
-                Instance::launch(id, exe, &c.flags, &tag, c.launch_timeout, c.cdp_timeout).await?
+                Instance::launch(
+                    id,
+                    exe,
+                    &c.flags,
+                    c.sandbox,
+                    &tag,
+                    c.launch_timeout,
+                    c.cdp_timeout,
+                )
+                .await?
             }
             (BrowserSource::Connect { endpoints }, _) => {
                 let url = &endpoints[(id as usize - 1) % endpoints.len()];

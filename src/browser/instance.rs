@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::process::LocalProcess;
+use super::sandbox::Sandbox;
 use super::watch::{cdp_error, guarded, mark_gone, AliveToken, EVICTED};
 use crate::error::{Error, Result};
 use crate::retention::Stamps;
@@ -62,12 +63,14 @@ impl Instance {
         id: u64,
         executable: &Path,
         flags: &[String],
+        sandbox: Sandbox,
         tag: &str,
         launch_timeout: Duration,
         cdp_timeout: Duration,
     ) -> Result<Instance> {
         let deadline = Instant::now() + launch_timeout;
-        let (process, url) = LocalProcess::launch(executable, flags, tag, launch_timeout).await?;
+        let (process, url) =
+            LocalProcess::launch(executable, flags, sandbox, tag, launch_timeout).await?;
         let (tx, rx) = watch::channel(None);
         let tx = Arc::new(tx);
         let (mut exit, forward) = (process.exit_watch(), tx.clone());

@@ -10,6 +10,7 @@ mod maintain;
 mod pool;
 mod process;
 mod sampler;
+mod sandbox;
 mod stats;
 mod watch;
 
@@ -24,4 +25,5 @@ pub use process::{
     own_tag_prefix, processes_naming_own_profiles, tagged_processes, PROFILE_PREFIX, TAG_ENV,
 };
 pub use sampler::{MemoryEvent, MemoryEventKind};
+pub use sandbox::{Sandbox, SandboxChoice, SANDBOX_ENV};
 pub use stats::{BrowserPoolStats, RetireReason};

@@ -20,6 +20,7 @@ use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, Signal, Upda
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
+use super::sandbox::Sandbox;
 use crate::error::{Error, Result};
 
 /// Environment variable set on every process a pool launches; its value names
@@ -46,6 +47,7 @@ impl LocalProcess {
     pub(crate) async fn launch(
         executable: &Path,
         flags: &[String],
+        sandbox: Sandbox,
         tag: &str,
         timeout: Duration,
     ) -> Result<(LocalProcess, String)> {
@@ -55,7 +57,16 @@ impl LocalProcess {
         if !flags.iter().any(|f| f.starts_with("--headless")) {
             cmd.arg("--headless=new");
         }
-        if running_as_root() && !flags.iter().any(|f| f == "--no-sandbox") {
+        let choice = sandbox.resolve()?;
+        static NOTED: std::sync::Once = std::sync::Once::new();
+        NOTED.call_once(|| {
+            tracing::info!(
+                on = choice.on,
+                by = choice.by,
+                "Chromium's sandbox (set TIDEPOOL_SANDBOX=on|off|auto to choose)"
+            );
+        });
+        if !choice.on && !flags.iter().any(|f| f == "--no-sandbox") {
             cmd.arg("--no-sandbox");
         }
         cmd.arg(format!("--user-data-dir={}", profile_dir.display()))
@@ -300,18 +311,6 @@ fn fresh_profile_dir(tag: &str) -> Result<PathBuf> {
 
 /// Prefix of every profile directory the pool creates under the temp dir.
 pub const PROFILE_PREFIX: &str = "tidepool-profile-";
-
-fn running_as_root() -> bool {
-    // /proc/self/status "Uid: real effective ..." on Linux; elsewhere assume not.
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|uid| uid == "0"))
-        })
-        .unwrap_or(false)
-}
 
 /// Live (not zombie) processes whose tag starts with `prefix`, as (pid, tag).
 pub fn tagged_processes(prefix: &str) -> Vec<(u32, String)> {

@@ -118,7 +118,10 @@ pub async fn run_checked(name: &str, profile: RunProfile, contract: &Contract) -
     let _span = tracing::info_span!("scenario", name).entered();
     tracing::info!(iterations = profile.iterations(), depth = ?profile.depth, "running");
     drop(_span);
-    let summary = (scenario.run)(profile).await?;
+    let mut summary = (scenario.run)(profile).await?;
+    if scenario.needs_browser {
+        summary.machine.sandbox = Some(crate::browser::Sandbox::Auto.describe());
+    }
     let verdicts = contract.check(&summary)?;
     let report = ScenarioReport::new(summary, verdicts);
     let report_path = report::write_json(&report, &report::default_dir())?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 
-use crate::browser::{own_tag_prefix, Instance};
+use crate::browser::{own_tag_prefix, Instance, Sandbox};
 use crate::error::Result;
 
 /// Timings of one naive page load.
@@ -33,6 +33,8 @@ pub(crate) async fn launch(executable: &Path, flags: &[String]) -> Result<Instan
         id,
         executable,
         flags,
+        // The same sandbox choice as the pools it is compared with.
+        Sandbox::Auto,
         &tag,
         Duration::from_secs(20),
         Duration::from_secs(10),

@@ -14,6 +14,10 @@ pub struct MachineInfo {
     pub kernel: Option<String>,
     /// The Chromium version the scenario drove, when it drove one.
     pub chromium: Option<String>,
+    /// Whether launched browsers ran in Chromium's sandbox and what decided
+    /// it (`off (root)`, `on (TIDEPOOL_SANDBOX)`), for scenarios that launch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 impl MachineInfo {
@@ -36,6 +40,7 @@ impl MachineInfo {
             os: sysinfo::System::long_os_version().unwrap_or_else(|_| std::env::consts::OS.into()),
             kernel: sysinfo::System::kernel_version().ok(),
             chromium: None,
+            sandbox: None,
         }
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::browser::{locate_chromium, DEFAULT_FLAGS};
+use crate::browser::{locate_chromium, Sandbox, DEFAULT_FLAGS};
 use crate::error::{Error, Result};
 
 /// A headless Chromium with `--remote-debugging-port=0`, its `ws://` URL read
@@ -51,13 +51,13 @@ impl ExternalChromium {
             message,
         };
         std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
-        let child = tokio::process::Command::new(&executable)
-            .args(DEFAULT_FLAGS)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--remote-debugging-port=0",
-            ])
+        let mut cmd = tokio::process::Command::new(&executable);
+        cmd.args(DEFAULT_FLAGS)
+            .args(["--headless=new", "--remote-debugging-port=0"]);
+        if !Sandbox::Auto.resolve()?.on {
+            cmd.arg("--no-sandbox");
+        }
+        let child = cmd
             .arg(format!("--user-data-dir={}", dir.display()))
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
