@@ -6,7 +6,9 @@
 //! (see [`default_dir`]); the CLI reads the same files back for `compare` and
 //! `report`.
 
+mod ab;
 mod compare;
+mod history;
 mod render;
 mod results;
 
@@ -16,7 +18,12 @@ pub use crate::summary::{
     format_figure, git_commit, MachineInfo, Measurement, MetricSummary, MAX_SAMPLES_KEPT,
     SCHEMA_VERSION,
 };
+pub use ab::{
+    ab_markdown, ab_rows, ab_table, analyse, AbFigure, AbOptions, AbReport, AbRound, AbVerdict,
+    Direction, AB_HEADER,
+};
 pub use compare::{compare, compare_history, MetricChange, ALPHA};
+pub use history::{history_shifts, FigureShift};
 pub use render::{
     layout_table, markdown_table, results_markdown, results_rows, results_table, to_markdown,
     to_table, verdict_cells, RESULTS_HEADER,

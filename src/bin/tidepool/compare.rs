@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tidepool::report::{self, format_figure, MetricChange, MetricSummary};
+use tidepool::report::{self, format_figure, FigureShift, MetricChange, MetricSummary};
+use tidepool::stats::ChangePointOptions;
 use tidepool::Error;
 
 use crate::{json, load_contract, parse_percent, Format};
@@ -26,7 +27,8 @@ pub(crate) struct CompareArgs {
     /// The current results or report (with --history: default the newest file there).
     #[arg(long)]
     pub(crate) current: Option<PathBuf>,
-    /// A directory of past results; compare with the median of the last `--last` runs.
+    /// A directory of past results: compare with the median of the last
+    /// `--last` runs, and list the change points of every figure over them all.
     #[arg(long, conflicts_with = "baseline")]
     pub(crate) history: Option<PathBuf>,
     /// Trailing runs of the history to compare with.
@@ -46,6 +48,7 @@ pub(crate) struct CompareArgs {
 /// Compares, prints the changes, and exits 1 on a regression.
 pub(crate) fn run(args: &CompareArgs) -> tidepool::Result<ExitCode> {
     let contract = load_contract(&args.contract)?;
+    let mut shifts: Vec<report::FigureShift> = Vec::new();
     let (changes, figures, against) = match (&args.baseline, &args.history) {
         (Some(baseline), _) => {
             let current = args
@@ -95,6 +98,9 @@ pub(crate) fn run(args: &CompareArgs) -> tidepool::Result<ExitCode> {
                 ));
             }
             let history: Vec<Vec<MetricSummary>> = runs.into_iter().map(|r| r.2).collect();
+            let mut whole = history.clone();
+            whole.push(current.clone());
+            shifts = report::history_shifts(&whole, &ChangePointOptions::default());
             let k = args.last.min(history.len());
             let window: Vec<&[MetricSummary]> = history[history.len() - k..]
                 .iter()
@@ -114,7 +120,7 @@ pub(crate) fn run(args: &CompareArgs) -> tidepool::Result<ExitCode> {
         }
     };
     if args.format == Format::Json {
-        let both = serde_json::json!({ "measurements": changes, "figures": figures });
+        let both = serde_json::json!({ "measurements": changes, "figures": figures, "change_points": shifts });
         println!("{}", json(&both, "the comparison")?);
     } else {
         print!(
@@ -136,6 +142,9 @@ pub(crate) fn run(args: &CompareArgs) -> tidepool::Result<ExitCode> {
                 if f.regression { "  REGRESSION" } else { "" }
             );
         }
+    }
+    if args.format != Format::Json && args.history.is_some() {
+        print!("{}", render_shifts(&shifts));
     }
     let figure_regressions: Vec<_> = figures.iter().filter(|f| f.regression).collect();
     for f in &figure_regressions {
@@ -216,4 +225,31 @@ fn render_changes(
         ),
         Format::Table => format!("compared with {against} (threshold {threshold}%)\n{}", report::layout_table(&header, &rows)),
     })
+}
+
+/// The change points of a history, one line each, naming the commit after
+/// which each figure moved.
+fn render_shifts(shifts: &[FigureShift]) -> String {
+    let mut out =
+        String::from("\nchange points over the history (E-divisive means, Welch p < 0.001):\n");
+    if shifts.is_empty() {
+        out.push_str("  none: no figure moved\n");
+    }
+    for s in shifts {
+        out.push_str(&format!(
+            "  {}.{}: {} -> {} ({:+.1}%) from run {} ({}, {}), p = {:.3}\n",
+            s.scenario,
+            s.figure,
+            format_figure(s.mean_before),
+            format_figure(s.mean_after),
+            s.percent_change,
+            s.run + 1,
+            s.commit
+                .as_deref()
+                .map_or("no commit", |c| &c[..c.len().min(12)]),
+            s.timestamp,
+            s.p_value
+        ));
+    }
+    out
 }

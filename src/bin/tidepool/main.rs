@@ -4,6 +4,7 @@
 //! regression, 2 a usage, input or environment error (the message says what
 //! and where), 130 interrupted by Ctrl-C (partial results written).
 
+mod ab;
 mod compare;
 mod csv;
 mod report;
@@ -20,6 +21,7 @@ use tidepool::contract::Contract;
 use tidepool::scenarios;
 use tidepool::Error;
 
+use ab::AbArgs;
 use compare::CompareArgs;
 use validate::ValidateArgs;
 
@@ -40,6 +42,9 @@ enum Command {
     Validate(ValidateArgs),
     /// Compare a run with a baseline (or with the trailing runs of a history).
     Compare(CompareArgs),
+    /// Compare a baseline build with a current one in interleaved rounds
+    /// (the pull-request check): exit 1 on a regression.
+    Ab(AbArgs),
     /// Render a results file or a scenario report.
     Report {
         /// A `validate --output` file or a `target/tidepool/reports/*.json` report.
@@ -93,6 +98,7 @@ fn main() -> ExitCode {
         Command::Stats { input, format } => stats::run(&input, format),
         Command::Report { input, format } => report::run(&input, format),
         Command::Compare(args) => compare::run(&args),
+        Command::Ab(args) => ab::run(&args),
         Command::Validate(args) => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(validate::run(args)),
             Err(e) => Err(Error::Task {
