@@ -6,11 +6,11 @@ SHELL := /bin/bash
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 REPORTS := target/tidepool/reports
 
-.PHONY: deps test perf scenario bench lint
+.PHONY: deps test perf scenario bench lint pr-check pr-check-selftest
 
-## deps: install Chromium and cargo-nextest if missing
+## deps: install Chromium (unless $CHROME names one) and cargo-nextest if missing
 deps:
-	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	@if [ ! -x "$${CHROME:-}" ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
 		echo "tidepool: installing Chromium with apt"; \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
@@ -40,7 +40,19 @@ scenario: deps
 bench: deps
 	cargo run --release -- validate --output target/tidepool/results.json --format table
 
-## lint: formatting and clippy, as CI expects them
+## lint: formatting, clippy and the GitHub workflows (actionlint), as CI expects them
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	.ci/actionlint
+
+## pr-check BASE=<git ref>: this tree against BASE in interleaved rounds (tidepool ab);
+##   ITERATIONS (default 20), ROUNDS (default 12), SCENARIOS (default all); exit 1 on a regression
+pr-check: deps
+	@if [ -z "$(BASE)" ]; then echo "usage: make pr-check BASE=<git ref> [ROUNDS=12] [ITERATIONS=20] [SCENARIOS='cdp_pool ...']"; exit 2; fi
+	ITERATIONS=$(ITERATIONS) ROUNDS=$(ROUNDS) SCENARIOS="$(SCENARIOS)" .ci/pr-check $(BASE)
+
+## pr-check-selftest: shows the check flags a real slowdown and passes an A/A run
+##   (in a temporary clone; CHECKS=5 for the acceptance runs)
+pr-check-selftest: deps
+	CHECKS=$(CHECKS) .ci/pr-check-selftest
