@@ -119,6 +119,7 @@ pub(crate) fn run(args: &AbArgs) -> tidepool::Result<ExitCode> {
     let started = Instant::now();
     let mut rounds = Vec::with_capacity(args.rounds);
     let mut order = Vec::new();
+    let mut retried = Vec::new();
     let mut done = 0;
     for round in 1..=args.rounds {
         let mut scenarios = chosen.clone();
@@ -137,7 +138,17 @@ pub(crate) fn run(args: &AbArgs) -> tidepool::Result<ExitCode> {
                 if !interactive {
                     eprintln!("[{done}/{total}] {what}");
                 }
-                let summaries = run_one(args, side, round, scenario, &runs_dir)?;
+                // One broken run (a browser that hung at start on a loaded
+                // machine) must not void the rounds around it; a second
+                // failure in a row is the build's, and ends the check.
+                let summaries = match run_one(args, side, round, scenario, &runs_dir, "") {
+                    Ok(s) => s,
+                    Err(first) => {
+                        eprintln!("tidepool ab: {first}; running it once more");
+                        retried.push(format!("r{round} {scenario} {}: {first}", side.name()));
+                        run_one(args, side, round, scenario, &runs_dir, "-retry")?
+                    }
+                };
                 match side {
                     Side::Baseline => this.baseline.extend(summaries),
                     Side::Current => this.current.extend(summaries),
@@ -156,6 +167,7 @@ pub(crate) fn run(args: &AbArgs) -> tidepool::Result<ExitCode> {
     };
     let mut verdict = report::analyse(&rounds, &contract, &options);
     verdict.order = order;
+    verdict.retried = retried;
     verdict.wall_s = started.elapsed().as_secs_f64();
     let baseline = label(&args.baseline_bin, args.baseline_commit.as_deref());
     let current = label(&args.current_bin, args.current_commit.as_deref());
@@ -209,8 +221,9 @@ fn run_one(
     round: usize,
     scenario: &str,
     runs_dir: &Path,
+    attempt: &str,
 ) -> tidepool::Result<Vec<MetricSummary>> {
-    let stem = format!("r{round:02}-{scenario}-{}", side.name());
+    let stem = format!("r{round:02}-{scenario}-{}{attempt}", side.name());
     let output = runs_dir.join(format!("{stem}.json"));
     let log_path = runs_dir.join(format!("{stem}.log"));
     let log = std::fs::File::create(&log_path).map_err(|e| Error::io("creating", &log_path, e))?;

@@ -150,6 +150,9 @@ pub struct AbReport {
     /// Wall time of the rounds, seconds (filled by the runner).
     #[serde(default)]
     pub wall_s: f64,
+    /// Runs that failed once and were run again, with their first error.
+    #[serde(default)]
+    pub retried: Vec<String>,
 }
 
 impl AbReport {
@@ -219,6 +222,7 @@ pub fn analyse(rounds: &[AbRound], contract: &Contract, options: &AbOptions) -> 
         figures,
         order: Vec::new(),
         wall_s: 0.0,
+        retried: Vec::new(),
     }
 }
 

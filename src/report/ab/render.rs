@@ -110,6 +110,22 @@ pub fn ab_markdown(report: &AbReport, baseline: &str, current: &str) -> String {
             )
         },
         table = markdown_table(&AB_HEADER, &ab_rows(report)),
+    ) + &retried(report)
+}
+
+/// The runs that failed once and were run again, if any.
+fn retried(report: &AbReport) -> String {
+    if report.retried.is_empty() {
+        return String::new();
+    }
+    format!(
+        "\n\nRun again after a failure (the first error):\n{}\n",
+        report
+            .retried
+            .iter()
+            .map(|r| format!("- {r}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     )
 }
 
