@@ -96,7 +96,7 @@ impl Retention {
     /// false where the pool must keep it despite its idleness (the browser
     /// pool's `min_idle`).
     pub(crate) fn decide(&self, stamps: Stamps, may_go_idle: bool) -> Decision {
-        if stamps.created.elapsed() >= self.max_lifetime {
+        if self.expired(stamps.created) {
             Decision::Expired
         } else if may_go_idle && stamps.last_used.elapsed() > self.idle_timeout {
             Decision::IdleTooLong
