@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::memory::MemoryPolicy;
 use crate::retention::Retention;
 
+use super::isolation::Isolation;
 use super::sandbox::Sandbox;
 
 /// Where the pool's browsers come from.
@@ -112,6 +113,11 @@ pub struct BrowserPoolConfig {
     pub retention: Retention,
     /// A browser is retired after this many leases (default none).
     pub max_uses: Option<u32>,
+    /// What [`acquire`](super::BrowserPool::acquire) isolates each lease
+    /// from the ones before it (default [`Isolation::Context`], a fresh
+    /// incognito context); [`acquire_with`](super::BrowserPool::acquire_with)
+    /// chooses per lease.
+    pub isolation: Isolation,
     /// Deadline from process start to a connected, ready browser (default 20 s:
     /// a cold disk on two cores can take several seconds).
     pub launch_timeout: Duration,
@@ -139,6 +145,7 @@ impl Default for BrowserPoolConfig {
             acquire_timeout: Duration::from_secs(30),
             retention: Retention::default(),
             max_uses: None,
+            isolation: Isolation::Context,
             launch_timeout: Duration::from_secs(20),
             cdp_timeout: Duration::from_secs(10),
             flags: DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect(),

@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use chromiumoxide::cdp::browser_protocol::target::TargetId;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::config::{BrowserPoolConfig, BrowserSource};
 use super::instance::Instance;
+use super::isolation::Isolation;
 use super::sampler::{Gauge, Members};
 use super::stats::{BrowserRecorder, RetireReason};
 use super::watch::{Alive, AliveToken};
@@ -259,14 +261,18 @@ impl PoolInner {
         });
     }
 
-    /// Where a lease's browser goes when the lease ends: back to idle with a
-    /// fresh context, or into retirement.
-    pub(crate) async fn release(self: Arc<Self>, mut instance: Instance) {
+    /// Where a lease's browser goes when the lease ends: back to idle, readied
+    /// to the lease's `isolation`, or into retirement.
+    pub(crate) async fn release(
+        self: Arc<Self>,
+        mut instance: Instance,
+        isolation: Isolation,
+        opened: Vec<TargetId>,
+    ) {
         // lease_ended() counted this browser busy; the guard uncounts it.
         let slot = SlotGuard::new(&self, Slot::Busy);
         instance.uses += 1;
         instance.last_used = Instant::now();
-        let lease_context = instance.prepared.take().map(|p| p.context);
         let reason = if self.closed.load(Ordering::SeqCst) {
             Some(RetireReason::Closed)
         } else if let Some(reason) = death_reason(&instance) {
@@ -282,31 +288,26 @@ impl PoolInner {
             Some(r) => {
                 // A browser the pool does not own outlives its retirement: the
                 // lease's context must not stay behind in it.
+                let lease_context = instance.prepared.take().map(|p| p.context);
                 if let Some(context) = lease_context.filter(|_| instance.foreign_and_reachable()) {
                     let _ = instance.dispose_context(context).await;
                 }
                 Some(r)
             }
-            None => {
-                let disposed = match lease_context {
-                    Some(context) => instance.dispose_context(context).await,
-                    None => Ok(()),
-                };
-                match disposed.and(instance.prepare().await) {
-                    Ok(()) => None,
-                    Err(e) => {
-                        tracing::warn!(browser = instance.id, error = %e, "browser failed to recycle");
-                        instance.mark_dead(&e.to_string());
-                        Some(
-                            if instance.death().is_some() && instance.process.is_some() {
-                                RetireReason::Crashed
-                            } else {
-                                RetireReason::Unhealthy
-                            },
-                        )
-                    }
+            None => match instance.recycle(isolation, opened).await {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::warn!(browser = instance.id, error = %e, "browser failed to recycle");
+                    instance.mark_dead(&e.to_string());
+                    Some(
+                        if instance.death().is_some() && instance.process.is_some() {
+                            RetireReason::Crashed
+                        } else {
+                            RetireReason::Unhealthy
+                        },
+                    )
                 }
-            }
+            },
         };
         match reason {
             Some(reason) => {

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::isolation::Isolation;
 use super::process::LocalProcess;
 use super::sandbox::Sandbox;
 use super::watch::{cdp_error, guarded, mark_gone, AliveToken, EVICTED};
@@ -24,11 +25,34 @@ use crate::retention::Stamps;
 /// pages are not the pool's business.
 pub(crate) type OwnContexts = Arc<std::sync::Mutex<Vec<BrowserContextId>>>;
 
-/// A context and a blank page in it, made ready for the next lease.
+/// Init scripts chromiumoxide adds to every page it attaches to, before any
+/// of a lease's: one, for its utility world (`FrameManager::
+/// ensure_isolated_world` in the vendored 0.9.1). They keep the first
+/// numbers, and a wipe leaves them.
+const CLIENT_INIT_SCRIPTS: u64 = 1;
+
+/// A context and a page in it, made ready for the next lease.
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub(crate) context: BrowserContextId,
     pub(crate) page: Page,
+    /// How clean it is: fresh ([`Isolation::Context`]), wiped since its last
+    /// lease, or as that lease left it.
+    pub(crate) clean: Isolation,
+    /// Init scripts up to this number are removed from the page's session.
+    pub(crate) scripts_cleared: u64,
+}
+
+impl Prepared {
+    /// A context and page fresh from creation.
+    fn fresh(context: BrowserContextId, page: Page) -> Prepared {
+        Prepared {
+            context,
+            page,
+            clean: Isolation::Context,
+            scripts_cleared: CLIENT_INIT_SCRIPTS,
+        }
+    }
 }
 
 /// One browser of the pool: the CDP client, the task polling its handler, the
@@ -228,7 +252,7 @@ impl Instance {
             })?;
         match self.cdp("opening a page", browser.new_page(params)).await {
             Ok(page) => {
-                self.prepared = Some(Prepared { context, page });
+                self.prepared = Some(Prepared::fresh(context, page));
                 Ok(())
             }
             Err(e) => {

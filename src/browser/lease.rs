@@ -2,7 +2,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
-use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
+use chromiumoxide::cdp::browser_protocol::target::{CreateTargetParams, TargetId};
 use chromiumoxide::cdp::js_protocol::runtime::GetHeapUsageParams;
 use chromiumoxide::{Browser, Page};
 use serde::de::DeserializeOwned;
@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::inner::PoolInner;
 use super::instance::Instance;
+use super::isolation::Isolation;
 use super::watch::guarded;
 use crate::error::{Error, Result};
 
@@ -46,13 +47,15 @@ impl BrowserHandle {
     }
 }
 
-/// Exclusive use of one pooled browser, inside an incognito context of its own.
+/// Exclusive use of one pooled browser, inside an incognito context.
 ///
-/// Cookies, storage and cache of the lease live in that context, which is
-/// disposed when the lease ends, so the next lease of the same browser sees none
-/// of them. Dropping the lease returns the browser: the pool disposes the
-/// context, prepares a fresh one in the background and puts the browser back
-/// (or retires it, when it crashed or reached its lifetime or use limit).
+/// Under the default [`Isolation::Context`], cookies, storage and cache of the
+/// lease live in a context of its own, disposed when the lease ends, so the
+/// next lease of the same browser sees none of them. Dropping the lease
+/// returns the browser: the pool readies it for the next lease in the
+/// background, to the isolation this lease asked for (a fresh context, a
+/// wipe, or nothing), and puts it back, or retires it when it crashed or
+/// reached its lifetime or use limit.
 ///
 /// Every call made through the lease fails at once with
 /// [`Error::BrowserCrashed`] if the browser dies meanwhile, instead of waiting
@@ -62,6 +65,9 @@ impl BrowserHandle {
 pub struct Lease {
     pool: Arc<PoolInner>,
     instance: Option<Instance>,
+    isolation: Isolation,
+    /// Pages opened through [`Lease::new_page`], closed when it ends.
+    opened: std::sync::Mutex<Vec<TargetId>>,
     _permit: OwnedSemaphorePermit,
     span: tracing::Span,
 }
@@ -81,12 +87,15 @@ impl Lease {
         instance: Instance,
         permit: OwnedSemaphorePermit,
         id: u64,
+        isolation: Isolation,
     ) -> Lease {
-        let span = tracing::info_span!("lease", lease = id, browser = instance.id);
+        let span = tracing::info_span!("lease", lease = id, browser = instance.id, %isolation);
         tracing::debug!(parent: &span, "leased");
         Lease {
             pool,
             instance: Some(instance),
+            isolation,
+            opened: std::sync::Mutex::new(Vec::new()),
             _permit: permit,
             span,
         }
@@ -114,7 +123,13 @@ impl Lease {
         self.instance().uses
     }
 
-    /// The lease's incognito context.
+    /// The isolation this lease was given.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// The lease's incognito context: its own under [`Isolation::Context`],
+    /// the browser's reused one otherwise.
     pub fn context_id(&self) -> &BrowserContextId {
         &self.prepared().context
     }
@@ -166,11 +181,17 @@ impl Lease {
                 action: "building Target.createTarget".into(),
                 message: e,
             })?;
-        self.call(
-            &format!("opening page {url}"),
-            self.browser().new_page(params),
-        )
-        .await
+        let page = self
+            .call(
+                &format!("opening page {url}"),
+                self.browser().new_page(params),
+            )
+            .await?;
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(page.target_id().clone());
+        Ok(page)
     }
 
     /// Navigates the lease's first page to `url` and waits for it to load.
@@ -237,7 +258,10 @@ impl Drop for Lease {
             tracing::debug!(parent: &self.span, "released");
             self.pool.lease_ended();
             let pool = self.pool.clone();
-            self.pool.runtime.spawn(pool.release(instance));
+            let opened = std::mem::take(self.opened.get_mut().unwrap_or_else(|p| p.into_inner()));
+            self.pool
+                .runtime
+                .spawn(pool.release(instance, self.isolation, opened));
         }
     }
 }

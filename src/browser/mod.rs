@@ -1,9 +1,11 @@
-//! [`BrowserPool`]: pre-warmed, bounded Chromium browsers, leased one at a time
-//! in isolated incognito contexts, health-checked, retired and replaced.
+//! [`BrowserPool`]: pre-warmed, bounded Chromium browsers, leased one at a
+//! time in incognito contexts isolated as each lease asks ([`Isolation`]),
+//! health-checked, retired and replaced.
 
 mod config;
 mod inner;
 mod instance;
+mod isolation;
 mod lease;
 mod locate;
 mod maintain;
@@ -13,14 +15,16 @@ mod sampler;
 mod sandbox;
 mod stats;
 mod watch;
+mod wipe;
 
 pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
 pub(crate) use instance::Instance;
+pub use isolation::{Isolation, LeaseOptions};
 pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;
 pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
 pub use pool::BrowserPool;
-pub(crate) use process::clean_up_after_control;
+pub(crate) use process::{clean_up_after_control, LocalProcess};
 pub use process::{
     own_tag_prefix, processes_naming_own_profiles, tagged_processes, PROFILE_PREFIX, TAG_ENV,
 };

@@ -11,6 +11,7 @@ use tokio::sync::{Notify, Semaphore};
 use super::config::{BrowserPoolConfig, BrowserSource};
 use super::inner::{PoolInner, Slot, SlotGuard, State, CLOSE_GRACE};
 use super::instance::Instance;
+use super::isolation::LeaseOptions;
 use super::lease::Lease;
 use super::locate::locate_chromium;
 use super::stats::{BrowserPoolStats, BrowserRecorder, RetireReason};
@@ -123,10 +124,21 @@ impl BrowserPool {
     /// Takes a browser for exclusive use, waiting in FIFO order when all
     /// `max_size` are leased, up to `acquire_timeout`.
     ///
-    /// The lease works in its own incognito context, with a blank page ready
-    /// ([`Lease::page`]). Dropping the lease returns the browser.
+    /// The lease is isolated from the ones before it as
+    /// [`BrowserPoolConfig::isolation`] says (by default in its own incognito
+    /// context), with a blank page ready ([`Lease::page`]). Dropping the
+    /// lease returns the browser.
     pub async fn acquire(&self) -> Result<Lease> {
+        self.acquire_with(LeaseOptions::default()).await
+    }
+
+    /// [`acquire`](Self::acquire) with choices of this lease's own: an
+    /// isolation other than the pool's default. An idle browser readied for
+    /// a weaker isolation is brought up to the asked one before it is handed
+    /// out (a wipe, or a fresh context), on this call's time.
+    pub async fn acquire_with(&self, options: LeaseOptions) -> Result<Lease> {
         let inner = &self.inner;
+        let isolation = options.isolation.unwrap_or(inner.config.isolation);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + inner.config.acquire_timeout;
         if inner.closed.load(Ordering::SeqCst) {
@@ -189,7 +201,7 @@ impl BrowserPool {
                         }
                         (None, _) => true,
                     };
-                    if !healthy || instance.prepare().await.is_err() {
+                    if !healthy || instance.make_ready(isolation).await.is_err() {
                         let reason = if instance.death().is_some() {
                             RetireReason::Crashed
                         } else if decision == Decision::Expired {
@@ -226,7 +238,13 @@ impl BrowserPool {
             inner.recorder.acquires.incr();
             inner.recorder.record_acquire(started.elapsed());
             let lease_id = inner.next_lease.fetch_add(1, Ordering::Relaxed);
-            return Ok(Lease::new(self.inner.clone(), instance, permit, lease_id));
+            return Ok(Lease::new(
+                self.inner.clone(),
+                instance,
+                permit,
+                lease_id,
+                isolation,
+            ));
         }
     }
 

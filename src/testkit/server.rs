@@ -61,7 +61,7 @@ struct Shared {
 /// | route | answer |
 /// |---|---|
 /// | `/html/{name}` | a file from `fixtures/html` |
-/// | `/page/{n}` | a generated page titled `Page n`, with text and links |
+/// | `/page/{n}?kb=K` | a generated page titled `Page n`, with text and ten links, padded to K KiB if given |
 /// | `/slow?ms=N` | `ok` after N milliseconds, fractions allowed (the only injected latency; it exists for timeout tests) |
 /// | `/hang` | never answers; held until the server shuts down |
 /// | `/alloc?mb=N` | a page whose script keeps N MB alive in the JS heap |
@@ -69,6 +69,9 @@ struct Shared {
 /// | `/echo-cookies` | the request's `Cookie` header as plain text |
 /// | `/status/{code}` | an empty answer with that status |
 /// | `/count` | how many requests the server has answered before this one |
+/// | `/cached/{key}` | `key`, cacheable for an hour (a second request means the HTTP cache missed) |
+/// | `/echo-header/{name}` | the value of the request's header `name`, empty if absent |
+/// | `/sw.js` | a service worker script that does nothing |
 ///
 /// Every request is recorded; [`FixtureServer::requests`] returns them.
 ///
@@ -135,6 +138,9 @@ impl FixtureServer {
             .route("/echo-cookies", get(echo_cookies))
             .route("/status/{code}", get(status))
             .route("/count", get(count))
+            .route("/cached/{key}", get(cached))
+            .route("/echo-header/{name}", get(echo_header))
+            .route("/sw.js", get(service_worker))
             .layer(middleware::from_fn_with_state(shared.clone(), record))
             .with_state(shared.clone());
         let mut stop = rx;
@@ -235,8 +241,15 @@ async fn static_page(State(shared): State<Arc<Shared>>, Path(name): Path<String>
     }
 }
 
-/// A deterministic page of moderate size: a title, headings, paragraphs, links.
+/// A deterministic page of moderate size (about 3 KB): a title, headings,
+/// paragraphs, links.
 pub fn generated_page_html(n: u64) -> String {
+    generated_page_html_sized(n, 0)
+}
+
+/// [`generated_page_html`] padded with more paragraphs (no links) to at
+/// least `min_bytes`, the size of a real article page.
+pub fn generated_page_html_sized(n: u64, min_bytes: usize) -> String {
     let mut body = String::with_capacity(8 * 1024);
     for i in 0..20u64 {
         body += &format!(
@@ -247,6 +260,14 @@ pub fn generated_page_html(n: u64) -> String {
     for k in 1..=10u64 {
         body += &format!("<a href=\"/page/{}\">next {k}</a>\n", (n + k) % 100_000);
     }
+    let mut i = 0u64;
+    while body.len() + 300 < min_bytes {
+        body += &format!(
+            "<p class=\"filler\">Filler {i} of page {n}: more text for the parser and the layout, {}.</p>\n",
+            (n * 13 + i * 17) % 1009
+        );
+        i += 1;
+    }
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>Page {n}</title></head><body><h1 id=\"title\">Page {n}</h1>{body}<div id=\"price\" data-sku=\"SKU-{n}\">{}.{:02}</div></body></html>",
         n % 500,
@@ -254,8 +275,14 @@ pub fn generated_page_html(n: u64) -> String {
     )
 }
 
-async fn generated_page(Path(n): Path<u64>) -> Html<String> {
-    Html(generated_page_html(n))
+#[derive(Deserialize)]
+struct Size {
+    /// Padded to at least this many KiB.
+    kb: Option<usize>,
+}
+
+async fn generated_page(Path(n): Path<u64>, Query(size): Query<Size>) -> Html<String> {
+    Html(generated_page_html_sized(n, size.kb.unwrap_or(0) * 1024))
 }
 
 #[derive(Deserialize)]
@@ -358,4 +385,24 @@ async fn status(Path(code): Path<u16>) -> Response {
 
 async fn count(State(shared): State<Arc<Shared>>) -> String {
     shared.served.load(Ordering::SeqCst).to_string()
+}
+
+async fn cached(Path(key): Path<String>) -> Response {
+    ([(header::CACHE_CONTROL, "public, max-age=3600")], key).into_response()
+}
+
+async fn echo_header(Path(name): Path<String>, headers: HeaderMap) -> String {
+    headers
+        .get(name.as_str())
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn service_worker() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript")],
+        "self.addEventListener('fetch', () => {});",
+    )
+        .into_response()
 }
