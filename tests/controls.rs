@@ -51,6 +51,8 @@ const CONTROLS: &[&str] = &[
     "memory_pressure.soft_as_hard",
     "memory_pressure.unlatched_soft_limit",
     "memory_pressure.leaking_client",
+    "crawl.launch_per_lease",
+    "crawl.shared_lease",
 ];
 
 fn contract() -> Contract {
@@ -118,6 +120,8 @@ fn every_control_has_a_test_case_here() {
 #[case::memory_pressure_soft_as_hard("memory_pressure.soft_as_hard")]
 #[case::memory_pressure_unlatched_soft_limit("memory_pressure.unlatched_soft_limit")]
 #[case::memory_pressure_leaking_client("memory_pressure.leaking_client")]
+#[case::crawl_launch_per_lease("crawl.launch_per_lease")]
+#[case::crawl_shared_lease("crawl.shared_lease")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_rejects_the_control(#[case] id: &str) {
     init_tracing();

@@ -7,5 +7,6 @@ mod tree;
 
 pub use policy::{MemoryPolicy, SoftEvent, SoftLimitTracker};
 pub use tree::{
-    count_of_kind, process_memory, process_tree, tree_memory, Measure, ProcessMemory, TreeMemory,
+    count_of_kind, kind_of, process_memory, process_tree, tree_memory, Measure, ProcessMemory,
+    TreeMemory,
 };

@@ -103,7 +103,9 @@ fn kb_field(text: &str, key: &str) -> Option<u64> {
         .map(|kb| kb * 1024)
 }
 
-fn kind_of(pid: u32) -> String {
+/// Chromium's `--type=` of a process: `renderer`, `zygote`, `utility`...;
+/// `browser` for the root, which has none.
+pub fn kind_of(pid: u32) -> String {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     // Chromium rewrites its children's command lines into one space-joined
     // string, so arguments are split on spaces as well as NULs.

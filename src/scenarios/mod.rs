@@ -10,6 +10,7 @@ mod aot_cache;
 mod browser_pool;
 mod cdp_pool;
 pub mod control;
+mod crawl;
 pub mod end_to_end;
 mod fixture_roundtrip;
 mod memory_pressure;
@@ -72,6 +73,7 @@ pub static SCENARIOS: &[Scenario] = &[
     aot_cache::SCENARIO,
     wasm_tiers::SCENARIO,
     end_to_end::SCENARIO,
+    crawl::SCENARIO,
 ];
 
 /// The specs of every scenario: what a contract may name.

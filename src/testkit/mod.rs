@@ -6,11 +6,13 @@
 //! - [`CdpRelay`]: a recording WebSocket relay in front of a browser.
 //! - [`ExternalChromium`]: a browser started outside any pool, to connect to.
 //! - [`ResourceCheck`]: processes, profiles and descriptors back where they were.
+//! - [`machine_cpu_ms`] and its kin: CPU time from `/proc`, for CPU per page.
 //!
 //! The harness that runs a scenario against the contract is
 //! [`crate::harness`], one floor up.
 
 mod client;
+mod cpu;
 mod external;
 mod logging;
 mod relay;
@@ -19,6 +21,7 @@ mod server;
 mod trace;
 
 pub use client::{get_once, HttpConnection, HttpResponse};
+pub use cpu::{browser_cpu_by_kind, machine_cpu_ms, own_cpu_ms, process_cpu_ms};
 pub use external::ExternalChromium;
 pub use logging::{init_tracing, DEFAULT_LOG_FILTER};
 pub use relay::{
@@ -28,7 +31,10 @@ pub use resources::{
     interrupt_process, kill_process, leftover_browser_processes, leftover_profiles, open_fds,
     ResourceCheck,
 };
-pub use server::{generated_page_html, FixtureServer, FixtureServerConfig, RequestRecord};
+pub use server::{
+    generated_page_html, generated_page_html_sized, FixtureServer, FixtureServerConfig,
+    RequestRecord,
+};
 pub use trace::SeededRng;
 
 /// A suffix no other call in this process returns: scenarios and controls

@@ -1,0 +1,429 @@
+//! A crawl at the floor: tidepool's three isolation modes against the least
+//! a raw CDP client can do, on the same fixture pages, in alternating rounds.
+//!
+//! Every side does the same work per page (navigate, wait for the load, one
+//! evaluation of the title, checked) with [`WORKERS`] concurrent workers, and
+//! each side's wall clock holds its own start-up: the floor's launch and
+//! page opening, the pool's warm-up. Machine CPU per page is reported with
+//! each side's pages per second, and split by process kind, because on a
+//! CPU-bound crawler CPU per page is throughput.
+
+mod floor;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+
+use super::{Control, Scenario, ScenarioFuture};
+use crate::browser::{locate_chromium, BrowserPool, BrowserPoolConfig, Isolation, Lease};
+use crate::error::{Error, Result};
+use crate::profile::RunProfile;
+use crate::summary::{FigureSpec, MetricSummary, ScenarioSpec};
+use crate::testkit::{
+    browser_cpu_by_kind, machine_cpu_ms, own_cpu_ms, unique_suffix, FixtureServer,
+};
+use floor::Floor;
+
+/// The figures of one side, named `{side}_...`.
+macro_rules! side_figures {
+    ($($side:literal),*) => {
+        &[
+            $(
+                FigureSpec::measurement(concat!($side, "_page_ms"), "ms"),
+                FigureSpec::ratio(concat!($side, "_pages_per_s")),
+                FigureSpec::ratio(concat!($side, "_cpu_ms_per_page")),
+                FigureSpec::ratio(concat!($side, "_client_cpu_ms_per_page")),
+                FigureSpec::ratio(concat!($side, "_browser_cpu_ms_per_page")),
+                FigureSpec::ratio(concat!($side, "_renderer_cpu_ms_per_page")),
+            )*
+            FigureSpec::counter("pages").scales(),
+            FigureSpec::counter("pages_not_right"),
+        ]
+    };
+}
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    spec: ScenarioSpec {
+        name: "crawl",
+        description: "a crawl with each isolation mode (a fresh context, a wiped one, none) vs a raw-CDP floor client, alternating rounds on the same pages",
+        figures: side_figures!("floor", "none", "wipe", "context"),
+    },
+    run: start,
+    needs_browser: true,
+    controls: CONTROLS,
+};
+
+fn start(profile: RunProfile) -> ScenarioFuture {
+    Box::pin(run(profile, Variant::Honest))
+}
+
+/// The pool's sides as they should be, or a bad variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Honest,
+    /// Every browser retired after one lease: a launch per page.
+    LaunchPerLease,
+    /// Every worker drives the page of one shared lease.
+    SharedLease,
+}
+
+const CONTROLS: &[Control] = &[
+    Control {
+        name: "launch_per_lease",
+        what: "pools whose browsers are retired after one lease (max_uses 1), so each page waits on a launch",
+        rejects: &["none_near_the_floor", "wipe_near_the_floor", "context_near_the_floor"],
+        run: |p| Box::pin(run(p, Variant::LaunchPerLease)),
+    },
+    Control {
+        name: "shared_lease",
+        what: "one lease whose page every worker navigates at once, so a worker reads another's page",
+        rejects: &["every_page_right"],
+        run: |p| Box::pin(run(p, Variant::SharedLease)),
+    },
+];
+
+/// Concurrent workers on every side; the floor opens as many pages.
+const WORKERS: usize = 4;
+/// The fixture pages' size, KiB: an article page.
+const PAGE_KB: usize = 30;
+/// What each side evaluates on a loaded page.
+const EXPRESSION: &str = "document.title";
+
+/// One side of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Floor,
+    Pool(Isolation),
+}
+
+impl Side {
+    fn name(self) -> &'static str {
+        match self {
+            Side::Floor => "floor",
+            Side::Pool(i) => i.name(),
+        }
+    }
+}
+
+const SIDES: [Side; 4] = [
+    Side::Floor,
+    Side::Pool(Isolation::None),
+    Side::Pool(Isolation::Wipe),
+    Side::Pool(Isolation::Context),
+];
+
+/// What one side measured over its rounds.
+#[derive(Debug, Default)]
+struct Tally {
+    latencies_ms: Vec<f64>,
+    not_right: u64,
+    wall: Duration,
+    machine_ms: f64,
+    client_ms: f64,
+    by_kind: BTreeMap<&'static str, f64>,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn pages(&self) -> usize {
+        self.latencies_ms.len()
+    }
+}
+
+/// One round of one side, measured from before its start-up to its last page.
+#[derive(Debug)]
+struct Round {
+    pages: Vec<(Duration, Result<bool>)>,
+    wall: Duration,
+    machine_ms: f64,
+    client_ms: f64,
+    by_kind: BTreeMap<&'static str, f64>,
+}
+
+/// The pages still to crawl in a round, handed out one at a time.
+struct Queue<'a> {
+    urls: &'a [(String, String)],
+    next: AtomicUsize,
+}
+
+impl<'a> Queue<'a> {
+    fn new(urls: &'a [(String, String)]) -> Queue<'a> {
+        Queue {
+            urls,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next URL and the title its page must have.
+    fn claim(&self) -> Option<&'a (String, String)> {
+        self.urls.get(self.next.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
+    let server = FixtureServer::start().await?;
+    let result = measure(profile, variant, &server).await;
+    server.shutdown().await;
+    result
+}
+
+async fn measure(
+    profile: RunProfile,
+    variant: Variant,
+    server: &FixtureServer,
+) -> Result<MetricSummary> {
+    let executable = locate_chromium(None)?;
+    // The controls need only show the figure move; a launch per page is slow.
+    let n = match variant {
+        Variant::Honest => profile.scaled(60, 200),
+        _ => 16,
+    };
+    let urls: Vec<(String, String)> = (0..n)
+        .map(|i| {
+            (
+                server.url(&format!("/page/{i}?kb={PAGE_KB}")),
+                format!("Page {i}"),
+            )
+        })
+        .collect();
+    let (rounds, sides): (usize, &[Side]) = match variant {
+        Variant::Honest => (2, &SIDES),
+        Variant::LaunchPerLease => (1, &SIDES),
+        Variant::SharedLease => (1, &SIDES[1..2]),
+    };
+    let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
+    for round in 0..rounds {
+        // Each round starts with the next side, so no side always runs
+        // first (on a cold cache) or last (on a warm, busy machine).
+        for k in 0..sides.len() {
+            let side = sides[(round + k) % sides.len()];
+            let r = match side {
+                Side::Floor => floor_round(&executable, &urls).await?,
+                Side::Pool(isolation) => pool_round(isolation, &urls, variant).await?,
+            };
+            let t = tallies.entry(side.name()).or_default();
+            for (took, result) in r.pages {
+                match result {
+                    Ok(true) => t.latencies_ms.push(took.as_secs_f64() * 1e3),
+                    Ok(false) => t.not_right += 1,
+                    Err(e) => {
+                        t.not_right += 1;
+                        *t.errors.entry(e.to_string()).or_default() += 1;
+                    }
+                }
+            }
+            t.wall += r.wall;
+            t.machine_ms += r.machine_ms;
+            t.client_ms += r.client_ms;
+            for (kind, ms) in r.by_kind {
+                *t.by_kind.entry(kind).or_default() += ms;
+            }
+        }
+    }
+    summarise(profile, n * rounds, &tallies)
+}
+
+fn summarise(
+    profile: RunProfile,
+    pages: usize,
+    tallies: &BTreeMap<&'static str, Tally>,
+) -> Result<MetricSummary> {
+    let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
+    s.count("pages", pages as u64);
+    s.count(
+        "pages_not_right",
+        tallies.values().map(|t| t.not_right).sum(),
+    );
+    for (side, t) in tallies {
+        if t.pages() == 0 {
+            continue;
+        }
+        let per_page = |ms: f64| ms / t.pages() as f64;
+        s.measure(&format!("{side}_page_ms"), "ms", &t.latencies_ms)?;
+        s.ratio(
+            &format!("{side}_pages_per_s"),
+            t.pages() as f64 / t.wall.as_secs_f64().max(1e-9),
+        );
+        s.ratio(&format!("{side}_cpu_ms_per_page"), per_page(t.machine_ms));
+        s.ratio(
+            &format!("{side}_client_cpu_ms_per_page"),
+            per_page(t.client_ms),
+        );
+        for kind in ["browser", "renderer"] {
+            s.ratio(
+                &format!("{side}_{kind}_cpu_ms_per_page"),
+                per_page(t.by_kind.get(kind).copied().unwrap_or(0.0)),
+            );
+        }
+        let rest: Vec<String> = t
+            .by_kind
+            .iter()
+            .filter(|(k, _)| !matches!(**k, "browser" | "renderer"))
+            .map(|(k, ms)| format!("{k} {:.1}", per_page(*ms)))
+            .collect();
+        s.note(format!(
+            "{side}: {} pages in {:.1} s; CPU ms per page: machine {:.1}, client {:.1}, {}",
+            t.pages(),
+            t.wall.as_secs_f64(),
+            per_page(t.machine_ms),
+            per_page(t.client_ms),
+            if rest.is_empty() {
+                "no other browser process".to_owned()
+            } else {
+                rest.join(", ")
+            }
+        ));
+        for (error, count) in &t.errors {
+            s.note(format!("{side}: {count} pages failed: {error}"));
+        }
+    }
+    s.note(format!(
+        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. none/wipe/context: a lease per page from a pool of {WORKERS} with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close"
+    ));
+    Ok(s)
+}
+
+/// Starts a CPU and wall clock for one side's round.
+struct Clocks {
+    t0: Instant,
+    machine: f64,
+    own: f64,
+}
+
+impl Clocks {
+    fn start() -> Clocks {
+        Clocks {
+            t0: Instant::now(),
+            machine: machine_cpu_ms(),
+            own: own_cpu_ms(),
+        }
+    }
+
+    /// The round's figures, with the browsers' trees read now.
+    fn stop(self, pages: Vec<(Duration, Result<bool>)>, browsers: &[u32]) -> Round {
+        Round {
+            wall: self.t0.elapsed(),
+            machine_ms: machine_cpu_ms() - self.machine,
+            client_ms: own_cpu_ms() - self.own,
+            by_kind: browser_cpu_by_kind(browsers),
+            pages,
+        }
+    }
+}
+
+/// Runs `WORKERS` workers over `urls`, each visiting with `visit`, and
+/// returns every page's latency and whether its title was right.
+async fn workers<'a, W, F>(urls: &'a [(String, String)], visit: W) -> Vec<(Duration, Result<bool>)>
+where
+    W: Fn(usize, &'a str) -> F,
+    F: std::future::Future<Output = Result<String>> + 'a,
+{
+    let queue = Queue::new(urls);
+    let each = (0..WORKERS).map(|w| {
+        let (queue, visit) = (&queue, &visit);
+        async move {
+            let mut done = Vec::new();
+            while let Some((url, title)) = queue.claim() {
+                let t = Instant::now();
+                let result = visit(w, url).await.map(|seen| seen == *title);
+                done.push((t.elapsed(), result));
+            }
+            done
+        }
+    });
+    futures::future::join_all(each)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+async fn floor_round(executable: &std::path::Path, urls: &[(String, String)]) -> Result<Round> {
+    let clocks = Clocks::start();
+    let floor = Floor::launch(executable, unique_suffix()).await?;
+    let opened = futures::future::try_join_all((0..WORKERS).map(|_| floor.open_page())).await;
+    let pages = match opened {
+        Ok(pages) => pages,
+        Err(e) => {
+            floor.close().await;
+            return Err(e);
+        }
+    };
+    let pages: Vec<tokio::sync::Mutex<floor::FloorPage>> =
+        pages.into_iter().map(tokio::sync::Mutex::new).collect();
+    let (floor_ref, pages_ref) = (&floor, &pages);
+    let done = workers(urls, move |w, url| async move {
+        // Each worker owns its page; the lock is never contended.
+        let mut page = pages_ref[w].lock().await;
+        floor_ref.visit(&mut page, url, EXPRESSION).await
+    })
+    .await;
+    let round = clocks.stop(done, &[floor.pid()]);
+    drop(pages);
+    floor.close().await;
+    Ok(round)
+}
+
+async fn pool_round(
+    isolation: Isolation,
+    urls: &[(String, String)],
+    variant: Variant,
+) -> Result<Round> {
+    let clocks = Clocks::start();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        max_size: WORKERS,
+        min_idle: WORKERS,
+        warm_up: WORKERS,
+        isolation,
+        max_uses: (variant == Variant::LaunchPerLease).then_some(1),
+        ..BrowserPoolConfig::default()
+    })
+    .await?;
+    let shared = match variant {
+        Variant::SharedLease => Some(pool.acquire().await?),
+        _ => None,
+    };
+    let (pool_ref, shared_ref) = (&pool, &shared);
+    let done = workers(urls, move |_, url| async move {
+        match shared_ref {
+            Some(lease) => visit(lease, url).await,
+            None => {
+                let lease = pool_ref.acquire().await?;
+                visit(&lease, url).await
+            }
+        }
+    })
+    .await;
+    let round = clocks.stop(done, &pool.pids());
+    drop(shared);
+    pool.close().await;
+    Ok(round)
+}
+
+/// One page on a lease: navigate, wait for the load, evaluate.
+async fn visit(lease: &Lease, url: &str) -> Result<String> {
+    lease.goto(url).await?;
+    let evaluate = EvaluateParams::builder()
+        .expression(EXPRESSION)
+        .return_by_value(true)
+        .build()
+        .map_err(|message| Error::Task {
+            what: "building Runtime.evaluate".into(),
+            message,
+        })?;
+    let reply = lease
+        .call(
+            &format!("evaluating {EXPRESSION} on {url}"),
+            lease.page().execute(evaluate),
+        )
+        .await?;
+    match reply.result.result.value {
+        Some(serde_json::Value::String(s)) => Ok(s),
+        other => Err(Error::Task {
+            what: format!("evaluating {EXPRESSION} on {url}"),
+            message: format!("expected a string, got {other:?}"),
+        }),
+    }
+}
