@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 ///
 /// Both [`BrowserPoolConfig`](crate::browser::BrowserPoolConfig) and
 /// [`SessionPoolConfig`](crate::cdp::SessionPoolConfig) hold one; each pool
-/// asks [`Retention::decide`] the same question at the same moments, so an
+/// asks `Retention::decide` the same question at the same moments, so an
 /// idle resource is judged by one rule wherever it waits.
 ///
 /// ```

@@ -27,9 +27,10 @@ static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
 /// [`BrowserSource`]). The pool keeps `min_idle` idle browsers ready, never runs
 /// more than `max_size`, and retires browsers by idle time, lifetime, use count,
 /// failed health probes and crashes. An idle browser already holds the next
-/// lease's incognito context with a blank page, prepared in the background after
-/// each release, so [`acquire`](BrowserPool::acquire) hands out a page that is
-/// ready to navigate.
+/// lease's incognito context with a blank page, readied in the background after
+/// each release to the isolation that lease asked for ([`Isolation`](super::Isolation)),
+/// so [`acquire`](BrowserPool::acquire) hands out a page that is ready to
+/// navigate.
 ///
 /// No lock is held across a CDP call: the state lock guards only counters and
 /// the idle queue, and every browser operation happens on an instance that one

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::retention::Retention;
 
-/// How a [`SessionPool`] keeps its page sessions.
+/// How a [`SessionPool`](super::SessionPool) keeps its page sessions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionPoolConfig {
     /// Attached page sessions kept at most (default 10).

@@ -44,9 +44,11 @@ struct Inner {
 /// navigate to `about:blank`, remove the init scripts added through
 /// [`Session::add_init_script`], clear emulation overrides, turn off the DOM
 /// agent a use may have turned on, and (by default) clear the context's
-/// cookies. Pages live in the lease's context, so whatever a reset
-/// could miss is still disposed with the context when the lease ends: no state
-/// crosses from one lease to the next.
+/// cookies. Pages live in the lease's context, so under the default
+/// [`Isolation::Context`](crate::browser::Isolation::Context) whatever a
+/// reset could miss is disposed with the context when the lease ends; under
+/// `Wipe` the lease's wipe closes the pages and clears their state, and under
+/// `None` nothing does.
 ///
 /// # Example
 ///
