@@ -22,7 +22,7 @@ use chromiumoxide::cdp::browser_protocol::page::{
 };
 use chromiumoxide::cdp::browser_protocol::storage::{ClearCookiesParams, ClearDataForOriginParams};
 use chromiumoxide::cdp::browser_protocol::target::{CloseTargetParams, GetTargetsParams, TargetId};
-use futures::future::{join_all, try_join_all};
+use futures::future::try_join_all;
 
 use super::instance::Instance;
 use super::isolation::Isolation;
@@ -173,32 +173,31 @@ impl Instance {
                 )
             }
         });
+        let cookies = ClearCookiesParams::builder()
+            .browser_context_id(context.clone())
+            .build();
+        let permissions = ResetPermissionsParams::builder()
+            .browser_context_id(context.clone())
+            .build();
         let context_wide = async {
-            let cookies = ClearCookiesParams::builder()
-                .browser_context_id(context.clone())
-                .build();
-            let permissions = ResetPermissionsParams::builder()
-                .browser_context_id(context.clone())
-                .build();
-            let (c, p, h) = futures::join!(
+            futures::try_join!(
                 this.cdp("clearing cookies", browser.execute(cookies)),
                 this.cdp("resetting permissions", browser.execute(permissions)),
                 this.cdp(
                     "clearing the HTTP cache",
                     page.execute(ClearBrowserCacheParams::default())
                 ),
-            );
-            c?;
-            p?;
-            h?;
-            Ok::<(), Error>(())
+            )
+            .map(drop)
         };
+        let media = SetEmulatedMediaParams::builder()
+            .media("")
+            .features(Vec::<MediaFeature>::new())
+            .build();
+        // A timezone or locale override that was never set, and a DOM agent
+        // already off, answer errors: the state wanted, so they are tolerated.
         let session_overrides = async {
-            let media = SetEmulatedMediaParams::builder()
-                .media("")
-                .features(Vec::<MediaFeature>::new())
-                .build();
-            let results = futures::join!(
+            futures::try_join!(
                 this.cdp(
                     "clearing device metrics",
                     page.execute(ClearDeviceMetricsOverrideParams::default())
@@ -208,14 +207,24 @@ impl Instance {
                     page.execute(ClearGeolocationOverrideParams::default())
                 ),
                 this.cdp("clearing media emulation", page.execute(media)),
-                this.cdp(
-                    "clearing the timezone",
-                    page.execute(SetTimezoneOverrideParams::new(""))
-                ),
-                this.cdp(
-                    "clearing the locale",
-                    page.execute(SetLocaleOverrideParams::default())
-                ),
+                async {
+                    tolerate(
+                        this.cdp(
+                            "clearing the timezone",
+                            page.execute(SetTimezoneOverrideParams::new("")),
+                        )
+                        .await,
+                    )
+                },
+                async {
+                    tolerate(
+                        this.cdp(
+                            "clearing the locale",
+                            page.execute(SetLocaleOverrideParams::default()),
+                        )
+                        .await,
+                    )
+                },
                 this.cdp(
                     "clearing the user agent",
                     page.execute(SetUserAgentOverrideParams::new(""))
@@ -234,35 +243,24 @@ impl Instance {
                     "resetting history",
                     page.execute(ResetNavigationHistoryParams::default())
                 ),
-                this.cdp(
-                    "disabling the DOM agent",
-                    page.execute(dom::DisableParams::default())
-                ),
-            );
-            // A timezone or locale override that was never set, and a DOM
-            // agent already off, answer errors: the state wanted.
-            results.0?;
-            results.1?;
-            results.2?;
-            tolerate(results.3)?;
-            tolerate(results.4)?;
-            results.5?;
-            results.6?;
-            results.7?;
-            results.8?;
-            tolerate(results.9)?;
-            Ok::<(), Error>(())
+                async {
+                    tolerate(
+                        this.cdp(
+                            "disabling the DOM agent",
+                            page.execute(dom::DisableParams::default()),
+                        )
+                        .await,
+                    )
+                },
+            )
+            .map(drop)
         };
-        let (origins_done, scripts_done, context_done, overrides_done) = futures::join!(
-            join_all(per_origin),
-            join_all(scripts),
+        futures::try_join!(
+            try_join_all(per_origin),
+            try_join_all(scripts),
             context_wide,
             session_overrides
-        );
-        origins_done.into_iter().collect::<Result<Vec<()>>>()?;
-        scripts_done.into_iter().collect::<Result<Vec<()>>>()?;
-        context_done?;
-        overrides_done?;
+        )?;
         if let Some(p) = self.prepared.as_mut() {
             p.clean = Isolation::Wipe;
             p.scripts_cleared = last_script.max(p.scripts_cleared);

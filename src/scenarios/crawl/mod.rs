@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 
+use super::end_to_end::string_value;
 use super::{Control, Scenario, ScenarioFuture};
 use crate::browser::{locate_chromium, BrowserPool, BrowserPoolConfig, Isolation, Lease};
 use crate::error::{Error, Result};
@@ -419,11 +420,5 @@ async fn visit(lease: &Lease, url: &str) -> Result<String> {
             lease.page().execute(evaluate),
         )
         .await?;
-    match reply.result.result.value {
-        Some(serde_json::Value::String(s)) => Ok(s),
-        other => Err(Error::Task {
-            what: format!("evaluating {EXPRESSION} on {url}"),
-            message: format!("expected a string, got {other:?}"),
-        }),
-    }
+    string_value(reply.result, EXPRESSION, url)
 }

@@ -88,7 +88,7 @@ pub(super) async fn leased_step(lease: &Lease, url: &str) -> Result<Vec<String>>
 }
 
 /// An evaluation's string value, or an error naming the expression and page.
-pub(super) fn string_value(result: EvaluateReturns, expression: &str, url: &str) -> Result<String> {
+pub(crate) fn string_value(result: EvaluateReturns, expression: &str, url: &str) -> Result<String> {
     match result.result.value {
         Some(serde_json::Value::String(s)) => Ok(s),
         other => Err(Error::Task {

@@ -35,6 +35,7 @@ use crate::wasm::{
 
 mod crawl;
 mod setup;
+pub(crate) use crawl::string_value;
 use crawl::*;
 pub use crawl::{crawl_naive, crawl_pooled, crawl_pooled_shared};
 use setup::*;
