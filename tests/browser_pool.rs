@@ -485,3 +485,118 @@ async fn a_pool_dropped_without_close_leaves_no_process_behind() {
     drop(Arc::new(pool));
     resources.assert_clean().await;
 }
+
+fn shared_pool(max_size: usize, leases_per_browser: usize) -> BrowserPoolConfig {
+    BrowserPoolConfig {
+        max_size,
+        min_idle: 0,
+        warm_up: max_size,
+        leases_per_browser,
+        ..BrowserPoolConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_sharing_a_browser_have_contexts_of_their_own_and_share_its_crash() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(shared_pool(4, 2)).await.unwrap();
+    assert_eq!(pool.pids().len(), 2, "4 slots, 2 per browser: 2 browsers");
+    assert_eq!(pool.stats().launched, 2);
+
+    let leases = futures::future::try_join_all((0..4).map(|_| pool.acquire()))
+        .await
+        .unwrap();
+    let mut by_browser = std::collections::BTreeMap::<u64, Vec<&tidepool::browser::Lease>>::new();
+    for lease in &leases {
+        by_browser
+            .entry(lease.browser_id())
+            .or_default()
+            .push(lease);
+    }
+    assert_eq!(
+        by_browser.len(),
+        2,
+        "each browser serves two leases at once"
+    );
+    let contexts: std::collections::BTreeSet<String> = leases
+        .iter()
+        .map(|l| l.context_id().inner().clone())
+        .collect();
+    assert_eq!(contexts.len(), 4, "every lease has a context of its own");
+
+    // A cookie of one lease is not seen by the other lease in its browser,
+    // while both are held.
+    let (a, b) = {
+        let pair = by_browser.values().next().unwrap();
+        (pair[0], pair[1])
+    };
+    a.goto(&server.url("/set-cookie?name=slot&value=A"))
+        .await
+        .unwrap();
+    b.goto(&server.url("/echo-cookies")).await.unwrap();
+    let seen_by_b: String = b.evaluate("document.body.innerText").await.unwrap();
+    assert!(
+        !seen_by_b.contains("slot=A"),
+        "a lease saw its sibling's cookie: {seen_by_b:?}"
+    );
+
+    // A crash ends every lease of that browser, and only those.
+    let crashed = a.browser_id();
+    let pid = a.pid().unwrap();
+    kill9(pid);
+    for lease in &leases {
+        let result = lease.goto(&server.url("/page/1")).await;
+        if lease.browser_id() == crashed {
+            assert_matches!(result, Err(Error::BrowserCrashed { .. }));
+        } else {
+            result.unwrap();
+        }
+    }
+    drop(by_browser);
+    drop(leases);
+    let next = pool.acquire().await.unwrap();
+    assert_ne!(next.browser_id(), crashed);
+    drop(next);
+    assert_eq!(pool.stats().crashed, 1, "one browser crashed, counted once");
+    assert!(!is_alive(pid));
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_uses_counts_the_leases_of_every_slot_and_retires_the_browser_once() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        max_uses: Some(2),
+        ..shared_pool(2, 2)
+    })
+    .await
+    .unwrap();
+    let (a, b) = (pool.acquire().await.unwrap(), pool.acquire().await.unwrap());
+    let (first, pid) = (a.browser_id(), a.pid().unwrap());
+    assert_eq!(b.browser_id(), first, "two slots in one browser");
+    drop(a);
+    drop(b);
+    assert!(pool.wait_until_idle(1, Duration::from_secs(20)).await);
+    let c = pool.acquire().await.unwrap();
+    assert_ne!(
+        c.browser_id(),
+        first,
+        "the browser served its 2 leases; its other slot must not serve a third"
+    );
+    drop(c);
+    assert!(pool.wait_until_idle(1, Duration::from_secs(20)).await);
+    let stats = pool.stats();
+    assert_eq!(stats.retired_max_uses, 1, "{stats:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while is_alive(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!is_alive(pid), "the used-up browser is still running");
+    pool.close().await;
+    resources.assert_clean().await;
+}

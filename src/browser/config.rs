@@ -97,13 +97,25 @@ pub const DEFAULT_FLAGS: &[&str] = &[
 pub struct BrowserPoolConfig {
     /// Launch or connect.
     pub source: BrowserSource,
-    /// Idle browsers kept ready by the background task (default 2).
+    /// Idle lease slots kept ready by the background task (default 2).
     pub min_idle: usize,
-    /// Most browsers alive at once: idle, leased and starting (default 10).
+    /// Most lease slots at once: idle, leased and starting (default 10).
+    /// With one lease per browser (the default), the most browsers.
     pub max_size: usize,
-    /// Browsers ready when [`BrowserPool::new`](super::BrowserPool::new)
+    /// Lease slots ready when [`BrowserPool::new`](super::BrowserPool::new)
     /// returns (default 3, capped at `max_size`).
     pub warm_up: usize,
+    /// How many leases one browser serves at once, each in its own context
+    /// and page (default 1). Above 1, a pool of `max_size` slots runs
+    /// `max_size / leases_per_browser` browsers (rounded up) instead of
+    /// `max_size`: one browser process, GPU process and network service
+    /// for several leases, which on a CPU-bound crawler halves the CPU per
+    /// page. What the leases of one browser share: its renderer processes
+    /// when their pages are same-site (under [`Isolation::Wipe`] and
+    /// [`Isolation::None`], where a context outlives its lease), its
+    /// memory limit (an eviction or a crash ends every lease in it), and
+    /// its lifetime and `max_uses`, which count the leases of all its slots.
+    pub leases_per_browser: usize,
     /// How long `acquire` waits for a browser before `Error::AcquireTimeout` (default 30 s).
     pub acquire_timeout: Duration,
     /// When browsers are retired for idleness or age and probed before reuse
@@ -128,8 +140,11 @@ pub struct BrowserPoolConfig {
     /// Whether launched browsers run in Chromium's sandbox (default
     /// [`Sandbox::Auto`]: the `TIDEPOOL_SANDBOX` switch, else on unless root).
     pub sandbox: Sandbox,
-    /// Memory limits per browser and the optional pool-wide budget (default
-    /// [`MemoryPolicy::default`]); `None` turns measuring off. A launched
+    /// Memory limits per lease and the optional pool-wide budget (default
+    /// [`MemoryPolicy::default`]); `None` turns measuring off. A browser is
+    /// held to them times its `leases_per_browser`
+    /// ([`MemoryPolicy::for_leases`]), so with one lease per browser they
+    /// are the browser's. A launched
     /// browser is measured by the PSS of its process tree, a connected one
     /// (no process here) by the V8 heaps of the pool's pages in it.
     pub memory: Option<MemoryPolicy>,
@@ -142,6 +157,7 @@ impl Default for BrowserPoolConfig {
             min_idle: 2,
             max_size: 10,
             warm_up: 3,
+            leases_per_browser: 1,
             acquire_timeout: Duration::from_secs(30),
             retention: Retention::default(),
             max_uses: None,
@@ -171,6 +187,9 @@ impl BrowserPoolConfig {
                     self.min_idle, self.max_size
                 ),
             );
+        }
+        if self.leases_per_browser == 0 {
+            return field("leases_per_browser", "must be at least 1".into());
         }
         if self.warm_up > self.max_size {
             return field(

@@ -13,13 +13,13 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::config::{BrowserPoolConfig, BrowserSource};
-use super::instance::Instance;
+use super::instance::{Instance, Room};
 use super::isolation::Isolation;
 use super::sampler::{Gauge, Members};
 use super::stats::{BrowserRecorder, RetireReason};
 use super::watch::{Alive, AliveToken};
 use crate::error::{Error, Result};
-use crate::memory::tree_memory;
+use crate::memory::{tree_memory, MemoryPolicy};
 
 /// How long a retiring browser gets to close by itself before SIGKILL.
 pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -43,6 +43,12 @@ pub(crate) struct PoolInner {
     pub(crate) recorder: BrowserRecorder,
     /// Launched browsers under memory watch.
     pub(crate) members: Members,
+    /// The memory limits of one browser: the config's, per lease, times
+    /// `leases_per_browser`.
+    pub(crate) browser_memory: Option<MemoryPolicy>,
+    /// Every browser started, for opening more slots in it; ended ones are
+    /// dropped as they are found.
+    pub(super) rooms: Mutex<Vec<Room>>,
     pub(crate) started: Instant,
     pub(super) next_browser: AtomicU64,
     pub(super) next_lease: AtomicU64,
@@ -133,11 +139,14 @@ impl PoolInner {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Takes browser `id` out of the idle queue, if it is there.
-    pub(crate) fn take_idle(&self, id: u64) -> Option<Instance> {
+    /// Takes the idle slots of browser `id` out of the idle queue.
+    pub(crate) fn take_idle(&self, id: u64) -> Vec<Instance> {
         let mut state = self.lock();
-        let at = state.idle.iter().position(|i| i.id == id)?;
-        state.idle.remove(at)
+        let (of_id, others): (VecDeque<_>, _) = std::mem::take(&mut state.idle)
+            .into_iter()
+            .partition(|i| i.id == id);
+        state.idle = others;
+        of_id.into()
     }
 
     /// Moves a browser from leased to busy, ahead of its recycling.
@@ -179,6 +188,40 @@ impl PoolInner {
         }
     }
 
+    /// A new slot, prepared: in a started browser with room for it (see
+    /// [`BrowserPoolConfig::leases_per_browser`]), or in a new browser.
+    pub(super) async fn start_slot(self: &Arc<Self>) -> Result<Instance> {
+        let Some(mut slot) = self.open_room() else {
+            return self.start_instance().await;
+        };
+        match slot.prepare().await {
+            Ok(()) => {
+                tracing::debug!(
+                    pool = self.id,
+                    browser = slot.id,
+                    slots = slot.slots(),
+                    "slot opened"
+                );
+                Ok(slot)
+            }
+            Err(e) => {
+                self.retire(slot, RetireReason::Unhealthy);
+                Err(e)
+            }
+        }
+    }
+
+    /// An unprepared slot in the first started browser with room for one.
+    fn open_room(&self) -> Option<Instance> {
+        let max = self.config.leases_per_browser;
+        if max <= 1 {
+            return None;
+        }
+        let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
+        rooms.retain(|r| !r.ended());
+        rooms.iter().find_map(|r| r.open(max))
+    }
+
     /// Launches or connects one browser and prepares its first context.
     pub(super) async fn start_instance(&self) -> Result<Instance> {
         let id = self.next_browser.fetch_add(1, Ordering::Relaxed);
@@ -212,12 +255,12 @@ impl PoolInner {
             instance.shut_down(CLOSE_GRACE).await;
             return Err(e);
         }
-        instance.alive = Some(AliveToken::new(&self.alive));
+        let _ = instance.core.alive.set(AliveToken::new(&self.alive));
         let gauge = match instance.pid() {
             Some(pid) => Gauge::Process(pid),
             None => Gauge::Remote {
                 browser: instance.browser.clone(),
-                contexts: instance.contexts.clone(),
+                contexts: instance.core.contexts.clone(),
             },
         };
         // Under a budget a new browser counts from its start, not from the
@@ -231,31 +274,50 @@ impl PoolInner {
             }
             _ => 0,
         };
-        let memory = self.config.memory.as_ref();
+        let memory = self.browser_memory.as_ref();
         self.members
             .add(id, gauge, instance.gone_sender(), memory, first);
         self.recorder.launched.incr();
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(instance.room());
         tracing::debug!(pool = self.id, browser = id, pid = ?instance.pid(), "browser started");
         Ok(instance)
     }
 
-    /// Shuts a browser down in the background and frees its slot.
+    /// Shuts a slot down in the background, and its browser with it unless
+    /// the reason is the slot's own (idleness) and other slots remain: then
+    /// the browser is marked retiring, and its other slots follow as they
+    /// come by. A browser's retirement is counted once.
     pub(crate) fn retire(self: &Arc<Self>, instance: Instance, reason: RetireReason) {
-        self.members.remove(instance.id);
-        self.recorder.retired(reason);
+        let browser_wide = reason != RetireReason::IdleTimeout || instance.slots() == 1;
+        if browser_wide && instance.drain(reason) {
+            self.recorder.retired(reason);
+        }
+        // The last slot leaves the memory watch now, as a lone browser
+        // always did; a shared browser leaves it once its last slot ends.
+        let last = instance.slots() == 1;
+        if last {
+            self.members.remove(instance.id);
+        }
         tracing::debug!(
             pool = self.id,
             browser = instance.id,
             ?reason,
-            "retiring browser"
+            last,
+            "retiring a slot"
         );
         if !matches!(reason, RetireReason::Closed) {
             self.lock().owe_replacement();
         }
         let inner = self.clone();
         self.runtime.spawn(async move {
-            // The instance's AliveToken drops at the end of shut_down.
-            instance.shut_down(CLOSE_GRACE).await;
+            let id = instance.id;
+            // The browser's AliveToken drops when its last slot shuts down.
+            if instance.shut_down(CLOSE_GRACE).await && !last {
+                inner.members.remove(id);
+            }
             inner.changed.notify_one();
             inner.maintain.notify_one();
         });
@@ -271,13 +333,15 @@ impl PoolInner {
     ) {
         // lease_ended() counted this browser busy; the guard uncounts it.
         let slot = SlotGuard::new(&self, Slot::Busy);
-        instance.uses += 1;
+        let uses = instance.count_use();
         instance.last_used = Instant::now();
         let reason = if self.closed.load(Ordering::SeqCst) {
             Some(RetireReason::Closed)
         } else if let Some(reason) = death_reason(&instance) {
             Some(reason)
-        } else if self.config.max_uses.is_some_and(|max| instance.uses >= max) {
+        } else if let Some(reason) = instance.draining() {
+            Some(reason)
+        } else if self.config.max_uses.is_some_and(|max| uses >= max) {
             Some(RetireReason::MaxUses)
         } else if self.config.retention.expired(instance.created) {
             Some(RetireReason::Lifetime)
@@ -299,13 +363,11 @@ impl PoolInner {
                 Err(e) => {
                     tracing::warn!(browser = instance.id, error = %e, "browser failed to recycle");
                     instance.mark_dead(&e.to_string());
-                    Some(
-                        if instance.death().is_some() && instance.process.is_some() {
-                            RetireReason::Crashed
-                        } else {
-                            RetireReason::Unhealthy
-                        },
-                    )
+                    Some(if instance.death().is_some() && instance.launched() {
+                        RetireReason::Crashed
+                    } else {
+                        RetireReason::Unhealthy
+                    })
                 }
             },
         };

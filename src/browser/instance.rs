@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,7 @@ use tokio::task::JoinHandle;
 use super::isolation::Isolation;
 use super::process::LocalProcess;
 use super::sandbox::Sandbox;
+use super::stats::RetireReason;
 use super::watch::{cdp_error, guarded, mark_gone, AliveToken, EVICTED};
 use crate::error::{Error, Result};
 use crate::retention::Stamps;
@@ -55,30 +57,98 @@ impl Prepared {
     }
 }
 
-/// One browser of the pool: the CDP client, the task polling its handler, the
-/// process when the pool launched it, and its bookkeeping.
+/// One browser: the CDP client, the task polling its handler, the process
+/// when the pool launched it, and what every lease slot in it shares. It
+/// ends when its last slot does ([`Instance::shut_down`]).
+#[derive(Debug)]
+pub(crate) struct Core {
+    handler: JoinHandle<()>,
+    process: Option<LocalProcess>,
+    /// Fires `dead`: from the process watcher, a failed probe, or the pool.
+    dead_tx: Arc<watch::Sender<Option<String>>>,
+    /// Every context of the pool's in this browser (one per slot).
+    pub(crate) contexts: OwnContexts,
+    /// Leases served by every slot together.
+    uses: AtomicU32,
+    /// Why the browser is being retired, once a slot of it was: its other
+    /// slots follow as they come by, instead of serving another lease.
+    draining: std::sync::OnceLock<RetireReason>,
+    /// Set by the pool once the browser is started; counts it alive until dropped.
+    pub(crate) alive: std::sync::OnceLock<AliveToken>,
+}
+
+/// A browser's room for more slots: the pool keeps one per browser it
+/// started, and opens a slot in it while the browser lives, is not being
+/// retired, and has fewer than `leases_per_browser` slots.
+#[derive(Debug)]
+pub(crate) struct Room {
+    id: u64,
+    endpoint: String,
+    browser: std::sync::Weak<Browser>,
+    core: std::sync::Weak<Core>,
+    dead: watch::Receiver<Option<String>>,
+    created: Instant,
+    cdp_timeout: Duration,
+}
+
+impl Room {
+    /// Whether the browser is gone for good: closed, or its last slot ended.
+    pub(crate) fn ended(&self) -> bool {
+        self.core.strong_count() == 0
+    }
+
+    /// A new, unprepared slot in the browser, if it has room under `max`
+    /// slots and is neither dead nor being retired.
+    pub(crate) fn open(&self, max: usize) -> Option<Instance> {
+        let core = self.core.upgrade()?;
+        let browser = self.browser.upgrade()?;
+        // `core` itself counts one: the slots open are one fewer.
+        if Arc::strong_count(&core) > max
+            || core.draining.get().is_some()
+            || self.dead.borrow().is_some()
+        {
+            return None;
+        }
+        let now = Instant::now();
+        Some(Instance {
+            id: self.id,
+            endpoint: self.endpoint.clone(),
+            browser,
+            core,
+            dead: self.dead.clone(),
+            created: self.created,
+            last_used: now,
+            last_checked: now,
+            prepared: None,
+            cdp_timeout: self.cdp_timeout,
+        })
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        self.handler.abort();
+    }
+}
+
+/// One lease slot of the pool: a browser (shared with the browser's other
+/// slots, when `leases_per_browser` is above 1) and the context and page
+/// this slot hands to its leases. The fields copied from the browser are
+/// the same in every slot of it.
 #[derive(Debug)]
 pub(crate) struct Instance {
     pub(crate) id: u64,
     pub(crate) endpoint: String,
     pub(crate) browser: Arc<Browser>,
-    handler: JoinHandle<()>,
-    pub(crate) process: Option<LocalProcess>,
+    pub(crate) core: Arc<Core>,
     /// Becomes `Some(how)` when the browser is gone: process exit, lost
     /// connection, or eviction by the pool (then it starts with [`EVICTED`]).
     pub(crate) dead: watch::Receiver<Option<String>>,
-    /// Fires `dead`: from the process watcher, a failed probe, or the pool.
-    dead_tx: Arc<watch::Sender<Option<String>>>,
     pub(crate) created: Instant,
     pub(crate) last_used: Instant,
     pub(crate) last_checked: Instant,
-    pub(crate) uses: u32,
     pub(crate) prepared: Option<Prepared>,
-    /// Every context of the pool's in this browser (the prepared or leased one).
-    pub(crate) contexts: OwnContexts,
     pub(crate) cdp_timeout: Duration,
-    /// Set by the pool once the browser is started; counts it alive until dropped.
-    pub(crate) alive: Option<AliveToken>,
 }
 
 impl Instance {
@@ -170,23 +240,66 @@ impl Instance {
             }
         });
         let now = Instant::now();
+        let core = Core {
+            handler,
+            process,
+            dead_tx,
+            contexts: OwnContexts::default(),
+            uses: AtomicU32::new(0),
+            draining: std::sync::OnceLock::new(),
+            alive: std::sync::OnceLock::new(),
+        };
         Ok(Instance {
             id,
             endpoint: url,
             browser: Arc::new(browser),
-            handler,
-            process,
+            core: Arc::new(core),
             dead,
-            dead_tx,
             created: now,
             last_used: now,
             last_checked: now,
-            uses: 0,
             prepared: None,
-            contexts: OwnContexts::default(),
             cdp_timeout,
-            alive: None,
         })
+    }
+
+    /// What opens more slots in this browser, without keeping it alive.
+    pub(crate) fn room(&self) -> Room {
+        Room {
+            id: self.id,
+            endpoint: self.endpoint.clone(),
+            browser: Arc::downgrade(&self.browser),
+            core: Arc::downgrade(&self.core),
+            dead: self.dead.clone(),
+            created: self.created,
+            cdp_timeout: self.cdp_timeout,
+        }
+    }
+
+    /// How many leases the browser served, in every slot of it.
+    pub(crate) fn uses(&self) -> u32 {
+        self.core.uses.load(Ordering::Relaxed)
+    }
+
+    /// Counts one lease served; returns the browser's count with it.
+    pub(crate) fn count_use(&self) -> u32 {
+        self.core.uses.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Why the browser is being retired, if a slot of it was.
+    pub(crate) fn draining(&self) -> Option<RetireReason> {
+        self.core.draining.get().copied()
+    }
+
+    /// Marks the browser retiring for `reason`; its other slots follow.
+    /// Returns whether this call started it (the first reason wins).
+    pub(crate) fn drain(&self, reason: RetireReason) -> bool {
+        self.core.draining.set(reason).is_ok()
+    }
+
+    /// How many slots the browser has open, this one included.
+    pub(crate) fn slots(&self) -> usize {
+        Arc::strong_count(&self.core)
     }
 
     /// The moments its retention is judged by.
@@ -200,7 +313,12 @@ impl Instance {
 
     /// The process id, for a launched browser.
     pub(crate) fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(|p| p.pid)
+        self.core.process.as_ref().map(|p| p.pid)
+    }
+
+    /// Whether the pool launched this browser (and so owns its process).
+    pub(crate) fn launched(&self) -> bool {
+        self.core.process.is_some()
     }
 
     /// Why the browser is gone, if it is.
@@ -239,7 +357,7 @@ impl Instance {
                 browser.create_browser_context(CreateBrowserContextParams::default()),
             )
             .await?;
-        own_contexts(&self.contexts).push(context.clone());
+        own_contexts(&self.core.contexts).push(context.clone());
         let params = CreateTargetParams::builder()
             .url("about:blank")
             .browser_context_id(context.clone())
@@ -268,7 +386,7 @@ impl Instance {
     /// on it), and disposing is what gives its memory back: then the call
     /// goes out with only the deadline, not the death watch.
     pub(crate) async fn dispose_context(&self, context: BrowserContextId) -> Result<()> {
-        own_contexts(&self.contexts).retain(|c| *c != context);
+        own_contexts(&self.core.contexts).retain(|c| *c != context);
         let browser = self.browser.clone();
         let dispose = browser.execute(DisposeBrowserContextParams::new(context));
         // An evicted browser's death watch has fired; a watch of its own,
@@ -294,7 +412,7 @@ impl Instance {
     /// A connected browser the pool can still talk to: its contexts must be
     /// disposed on retirement, since nobody kills its process.
     pub(crate) fn foreign_and_reachable(&self) -> bool {
-        self.process.is_none() && (self.death().is_none() || self.evicted())
+        self.core.process.is_none() && (self.death().is_none() || self.evicted())
     }
 
     /// A cheap liveness probe: `Browser.getVersion` within `timeout`.
@@ -319,12 +437,12 @@ impl Instance {
     /// Marks the browser gone (the first reason wins); every call through it
     /// fails from now on.
     pub(crate) fn mark_dead(&self, why: &str) {
-        mark_gone(&self.dead_tx, why);
+        mark_gone(&self.core.dead_tx, why);
     }
 
     /// The sender that marks this browser gone, for the memory sampler.
     pub(crate) fn gone_sender(&self) -> Arc<watch::Sender<Option<String>>> {
-        self.dead_tx.clone()
+        self.core.dead_tx.clone()
     }
 
     /// Whether the pool evicted it (rather than it crashing).
@@ -332,40 +450,44 @@ impl Instance {
         self.death().is_some_and(|d| d.starts_with(EVICTED))
     }
 
-    /// Ends the browser. A launched one gets `Browser.close`, then SIGKILL after
-    /// `grace`, is reaped, and its leftover processes and profile are removed. A
-    /// connected one only loses the context this pool prepared in it: the pool
-    /// does not own it.
-    pub(crate) async fn shut_down(mut self, grace: Duration) {
+    /// Ends this slot, and with the browser's last slot the browser: a
+    /// launched one gets `Browser.close`, then SIGKILL after `grace`, is
+    /// reaped, and its leftover processes and profile are removed. A
+    /// browser that lives on (other slots, or a connected one the pool does
+    /// not own) only loses this slot's context. Returns whether the browser
+    /// ended.
+    pub(crate) async fn shut_down(mut self, grace: Duration) -> bool {
         if let Some(prepared) = self.prepared.take() {
-            if self.foreign_and_reachable() {
+            let siblings = self.slots() > 1 && self.death().is_none();
+            if siblings || self.foreign_and_reachable() {
                 let _ = self.dispose_context(prepared.context).await;
             }
         }
-        if let Some(mut process) = self.process.take() {
+        let Instance { core, browser, .. } = self;
+        // Exactly one of concurrent callers gets the core: the last slot.
+        let Some(mut core) = Arc::into_inner(core) else {
+            return false;
+        };
+        if let Some(mut process) = core.process.take() {
             if process.exit_status().is_none() {
-                let browser = self.browser.clone();
                 let _ = tokio::time::timeout(grace, browser.execute(CloseParams::default())).await;
             }
             process.terminate(grace).await;
         }
-        self.handler.abort();
+        core.handler.abort();
+        true
     }
 }
 
 impl Instance {
     /// The broken shutdown of the leftover check's negative control: see
-    /// [`LocalProcess::abandon_for_control`]. `None` for a connected browser.
-    pub(crate) fn abandon_for_control(mut self) -> Option<(String, PathBuf)> {
-        let process = self.process.take()?;
-        self.handler.abort();
+    /// [`LocalProcess::abandon_for_control`]. `None` for a connected browser
+    /// or one whose other slots are still open.
+    pub(crate) fn abandon_for_control(self) -> Option<(String, PathBuf)> {
+        let mut core = Arc::into_inner(self.core)?;
+        let process = core.process.take()?;
+        core.handler.abort();
         Some(process.abandon_for_control())
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.handler.abort();
     }
 }
 

@@ -120,7 +120,7 @@ impl Lease {
 
     /// How many leases this browser served before this one.
     pub fn previous_uses(&self) -> u32 {
-        self.instance().uses
+        self.instance().uses()
     }
 
     /// The isolation this lease was given.

@@ -46,7 +46,7 @@ impl PoolInner {
             let mut idle_count = state.idle.len();
             // Oldest first: the front of the queue has waited longest.
             while let Some(instance) = state.idle.pop_front() {
-                if instance.death().is_some() {
+                if instance.death().is_some() || instance.draining().is_some() {
                     idle_count -= 1;
                     dead.push(instance);
                 } else {
@@ -74,7 +74,9 @@ impl PoolInner {
             (dead, expired, to_probe)
         };
         for instance in dead {
-            let reason = death_reason(&instance).unwrap_or(RetireReason::Crashed);
+            let reason = death_reason(&instance)
+                .or(instance.draining())
+                .unwrap_or(RetireReason::Crashed);
             self.retire(instance, reason);
         }
         for (instance, reason) in expired {
@@ -127,7 +129,7 @@ impl PoolInner {
                 state.count(Slot::Starting);
                 SlotGuard::new(self, Slot::Starting)
             };
-            let started = self.start_instance().await;
+            let started = self.start_slot().await;
             let mut state = self.lock();
             match started {
                 Ok(instance) => {
@@ -168,7 +170,7 @@ impl PoolInner {
             }
             let at = inner.started.elapsed();
             for id in inner.members.judge(measured, &policy, &inner.recorder, at) {
-                if let Some(instance) = inner.take_idle(id) {
+                for instance in inner.take_idle(id) {
                     inner.retire(instance, RetireReason::Memory);
                 }
             }

@@ -68,6 +68,8 @@ impl BrowserPool {
             BrowserSource::Launch { executable } => Some(locate_chromium(executable.as_deref())?),
             BrowserSource::Connect { .. } => None,
         };
+        let browser_memory =
+            (config.memory.as_ref()).map(|m| m.for_leases(config.leases_per_browser));
         let inner = Arc::new(PoolInner {
             permits: Arc::new(Semaphore::new(config.max_size)),
             config,
@@ -79,6 +81,8 @@ impl BrowserPool {
             alive: Arc::new(Alive::default()),
             recorder: BrowserRecorder::default(),
             members: Default::default(),
+            browser_memory,
+            rooms: Mutex::new(Vec::new()),
             started: Instant::now(),
             next_browser: AtomicU64::new(1),
             next_lease: AtomicU64::new(1),
@@ -88,18 +92,30 @@ impl BrowserPool {
         });
         let pool = BrowserPool { inner };
         let warm_up = pool.inner.config.warm_up;
-        let started = futures::future::join_all((0..warm_up).map(|_| async {
-            let slot = pool.inner.reserve(Slot::Starting);
-            (slot, pool.inner.start_instance().await)
-        }))
-        .await;
+        // The browsers first, all at once, then the other slots in them.
+        let browsers = warm_up.div_ceil(pool.inner.config.leases_per_browser);
         let mut first_error = None;
-        for (slot, result) in started {
-            match result {
-                Ok(instance) => slot.into_idle(instance),
-                Err(e) => {
-                    drop(slot);
-                    first_error.get_or_insert(e);
+        for (n, launch) in [(browsers, true), (warm_up - browsers, false)] {
+            if first_error.is_some() {
+                break;
+            }
+            let started = futures::future::join_all((0..n).map(|_| async {
+                let slot = pool.inner.reserve(Slot::Starting);
+                let started = if launch {
+                    pool.inner.start_instance().await
+                } else {
+                    pool.inner.start_slot().await
+                };
+                (slot, started)
+            }))
+            .await;
+            for (slot, result) in started {
+                match result {
+                    Ok(instance) => slot.into_idle(instance),
+                    Err(e) => {
+                        drop(slot);
+                        first_error.get_or_insert(e);
+                    }
                 }
             }
         }
@@ -114,7 +130,7 @@ impl BrowserPool {
             .maintainer
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(handle);
-        if let Some(policy) = pool.inner.config.memory.clone() {
+        if let Some(policy) = pool.inner.browser_memory.clone() {
             // Ends by itself when the pool is dropped or closed.
             drop(tokio::spawn(PoolInner::memory_loop(weak, policy)));
         }
@@ -195,6 +211,15 @@ impl BrowserPool {
                     // An idle browser is kept whatever its idleness here: a
                     // waiting caller wants it, and min_idle is maintenance's.
                     let decision = retention.decide(instance.stamps(), false);
+                    // A slot of a browser retiring, or used up by its other
+                    // slots' leases, follows it out instead of serving.
+                    let used_up = (inner.config.max_uses)
+                        .is_some_and(|max| instance.uses() >= max)
+                        .then_some(RetireReason::MaxUses);
+                    if let Some(reason) = instance.draining().or(used_up) {
+                        inner.retire(instance, reason);
+                        continue;
+                    }
                     let healthy = match (instance.death(), decision) {
                         (Some(_), _) | (None, Decision::Expired) => false,
                         (None, Decision::Probe) => {
@@ -215,13 +240,11 @@ impl BrowserPool {
                     }
                     instance
                 }
-                Next::Launch => {
-                    match tokio::time::timeout_at(deadline, inner.start_instance()).await {
-                        Ok(Ok(instance)) => instance,
-                        Ok(Err(e)) => return Err(e),
-                        Err(_) => return Err(inner.acquire_timeout(started)),
-                    }
-                }
+                Next::Launch => match tokio::time::timeout_at(deadline, inner.start_slot()).await {
+                    Ok(Ok(instance)) => instance,
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(inner.acquire_timeout(started)),
+                },
                 Next::Wait => {
                     if tokio::time::timeout_at(deadline, notified).await.is_err() {
                         return Err(inner.acquire_timeout(started));

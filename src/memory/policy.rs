@@ -70,6 +70,31 @@ impl Default for MemoryPolicy {
 }
 
 impl MemoryPolicy {
+    /// The limits of one browser serving `leases` leases at once: each
+    /// per-browser limit (soft, hard, hysteresis, and their V8 forms) times
+    /// `leases`, since every lease brings a page, and often a renderer, of
+    /// its own. The sampling and the pool's budget stay as they are.
+    ///
+    /// ```
+    /// use tidepool::memory::MemoryPolicy;
+    ///
+    /// let one = MemoryPolicy::default();
+    /// let four = one.for_leases(4);
+    /// assert_eq!(four.hard_limit_bytes, 4 * one.hard_limit_bytes);
+    /// assert_eq!(four.pool_budget_bytes, one.pool_budget_bytes);
+    /// ```
+    pub fn for_leases(&self, leases: usize) -> MemoryPolicy {
+        let n = leases.max(1) as u64;
+        MemoryPolicy {
+            soft_limit_bytes: self.soft_limit_bytes.saturating_mul(n),
+            hard_limit_bytes: self.hard_limit_bytes.saturating_mul(n),
+            hysteresis_bytes: self.hysteresis_bytes.saturating_mul(n),
+            v8_soft_limit_bytes: self.v8_soft_limit_bytes.saturating_mul(n),
+            v8_hard_limit_bytes: self.v8_hard_limit_bytes.saturating_mul(n),
+            ..self.clone()
+        }
+    }
+
     /// Checks every field; the error names the field.
     pub fn validate(&self) -> Result<()> {
         let field = |name: &str, problem: String| {

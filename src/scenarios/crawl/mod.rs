@@ -281,7 +281,7 @@ fn summarise(
         }
     }
     s.note(format!(
-        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. none/wipe/context: a lease per page from a pool of {WORKERS} with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close"
+        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser, with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close"
     ));
     Ok(s)
 }
@@ -377,6 +377,9 @@ async fn pool_round(
         max_size: WORKERS,
         min_idle: WORKERS,
         warm_up: WORKERS,
+        // One browser for every worker, as the floor: each further browser
+        // costs its own browser process, GPU process and network service.
+        leases_per_browser: WORKERS,
         isolation,
         max_uses: (variant == Variant::LaunchPerLease).then_some(1),
         ..BrowserPoolConfig::default()
