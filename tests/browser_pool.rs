@@ -600,3 +600,38 @@ async fn max_uses_counts_the_leases_of_every_slot_and_retires_the_browser_once()
     pool.close().await;
     resources.assert_clean().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_pages_are_hidden_and_the_default_pages_are_visible() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    for hidden_pages in [false, true] {
+        let pool = BrowserPool::new(BrowserPoolConfig {
+            hidden_pages,
+            ..shared_pool(2, 2)
+        })
+        .await
+        .unwrap();
+        let want = if hidden_pages { "hidden" } else { "visible" };
+        let lease = pool.acquire().await.unwrap();
+        lease.goto(&server.url("/page/1")).await.unwrap();
+        let seen: String = lease.evaluate("document.visibilityState").await.unwrap();
+        assert_eq!(seen, want, "hidden_pages {hidden_pages}: the lease's page");
+        let other = lease.new_page(&server.url("/page/2")).await.unwrap();
+        let seen: String = lease
+            .call(
+                "reading visibility",
+                other.evaluate("document.visibilityState"),
+            )
+            .await
+            .unwrap()
+            .into_value()
+            .unwrap();
+        assert_eq!(seen, want, "hidden_pages {hidden_pages}: a page it opened");
+        drop(lease);
+        pool.close().await;
+    }
+    server.shutdown().await;
+    resources.assert_clean().await;
+}

@@ -251,6 +251,7 @@ impl PoolInner {
                 ))
             }
         };
+        instance.hidden_pages = c.hidden_pages;
         if let Err(e) = instance.prepare().await {
             instance.shut_down(CLOSE_GRACE).await;
             return Err(e);

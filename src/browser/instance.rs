@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::browser::{BrowserContextId, CloseParams};
 use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams,
+    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams, WindowState,
 };
 use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::{Browser, Page};
@@ -89,6 +89,7 @@ pub(crate) struct Room {
     dead: watch::Receiver<Option<String>>,
     created: Instant,
     cdp_timeout: Duration,
+    hidden_pages: bool,
 }
 
 impl Room {
@@ -121,6 +122,7 @@ impl Room {
             last_checked: now,
             prepared: None,
             cdp_timeout: self.cdp_timeout,
+            hidden_pages: self.hidden_pages,
         })
     }
 }
@@ -149,6 +151,9 @@ pub(crate) struct Instance {
     pub(crate) last_checked: Instant,
     pub(crate) prepared: Option<Prepared>,
     pub(crate) cdp_timeout: Duration,
+    /// Pages are opened in minimized windows: see
+    /// [`BrowserPoolConfig::hidden_pages`](super::BrowserPoolConfig::hidden_pages).
+    pub(crate) hidden_pages: bool,
 }
 
 impl Instance {
@@ -260,6 +265,7 @@ impl Instance {
             last_checked: now,
             prepared: None,
             cdp_timeout,
+            hidden_pages: false,
         })
     }
 
@@ -273,6 +279,7 @@ impl Instance {
             dead: self.dead.clone(),
             created: self.created,
             cdp_timeout: self.cdp_timeout,
+            hidden_pages: self.hidden_pages,
         }
     }
 
@@ -358,9 +365,7 @@ impl Instance {
             )
             .await?;
         own_contexts(&self.core.contexts).push(context.clone());
-        let params = CreateTargetParams::builder()
-            .url("about:blank")
-            .browser_context_id(context.clone())
+        let params = page_params("about:blank", &context, self.hidden_pages)
             .build()
             .map_err(|e| Error::Cdp {
                 browser: self.id,
@@ -488,6 +493,23 @@ impl Instance {
         let process = core.process.take()?;
         core.handler.abort();
         Some(process.abandon_for_control())
+    }
+}
+
+/// `Target.createTarget` for a page in `context`: in a minimized window of
+/// its own when `hidden`, where Chromium paints nothing.
+pub(crate) fn page_params(
+    url: &str,
+    context: &BrowserContextId,
+    hidden: bool,
+) -> chromiumoxide::cdp::browser_protocol::target::CreateTargetParamsBuilder {
+    let params = CreateTargetParams::builder()
+        .url(url)
+        .browser_context_id(context.clone());
+    if hidden {
+        params.new_window(true).window_state(WindowState::Minimized)
+    } else {
+        params
     }
 }
 

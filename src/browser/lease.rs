@@ -2,7 +2,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
-use chromiumoxide::cdp::browser_protocol::target::{CreateTargetParams, TargetId};
+use chromiumoxide::cdp::browser_protocol::target::TargetId;
 use chromiumoxide::cdp::js_protocol::runtime::GetHeapUsageParams;
 use chromiumoxide::{Browser, Page};
 use serde::de::DeserializeOwned;
@@ -10,7 +10,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::inner::PoolInner;
-use super::instance::Instance;
+use super::instance::{page_params, Instance};
 use super::isolation::Isolation;
 use super::watch::guarded;
 use crate::error::{Error, Result};
@@ -171,9 +171,7 @@ impl Lease {
 
     /// Opens another page in the lease's context.
     pub async fn new_page(&self, url: &str) -> Result<Page> {
-        let params = CreateTargetParams::builder()
-            .url(url)
-            .browser_context_id(self.context_id().clone())
+        let params = page_params(url, self.context_id(), self.instance().hidden_pages)
             .build()
             .map_err(|e| Error::Cdp {
                 browser: self.browser_id(),

@@ -2,7 +2,8 @@
 //! as the pool launches its own, a few pages opened up front and reused,
 //! and per page only `Page.navigate`, the wait for its load event, and one
 //! `Runtime.evaluate`. No isolation between pages, no domains enabled but
-//! `Page` (for the load event), no event parsed beyond its name. Whatever
+//! `Page` (for the load event), no event parsed beyond its name, and no
+//! painting: each page lives in a minimized window of its own. Whatever
 //! tidepool spends above this is its own cost.
 
 use std::collections::HashMap;
@@ -203,11 +204,18 @@ impl Floor {
         self.process.pid
     }
 
-    /// Opens a blank page, attaches to it, and enables its `Page` domain.
+    /// Opens a blank page in a minimized window, attaches to it, and
+    /// enables its `Page` domain.
     pub(super) async fn open_page(&self) -> Result<FloorPage> {
         let c = &self.connection;
+        // A window of its own, minimized: no page is painted. Tabs of one
+        // window would leave one of them painted, the one in front.
         let target = c
-            .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
+            .call(
+                None,
+                "Target.createTarget",
+                json!({ "url": "about:blank", "newWindow": true, "windowState": "minimized" }),
+            )
             .await?;
         let target_id = target["targetId"].clone();
         let attached = c

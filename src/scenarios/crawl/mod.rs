@@ -2,7 +2,8 @@
 //! a raw CDP client can do, on the same fixture pages, in alternating rounds.
 //!
 //! Every side does the same work per page (navigate, wait for the load, one
-//! evaluation of the title, checked) with [`WORKERS`] concurrent workers, and
+//! evaluation of the title, checked, and no painting: every page is in a
+//! minimized window) with [`WORKERS`] concurrent workers, and
 //! each side's wall clock holds its own start-up: the floor's launch and
 //! page opening, the pool's warm-up. Machine CPU per page is reported with
 //! each side's pages per second, and split by process kind, because on a
@@ -281,7 +282,7 @@ fn summarise(
         }
     }
     s.note(format!(
-        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser, with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close"
+        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). no side paints: every page is in a minimized window. floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser (leases_per_browser {WORKERS}, hidden_pages), with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close"
     ));
     Ok(s)
 }
@@ -380,6 +381,8 @@ async fn pool_round(
         // One browser for every worker, as the floor: each further browser
         // costs its own browser process, GPU process and network service.
         leases_per_browser: WORKERS,
+        // The floor paints nothing; neither do the pool's pages.
+        hidden_pages: true,
         isolation,
         max_uses: (variant == Variant::LaunchPerLease).then_some(1),
         ..BrowserPoolConfig::default()
