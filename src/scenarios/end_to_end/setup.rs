@@ -190,6 +190,10 @@ impl Warm {
             min_idle: concurrency,
             max_size: concurrency,
             warm_up: concurrency,
+            // One browser for all workers: each further browser costs its
+            // own browser process, GPU process and network service (the
+            // crawl suite measures it).
+            leases_per_browser: concurrency,
             max_uses: (variant == Variant::SingleUseBrowsers).then_some(1),
             ..BrowserPoolConfig::default()
         })
