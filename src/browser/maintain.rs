@@ -164,7 +164,10 @@ impl PoolInner {
             if inner.closed.load(Ordering::SeqCst) {
                 return;
             }
-            let measured = inner.members.measure(&policy).await;
+            let measured = inner
+                .members
+                .measure(&policy, inner.budget().is_some())
+                .await;
             if measured.is_empty() {
                 continue;
             }

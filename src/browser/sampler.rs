@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use super::instance::{own_contexts, OwnContexts};
 use super::stats::BrowserRecorder;
 use super::watch::{mark_gone, EVICTED};
-use crate::memory::{tree_memory, MemoryPolicy, SoftEvent, SoftLimitTracker};
+use crate::memory::{tree_memory, tree_rss_bytes, MemoryPolicy, SoftEvent, SoftLimitTracker};
 
 /// What the memory policy did, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,7 +40,9 @@ pub struct MemoryEvent {
     /// What happened.
     pub kind: MemoryEventKind,
     /// Its figure at the time, bytes: the PSS of its process tree, or for a
-    /// connected browser the V8 heaps of the pool's pages.
+    /// connected browser the V8 heaps of the pool's pages. A warning can
+    /// clear on the tree's summed RSS, an upper bound of its PSS read when
+    /// it is below the soft limit less the hysteresis anyway.
     pub bytes: u64,
     /// Since the pool started.
     pub at: Duration,
@@ -71,7 +73,20 @@ pub(crate) struct Member {
     pub(crate) gauge: Gauge,
     gone: Arc<watch::Sender<Option<String>>>,
     tracker: Option<SoftLimitTracker>,
+    /// The last exact figure (PSS, or V8 heaps): what is reported.
     pub(crate) last_bytes: u64,
+    /// Samples in a row taken as an RSS bound instead of an exact PSS.
+    bounded: usize,
+}
+
+/// One browser's figure of one sampling round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sample {
+    pub(crate) id: u64,
+    pub(crate) bytes: u64,
+    /// An exact PSS (or V8 heaps), or only an upper bound of the PSS: the
+    /// summed RSS, read instead when it is below every limit anyway.
+    pub(crate) exact: bool,
 }
 
 /// Launched browsers (measured when the pool has a memory policy), by pool
@@ -121,6 +136,7 @@ impl Members {
             gone,
             tracker,
             last_bytes: bytes,
+            bounded: 0,
         };
         self.lock().insert(id, member);
     }
@@ -154,35 +170,72 @@ impl Members {
 
 impl Members {
     /// Measures every browser once: the PSS of a launched browser's process
-    /// tree, the V8 heaps of the pool's pages in a connected one. Returns
-    /// (pool id, bytes) per browser that could be measured.
-    pub(crate) async fn measure(&self, policy: &MemoryPolicy) -> Vec<(u64, u64)> {
-        let gauges: Vec<(u64, Gauge)> = self
+    /// tree, the V8 heaps of the pool's pages in a connected one.
+    ///
+    /// Far below the limits, the PSS is not read: the tree's summed RSS,
+    /// an upper bound of it read at a fraction of the cost, already says
+    /// that every judgement comes out as the PSS would make it (under the
+    /// soft limit less its hysteresis: no warning, a warning cleared, no
+    /// eviction). An exact PSS is still read every `window` samples, so the
+    /// reported figures stay fresh, and always under a pool budget, which
+    /// adds the figures up. Returns one sample per browser measured.
+    pub(crate) async fn measure(&self, policy: &MemoryPolicy, budget: bool) -> Vec<Sample> {
+        let gauges: Vec<(u64, Gauge, bool)> = self
             .lock()
             .iter()
-            .map(|(id, m)| (*id, m.gauge.clone()))
+            .map(|(id, m)| {
+                (
+                    *id,
+                    m.gauge.clone(),
+                    budget || m.bounded + 1 >= policy.window,
+                )
+            })
             .collect();
         if gauges.is_empty() {
             return Vec::new();
         }
         let (local, remote): (Vec<_>, Vec<_>) = gauges
             .into_iter()
-            .partition(|(_, g)| matches!(g, Gauge::Process(_)));
+            .partition(|(_, g, _)| matches!(g, Gauge::Process(_)));
+        let bound_below = policy
+            .soft_limit_bytes
+            .saturating_sub(policy.hysteresis_bytes);
         // Reading smaps_rollup costs milliseconds per process: off the runtime.
         let local = tokio::task::spawn_blocking(move || {
             local
                 .into_iter()
-                .filter_map(|(id, g)| Some((id, tree_memory(g.pid()?).total_bytes)))
+                .filter_map(|(id, g, exact_due)| {
+                    let pid = g.pid()?;
+                    if !exact_due {
+                        let rss = tree_rss_bytes(pid);
+                        if rss > 0 && rss < bound_below {
+                            return Some(Sample {
+                                id,
+                                bytes: rss,
+                                exact: false,
+                            });
+                        }
+                    }
+                    Some(Sample {
+                        id,
+                        bytes: tree_memory(pid).total_bytes,
+                        exact: true,
+                    })
+                })
                 .collect::<Vec<_>>()
         });
         let interval = policy.sample_interval;
-        let remote = futures::future::join_all(remote.into_iter().map(|(id, g)| async move {
+        let remote = futures::future::join_all(remote.into_iter().map(|(id, g, _)| async move {
             let Gauge::Remote { browser, contexts } = g else {
                 return None;
             };
             // A browser too busy to answer within the interval skips a sample.
             let heap = tokio::time::timeout(interval, v8_heap(&browser, &contexts));
-            Some((id, heap.await.ok()??))
+            Some(Sample {
+                id,
+                bytes: heap.await.ok()??,
+                exact: true,
+            })
         }));
         let (local, remote) = futures::join!(local, remote);
         let Ok(local) = local else {
@@ -200,24 +253,28 @@ impl Members {
     /// maintenance loop's business.
     pub(crate) fn judge(
         &self,
-        measured: Vec<(u64, u64)>,
+        measured: Vec<Sample>,
         policy: &MemoryPolicy,
         recorder: &BrowserRecorder,
         at: Duration,
     ) -> Vec<u64> {
+        // The peak counts exact figures only: a browser read as a bound
+        // adds its last exact PSS.
         let local_total: u64 = {
             let members = self.lock();
             measured
                 .iter()
-                .filter(|(id, _)| members.get(id).is_some_and(|m| m.gauge.pid().is_some()))
-                .map(|(_, bytes)| bytes)
+                .filter_map(|s| {
+                    let m = members.get(&s.id).filter(|m| m.gauge.pid().is_some())?;
+                    Some(if s.exact { s.bytes } else { m.last_bytes })
+                })
                 .sum()
         };
         recorder.peak_total_pss.raise_to(local_total);
         let mut evict = Vec::new();
         let mut members = self.lock();
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        for (id, bytes) in measured {
+        for Sample { id, bytes, exact } in measured {
             let Some(m) = members.get_mut(&id) else {
                 continue;
             };
@@ -225,7 +282,12 @@ impl Members {
             if bytes == 0 && local {
                 continue; // the process has just gone; its death is handled elsewhere
             }
-            m.last_bytes = bytes;
+            if exact {
+                m.last_bytes = bytes;
+                m.bounded = 0;
+            } else {
+                m.bounded += 1;
+            }
             let (soft, hard, what) = if local {
                 (
                     policy.soft_limit_bytes,
@@ -335,4 +397,58 @@ async fn v8_heap(browser: &Browser, contexts: &OwnContexts) -> Option<u64> {
         .flatten()
         .collect();
     Some(by_isolate.values().sum())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watched(policy: &MemoryPolicy) -> Members {
+        let members = Members::default();
+        let (gone, _) = watch::channel(None);
+        let pid = std::process::id();
+        members.add(1, Gauge::Process(pid), Arc::new(gone), Some(policy), 0);
+        members
+    }
+
+    #[tokio::test]
+    async fn far_below_the_limits_the_rss_bound_stands_in_and_an_exact_pss_comes_every_window() {
+        let policy = MemoryPolicy {
+            window: 3,
+            ..MemoryPolicy::default()
+        };
+        let members = watched(&policy);
+        let recorder = BrowserRecorder::default();
+        let mut kinds = Vec::new();
+        for _ in 0..6 {
+            let round = members.measure(&policy, false).await;
+            kinds.push(round[0].exact);
+            let last = members.lock()[&1].last_bytes;
+            members.judge(round.clone(), &policy, &recorder, Duration::ZERO);
+            let now = members.lock()[&1].last_bytes;
+            if round[0].exact {
+                assert_eq!(now, round[0].bytes, "an exact figure is reported");
+            } else {
+                assert_eq!(now, last, "a bound is never reported as the figure");
+            }
+        }
+        assert_eq!(kinds, [false, false, true, false, false, true]);
+        // Under a budget every figure is exact: they are added up.
+        assert!(members.measure(&policy, true).await[0].exact);
+    }
+
+    #[tokio::test]
+    async fn near_the_soft_limit_every_sample_is_exact() {
+        let policy = MemoryPolicy {
+            // This test process is above it: the bound says nothing.
+            soft_limit_bytes: 1_000_000,
+            hard_limit_bytes: u64::MAX,
+            hysteresis_bytes: 0,
+            ..MemoryPolicy::default()
+        };
+        let members = watched(&policy);
+        for _ in 0..3 {
+            assert!(members.measure(&policy, false).await[0].exact);
+        }
+    }
 }

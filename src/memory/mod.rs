@@ -7,6 +7,6 @@ mod tree;
 
 pub use policy::{MemoryPolicy, SoftEvent, SoftLimitTracker};
 pub use tree::{
-    count_of_kind, kind_of, process_memory, process_tree, tree_memory, Measure, ProcessMemory,
-    TreeMemory,
+    count_of_kind, kind_of, process_memory, process_tree, tree_memory, tree_rss_bytes, Measure,
+    ProcessMemory, TreeMemory,
 };
