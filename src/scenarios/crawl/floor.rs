@@ -159,6 +159,24 @@ fn dispatch(value: Value, replies: &Replies, loads: &Loads) {
     }
 }
 
+/// Launches one browser as the pool launches its own: its flags, its
+/// sandbox choice, a tag of the floor's. Returns it with its endpoint.
+pub(super) async fn launch_browser(
+    executable: &std::path::Path,
+    tag: u64,
+) -> Result<(LocalProcess, String)> {
+    let flags: Vec<String> = DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect();
+    let tag = format!("{}floor-{tag}", own_tag_prefix());
+    LocalProcess::launch(
+        executable,
+        &flags,
+        Sandbox::Auto,
+        &tag,
+        Duration::from_secs(20),
+    )
+    .await
+}
+
 /// One page of the floor: its session and its load events.
 pub(super) struct FloorPage {
     session: String,
@@ -175,17 +193,14 @@ impl Floor {
     /// Launches one browser with the pool's flags and sandbox choice, and
     /// connects to it.
     pub(super) async fn launch(executable: &std::path::Path, tag: u64) -> Result<Floor> {
-        let flags: Vec<String> = DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect();
-        let tag = format!("{}floor-{tag}", own_tag_prefix());
-        let (process, endpoint) = LocalProcess::launch(
-            executable,
-            &flags,
-            Sandbox::Auto,
-            &tag,
-            Duration::from_secs(20),
-        )
-        .await?;
-        let connection = match Connection::open(&endpoint).await {
+        let (process, endpoint) = launch_browser(executable, tag).await?;
+        Floor::connect(process, &endpoint).await
+    }
+
+    /// Connects to `process`'s browser at `endpoint` (its own, or a relay's
+    /// in front of it); closing the floor ends the process.
+    pub(super) async fn connect(process: LocalProcess, endpoint: &str) -> Result<Floor> {
+        let connection = match Connection::open(endpoint).await {
             Ok(c) => c,
             Err(e) => {
                 let mut process = process;

@@ -19,14 +19,20 @@ use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 
 use super::end_to_end::string_value;
 use super::{Control, Scenario, ScenarioFuture};
-use crate::browser::{locate_chromium, BrowserPool, BrowserPoolConfig, Isolation, Lease};
+use crate::browser::{
+    locate_chromium, BrowserPool, BrowserPoolConfig, BrowserSource, Isolation, Lease,
+};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::summary::{FigureSpec, MetricSummary, ScenarioSpec};
 use crate::testkit::{
-    browser_cpu_by_kind, machine_cpu_ms, own_cpu_ms, unique_suffix, FixtureServer,
+    browser_cpu_by_kind, commands_sent, machine_cpu_ms, own_cpu_ms, unique_suffix, CdpRelay,
+    FixtureServer,
 };
 use floor::Floor;
+
+/// How long a browser of the census gets to close before it is killed.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// The figures of one side, named `{side}_...`.
 macro_rules! side_figures {
@@ -39,6 +45,8 @@ macro_rules! side_figures {
                 FigureSpec::ratio(concat!($side, "_client_cpu_ms_per_page")),
                 FigureSpec::ratio(concat!($side, "_browser_cpu_ms_per_page")),
                 FigureSpec::ratio(concat!($side, "_renderer_cpu_ms_per_page")),
+                FigureSpec::ratio(concat!($side, "_commands_per_page")),
+                FigureSpec::ratio(concat!($side, "_events_per_page")),
             )*
             FigureSpec::counter("pages").scales(),
             FigureSpec::counter("pages_not_right"),
@@ -90,6 +98,8 @@ const CONTROLS: &[Control] = &[
 const WORKERS: usize = 4;
 /// The fixture pages' size, KiB: an article page.
 const PAGE_KB: usize = 30;
+/// Pages each side crawls through a recording relay for the wire census.
+const CENSUS_PAGES: usize = 16;
 /// What each side evaluates on a loaded page.
 const EXPRESSION: &str = "document.title";
 
@@ -224,13 +234,113 @@ async fn measure(
             }
         }
     }
-    summarise(profile, n * rounds, &tallies)
+    let mut wire = BTreeMap::new();
+    if variant == Variant::Honest {
+        for side in SIDES {
+            let census_urls = &urls[..CENSUS_PAGES.min(urls.len())];
+            wire.insert(side.name(), census(&executable, census_urls, side).await?);
+        }
+    }
+    summarise(profile, n * rounds, &tallies, &wire)
+}
+
+/// One side's commands and events per page on the wire, untimed: its
+/// browser behind a recording relay, its start-up left out of the count
+/// and the pool's recycling of the last leases in. The pool connects to
+/// the browser (it does not launch it here) with its memory watch off, the
+/// one thing connect mode would add to the wire.
+async fn census(
+    executable: &std::path::Path,
+    urls: &[(String, String)],
+    side: Side,
+) -> Result<Wire> {
+    let (mut process, endpoint) = floor::launch_browser(executable, unique_suffix()).await?;
+    let relay = match CdpRelay::start(&endpoint).await {
+        Ok(relay) => relay,
+        Err(e) => {
+            process.terminate(CLOSE_GRACE).await;
+            return Err(e);
+        }
+    };
+    match side {
+        Side::Floor => {
+            let floor = Floor::connect(process, &relay.ws_url()).await?;
+            let opened =
+                futures::future::try_join_all((0..WORKERS).map(|_| floor.open_page())).await;
+            let result = match opened {
+                Ok(pages) => {
+                    let pages: Vec<_> = pages.into_iter().map(tokio::sync::Mutex::new).collect();
+                    relay.clear();
+                    let (floor_ref, pages_ref) = (&floor, &pages);
+                    let done = workers(urls, move |w, url| async move {
+                        let mut page = pages_ref[w].lock().await;
+                        floor_ref.visit(&mut page, url, EXPRESSION).await
+                    })
+                    .await;
+                    Ok(Wire::read(&relay, done.len()))
+                }
+                Err(e) => Err(e),
+            };
+            floor.close().await;
+            result
+        }
+        Side::Pool(isolation) => {
+            let result = async {
+                let pool = BrowserPool::new(BrowserPoolConfig {
+                    source: BrowserSource::Connect {
+                        endpoints: vec![relay.ws_url()],
+                    },
+                    memory: None,
+                    ..pool_config(isolation, Variant::Honest)
+                })
+                .await?;
+                relay.clear();
+                let pool_ref = &pool;
+                let done = workers(urls, move |_, url| async move {
+                    let lease = pool_ref.acquire().await?;
+                    visit(&lease, url).await
+                })
+                .await;
+                pool.wait_until_idle(WORKERS, Duration::from_secs(30)).await;
+                let wire = Wire::read(&relay, done.len());
+                pool.close().await;
+                Ok(wire)
+            }
+            .await;
+            process.terminate(CLOSE_GRACE).await;
+            result
+        }
+    }
+}
+
+/// What crossed the relay per page.
+#[derive(Debug, Clone, Copy)]
+struct Wire {
+    commands: f64,
+    events: f64,
+}
+
+impl Wire {
+    fn read(relay: &CdpRelay, pages: usize) -> Wire {
+        let frames = relay.frames();
+        let pages = pages.max(1) as f64;
+        let (commands, _) = commands_sent(&frames);
+        let events = frames
+            .iter()
+            .filter(|f| !f.to_browser && f.id.is_none())
+            .count();
+        Wire {
+            commands: commands as f64 / pages,
+            events: events as f64 / pages,
+        }
+    }
 }
 
 fn summarise(
     profile: RunProfile,
     pages: usize,
     tallies: &BTreeMap<&'static str, Tally>,
+    wire: &BTreeMap<&'static str, Wire>,
 ) -> Result<MetricSummary> {
     let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
     s.count("pages", pages as u64);
@@ -277,12 +387,16 @@ fn summarise(
                 rest.join(", ")
             }
         ));
+        if let Some(w) = wire.get(side) {
+            s.ratio(&format!("{side}_commands_per_page"), w.commands);
+            s.ratio(&format!("{side}_events_per_page"), w.events);
+        }
         for (error, count) in &t.errors {
             s.note(format!("{side}: {count} pages failed: {error}"));
         }
     }
     s.note(format!(
-        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). no side paints: every page is in a minimized window. floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser (leases_per_browser {WORKERS}, hidden_pages), with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close"
+        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). no side paints: every page is in a minimized window. floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser (leases_per_browser {WORKERS}, hidden_pages), with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close. commands and events per page: a separate, untimed crawl of {CENSUS_PAGES} pages per side through a recording relay, start-up left out"
     ));
     Ok(s)
 }
@@ -374,20 +488,7 @@ async fn pool_round(
     variant: Variant,
 ) -> Result<Round> {
     let clocks = Clocks::start();
-    let pool = BrowserPool::new(BrowserPoolConfig {
-        max_size: WORKERS,
-        min_idle: WORKERS,
-        warm_up: WORKERS,
-        // One browser for every worker, as the floor: each further browser
-        // costs its own browser process, GPU process and network service.
-        leases_per_browser: WORKERS,
-        // The floor paints nothing; neither do the pool's pages.
-        hidden_pages: true,
-        isolation,
-        max_uses: (variant == Variant::LaunchPerLease).then_some(1),
-        ..BrowserPoolConfig::default()
-    })
-    .await?;
+    let pool = BrowserPool::new(pool_config(isolation, variant)).await?;
     let shared = match variant {
         Variant::SharedLease => Some(pool.acquire().await?),
         _ => None,
@@ -407,6 +508,23 @@ async fn pool_round(
     drop(shared);
     pool.close().await;
     Ok(round)
+}
+
+/// A pool side's pool: as many slots as workers, in one browser.
+fn pool_config(isolation: Isolation, variant: Variant) -> BrowserPoolConfig {
+    BrowserPoolConfig {
+        max_size: WORKERS,
+        min_idle: WORKERS,
+        warm_up: WORKERS,
+        // One browser for every worker, as the floor: each further browser
+        // costs its own browser process, GPU process and network service.
+        leases_per_browser: WORKERS,
+        // The floor paints nothing; neither do the pool's pages.
+        hidden_pages: true,
+        isolation,
+        max_uses: (variant == Variant::LaunchPerLease).then_some(1),
+        ..BrowserPoolConfig::default()
+    }
 }
 
 /// One page on a lease: navigate, wait for the load, evaluate.
