@@ -47,7 +47,9 @@ impl BrowserHandle {
     }
 }
 
-/// Exclusive use of one pooled browser, inside an incognito context.
+/// Exclusive use of one pooled browser's context and page: of the whole
+/// browser by default, of one of its slots when the pool serves several
+/// leases per browser ([`BrowserPoolConfig::leases_per_browser`](super::BrowserPoolConfig::leases_per_browser)).
 ///
 /// Under the default [`Isolation::Context`], cookies, storage and cache of the
 /// lease live in a context of its own, disposed when the lease ends, so the

@@ -26,7 +26,9 @@ static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
 /// Browsers are launched locally or reached at remote `ws://` endpoints (see
 /// [`BrowserSource`]). The pool keeps `min_idle` idle browsers ready, never runs
 /// more than `max_size`, and retires browsers by idle time, lifetime, use count,
-/// failed health probes and crashes. An idle browser already holds the next
+/// failed health probes and crashes. With `leases_per_browser` above 1 these
+/// counts are of lease slots, several to a browser, each with its own context
+/// and page. An idle browser already holds the next
 /// lease's incognito context with a blank page, readied in the background after
 /// each release to the isolation that lease asked for ([`Isolation`](super::Isolation)),
 /// so [`acquire`](BrowserPool::acquire) hands out a page that is ready to

@@ -222,16 +222,20 @@ impl Floor {
     /// Opens a blank page in a minimized window, attaches to it, and
     /// enables its `Page` domain.
     pub(super) async fn open_page(&self) -> Result<FloorPage> {
+        self.open_page_in(None).await
+    }
+
+    /// [`open_page`](Self::open_page) in `context`, or the default one.
+    async fn open_page_in(&self, context: Option<&Value>) -> Result<FloorPage> {
         let c = &self.connection;
         // A window of its own, minimized: no page is painted. Tabs of one
         // window would leave one of them painted, the one in front.
-        let target = c
-            .call(
-                None,
-                "Target.createTarget",
-                json!({ "url": "about:blank", "newWindow": true, "windowState": "minimized" }),
-            )
-            .await?;
+        let mut params =
+            json!({ "url": "about:blank", "newWindow": true, "windowState": "minimized" });
+        if let Some(context) = context {
+            params["browserContextId"] = context.clone();
+        }
+        let target = c.call(None, "Target.createTarget", params).await?;
         let target_id = target["targetId"].clone();
         let attached = c
             .call(
@@ -253,6 +257,35 @@ impl Floor {
         lock(&c.loads).insert(session.clone(), tx);
         c.call(Some(&session), "Page.enable", json!({})).await?;
         Ok(FloorPage { session, loaded })
+    }
+
+    /// The floor of `Isolation::Context`: a fresh incognito context per
+    /// page, its page opened, attached and `Page` enabled, the visit, and
+    /// the context disposed (its page with it).
+    pub(super) async fn visit_in_fresh_context(
+        &self,
+        url: &str,
+        expression: &str,
+    ) -> Result<String> {
+        let c = &self.connection;
+        let created = c
+            .call(None, "Target.createBrowserContext", json!({}))
+            .await?;
+        let context = created["browserContextId"].clone();
+        let result = async {
+            let mut page = self.open_page_in(Some(&context)).await?;
+            let seen = self.visit(&mut page, url, expression).await;
+            lock(&c.loads).remove(&page.session);
+            seen
+        }
+        .await;
+        c.call(
+            None,
+            "Target.disposeBrowserContext",
+            json!({ "browserContextId": context }),
+        )
+        .await?;
+        result
     }
 
     /// Navigates `page` to `url`, waits for its load, and returns

@@ -58,7 +58,7 @@ pub(super) const SCENARIO: Scenario = Scenario {
     spec: ScenarioSpec {
         name: "crawl",
         description: "a crawl with each isolation mode (a fresh context, a wiped one, none) vs a raw-CDP floor client, alternating rounds on the same pages",
-        figures: side_figures!("floor", "none", "wipe", "context"),
+        figures: side_figures!("floor", "floor_context", "none", "wipe", "context"),
     },
     run: start,
     needs_browser: true,
@@ -83,7 +83,12 @@ const CONTROLS: &[Control] = &[
     Control {
         name: "launch_per_lease",
         what: "pools whose browsers are retired after one lease (max_uses 1), so each page waits on a launch",
-        rejects: &["none_near_the_floor", "wipe_near_the_floor", "context_near_the_floor"],
+        rejects: &[
+            "none_near_the_floor",
+            "wipe_near_the_floor",
+            "context_near_the_floor",
+            "context_near_its_floor",
+        ],
         run: |p| Box::pin(run(p, Variant::LaunchPerLease)),
     },
     Control {
@@ -107,6 +112,9 @@ const EXPRESSION: &str = "document.title";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     Floor,
+    /// The floor with a fresh context per page: the least a raw client can
+    /// do with the isolation of [`Isolation::Context`].
+    FloorContext,
     Pool(Isolation),
 }
 
@@ -114,15 +122,17 @@ impl Side {
     fn name(self) -> &'static str {
         match self {
             Side::Floor => "floor",
+            Side::FloorContext => "floor_context",
             Side::Pool(i) => i.name(),
         }
     }
 }
 
-const SIDES: [Side; 4] = [
+const SIDES: [Side; 5] = [
     Side::Floor,
     Side::Pool(Isolation::None),
     Side::Pool(Isolation::Wipe),
+    Side::FloorContext,
     Side::Pool(Isolation::Context),
 ];
 
@@ -212,7 +222,8 @@ async fn measure(
         for k in 0..sides.len() {
             let side = sides[(round + k) % sides.len()];
             let r = match side {
-                Side::Floor => floor_round(&executable, &urls).await?,
+                Side::Floor => floor_round(&executable, &urls, false).await?,
+                Side::FloorContext => floor_round(&executable, &urls, true).await?,
                 Side::Pool(isolation) => pool_round(isolation, &urls, variant).await?,
             };
             let t = tallies.entry(side.name()).or_default();
@@ -263,6 +274,18 @@ async fn census(
         }
     };
     match side {
+        Side::FloorContext => {
+            let floor = Floor::connect(process, &relay.ws_url()).await?;
+            relay.clear();
+            let floor_ref = &floor;
+            let done = workers(urls, move |_, url| async move {
+                floor_ref.visit_in_fresh_context(url, EXPRESSION).await
+            })
+            .await;
+            let wire = Wire::read(&relay, done.len());
+            floor.close().await;
+            Ok(wire)
+        }
         Side::Floor => {
             let floor = Floor::connect(process, &relay.ws_url()).await?;
             let opened =
@@ -396,7 +419,7 @@ fn summarise(
         }
     }
     s.note(format!(
-        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). no side paints: every page is in a minimized window. floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser (leases_per_browser {WORKERS}, hidden_pages), with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close. commands and events per page: a separate, untimed crawl of {CENSUS_PAGES} pages per side through a recording relay, start-up left out"
+        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). no side paints: every page is in a minimized window. floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. floor_context: the same client with a fresh incognito context per page (created, its page opened and attached, disposed after the visit), the least a raw client does with the isolation of context. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser (leases_per_browser {WORKERS}, hidden_pages), with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close. commands and events per page: a separate, untimed crawl of {CENSUS_PAGES} pages per side through a recording relay, start-up left out"
     ));
     Ok(s)
 }
@@ -456,9 +479,23 @@ where
         .collect()
 }
 
-async fn floor_round(executable: &std::path::Path, urls: &[(String, String)]) -> Result<Round> {
+async fn floor_round(
+    executable: &std::path::Path,
+    urls: &[(String, String)],
+    context_per_page: bool,
+) -> Result<Round> {
     let clocks = Clocks::start();
     let floor = Floor::launch(executable, unique_suffix()).await?;
+    if context_per_page {
+        let floor_ref = &floor;
+        let done = workers(urls, move |_, url| async move {
+            floor_ref.visit_in_fresh_context(url, EXPRESSION).await
+        })
+        .await;
+        let round = clocks.stop(done, &[floor.pid()]);
+        floor.close().await;
+        return Ok(round);
+    }
     let opened = futures::future::try_join_all((0..WORKERS).map(|_| floor.open_page())).await;
     let pages = match opened {
         Ok(pages) => pages,
