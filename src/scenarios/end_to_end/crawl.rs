@@ -48,8 +48,11 @@ pub(super) async fn crawl_pooled_variant(
                         .as_ref()
                         .or(shared.as_deref())
                         .ok_or(Error::PoolClosed { what: "browser" })?;
+                    // The shared page's crawler reads whatever the page
+                    // shows when its navigation was cut off by another's.
+                    let must_load = shared.is_none();
                     timeouts
-                        .run(&host_of(url), leased_step(lease, url))
+                        .run(&host_of(url), leased_step(lease, url, must_load))
                         .await
                         .and_then(|r| r)
                 }
@@ -68,9 +71,13 @@ pub(super) async fn crawl_pooled_variant(
 }
 
 /// One page on a lease's page: navigate, then [`STEP`] pipelined (every
-/// command sent before any reply is awaited).
-pub(super) async fn leased_step(lease: &Lease, url: &str) -> Result<Vec<String>> {
-    lease.goto(url).await?;
+/// command sent before any reply is awaited). A failed navigation fails the
+/// page unless `must_load` is off (the shared-page control's sloppy crawler).
+pub(super) async fn leased_step(lease: &Lease, url: &str, must_load: bool) -> Result<Vec<String>> {
+    match lease.goto(url).await {
+        Err(e) if must_load => return Err(e),
+        _ => {}
+    }
     let replies = futures::future::join_all(STEP.iter().map(|expression| async move {
         lease
             .call(

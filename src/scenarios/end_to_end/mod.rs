@@ -96,7 +96,7 @@ const CONTROLS: &[Control] = &[
     },
     Control {
         name: "shared_page",
-        what: "a pool that hands every worker the same lease, so pages are read while another worker navigates",
+        what: "a pool that hands every worker the same lease, so pages are read while another worker navigates, whether the page's own navigation went through or was cut off",
         rejects: &["every_extraction_right"],
         run: |p| Box::pin(run(p, Variant::SharedPage)),
     },
