@@ -103,7 +103,8 @@ const CONTROLS: &[Control] = &[
 const WORKERS: usize = 4;
 /// The fixture pages' size, KiB: an article page.
 const PAGE_KB: usize = 30;
-/// Pages each side crawls through a recording relay for the wire census.
+/// Pages each side crawls through a recording relay for the wire census
+/// (half as many at quick size).
 const CENSUS_PAGES: usize = 16;
 /// What each side evaluates on a loaded page.
 const EXPRESSION: &str = "document.title";
@@ -200,7 +201,7 @@ async fn measure(
     // The controls need only show the figure move; a launch per page is slow.
     let n = match variant {
         Variant::Honest => profile.scaled(60, 200),
-        _ => 16,
+        _ => 24,
     };
     let urls: Vec<(String, String)> = (0..n)
         .map(|i| {
@@ -247,8 +248,9 @@ async fn measure(
     }
     let mut wire = BTreeMap::new();
     if variant == Variant::Honest {
+        let census_pages = profile.scaled(CENSUS_PAGES / 2, CENSUS_PAGES);
         for side in SIDES {
-            let census_urls = &urls[..CENSUS_PAGES.min(urls.len())];
+            let census_urls = &urls[..census_pages.min(urls.len())];
             wire.insert(side.name(), census(&executable, census_urls, side).await?);
         }
     }
@@ -419,7 +421,7 @@ fn summarise(
         }
     }
     s.note(format!(
-        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). no side paints: every page is in a minimized window. floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. floor_context: the same client with a fresh incognito context per page (created, its page opened and attached, disposed after the visit), the least a raw client does with the isolation of context. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser (leases_per_browser {WORKERS}, hidden_pages), with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close. commands and events per page: a separate, untimed crawl of {CENSUS_PAGES} pages per side through a recording relay, start-up left out"
+        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). no side paints: every page is in a minimized window. floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. floor_context: the same client with a fresh incognito context per page (created, its page opened and attached, disposed after the visit), the least a raw client does with the isolation of context. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser (leases_per_browser {WORKERS}, hidden_pages), with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close. commands and events per page: a separate, untimed crawl of {CENSUS_PAGES} pages per side ({} at quick size) through a recording relay, start-up left out", CENSUS_PAGES / 2
     ));
     Ok(s)
 }
