@@ -125,7 +125,7 @@ pub(crate) fn replay(pool: &WasmPool, trace: &[usize]) -> Result<Vec<(Tier, f64)
     let mut out = Vec::with_capacity(trace.len());
     for (tick, &m) in trace.iter().enumerate() {
         let now = tick as f64;
-        if tick as u64 % INTERVAL == 0 && tick > 0 {
+        if (tick as u64).is_multiple_of(INTERVAL) && tick > 0 {
             pool.rebalance_at(now)?;
         }
         let t = Instant::now();

@@ -137,7 +137,7 @@ pub(super) fn tiered_vs_fifo(
                 match side {
                     0 if fifo_both => total[0] += stand_in.serve(m, &id, wasm)?,
                     0 => {
-                        if tick as u64 % INTERVAL == 0 && tick > 0 {
+                        if (tick as u64).is_multiple_of(INTERVAL) && tick > 0 {
                             let t = Instant::now();
                             tiered.rebalance_at(tick as f64)?;
                             total[1] += t.elapsed().as_secs_f64() * 1e3;
