@@ -31,6 +31,16 @@ fn is_alive(pid: u32) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `pid` is gone within `grace`: a retired browser's shutdown
+/// (Browser.close, then SIGKILL after the pool's grace) runs in the background.
+async fn gone_within(pid: u32, grace: Duration) -> bool {
+    let deadline = Instant::now() + grace;
+    while is_alive(pid) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    !is_alive(pid)
+}
+
 fn kill9(pid: u32) {
     assert!(tidepool::testkit::kill_process(pid), "could not kill {pid}");
 }
@@ -300,13 +310,10 @@ async fn an_idle_browser_past_its_lifetime_is_retired_by_maintenance_and_replace
         pool.wait_until_idle(1, Duration::from_secs(20)).await,
         "min_idle was not restored after the retirement"
     );
-    // Its shutdown (Browser.close, then SIGKILL after the grace) runs in the
-    // background; give it that grace.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while is_alive(first[0]) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(!is_alive(first[0]), "the retired browser is still running");
+    assert!(
+        gone_within(first[0], Duration::from_secs(5)).await,
+        "the retired browser is still running"
+    );
     pool.close().await;
     resources.assert_clean().await;
 }
@@ -592,11 +599,10 @@ async fn max_uses_counts_the_leases_of_every_slot_and_retires_the_browser_once()
     assert!(pool.wait_until_idle(1, Duration::from_secs(20)).await);
     let stats = pool.stats();
     assert_eq!(stats.retired_max_uses, 1, "{stats:?}");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while is_alive(pid) && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(!is_alive(pid), "the used-up browser is still running");
+    assert!(
+        gone_within(pid, Duration::from_secs(5)).await,
+        "the used-up browser is still running"
+    );
     pool.close().await;
     resources.assert_clean().await;
 }
