@@ -194,6 +194,56 @@ struct SavedKey {
 
 const SAVE_VERSION: u32 = 1;
 
+/// The longest backoff a saved key may carry: beyond it every timeout is
+/// `max` anyway (a backoff of 2^20 takes a 1 µs estimate past any `max`).
+const MAX_SAVED_BACKOFF: f64 = (1u64 << 20) as f64;
+
+impl SavedKey {
+    /// Whether every figure is one this config could have produced: finite,
+    /// latencies within 0..=`max`, a proposed timeout within 0..=10 `max`, the
+    /// backoff within 1..=2^20.
+    fn check(&self, config: &AdaptiveTimeoutsConfig) -> std::result::Result<(), String> {
+        let max = config.max.as_secs_f64();
+        let latency = |name: &str, v: f64| {
+            if v.is_finite() && (0.0..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{name} = {v} is not a latency within 0..={max} s (max)"
+                ))
+            }
+        };
+        match &self.state {
+            EstimatorState::Rfc6298 { srtt, rttvar } => {
+                latency("srtt", *srtt)?;
+                latency("rttvar", *rttvar)?;
+            }
+            EstimatorState::Window { recent, previous } => {
+                for v in recent {
+                    latency("recent", *v)?;
+                }
+                // A timeout the estimator proposed, not a latency: it may
+                // pass `max` (the spec formula adds a buffer), not tenfold.
+                if let Some(v) =
+                    previous.filter(|v| !(v.is_finite() && (0.0..=10.0 * max).contains(v)))
+                {
+                    return Err(format!(
+                        "previous = {v} is not a timeout within 0..={} s",
+                        10.0 * max
+                    ));
+                }
+            }
+        }
+        if !(self.backoff.is_finite() && (1.0..=MAX_SAVED_BACKOFF).contains(&self.backoff)) {
+            return Err(format!(
+                "backoff = {} is not within 1..={MAX_SAVED_BACKOFF}",
+                self.backoff
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl AdaptiveTimeouts {
     /// An empty set of timeouts; fails on an invalid config.
     pub fn new(config: AdaptiveTimeoutsConfig) -> Result<AdaptiveTimeouts> {
@@ -229,12 +279,22 @@ impl AdaptiveTimeouts {
 
     fn timeout_of(&self, state: &KeyState) -> Duration {
         let c = &self.config;
+        // In f64 seconds to the end: an estimate or backoff out of
+        // Duration's range (a huge value in a hand-edited file) is clamped,
+        // never a panic in `Duration::from_secs_f64`.
         let base = match state.estimator.timeout() {
-            Some(secs) if state.samples >= c.min_samples => Duration::from_secs_f64(secs.max(0.0)),
-            Some(secs) => Duration::from_secs_f64((secs * c.warmup_factor).max(0.0)).min(c.default),
-            None => c.default,
+            Some(secs) if state.samples >= c.min_samples => secs,
+            Some(secs) => (secs * c.warmup_factor).min(c.default.as_secs_f64()),
+            None => c.default.as_secs_f64(),
         };
-        base.mul_f64(state.backoff).clamp(c.min, c.max)
+        let secs = base * state.backoff;
+        let (min, max) = (c.min.as_secs_f64(), c.max.as_secs_f64());
+        let secs = if secs.is_nan() {
+            max
+        } else {
+            secs.clamp(min, max)
+        };
+        Duration::try_from_secs_f64(secs).unwrap_or(c.max)
     }
 
     /// The timeout to apply to the next request of `key`.
@@ -268,14 +328,36 @@ impl AdaptiveTimeouts {
         }
     }
 
-    /// Runs `fut` under `key`'s timeout, records the outcome, and returns
-    /// [`Error::Timeout`] naming the key when it does not finish in time.
-    pub async fn run<T>(&self, key: &str, fut: impl Future<Output = T>) -> Result<T> {
+    /// Runs `fut` under `key`'s timeout and returns [`Error::Timeout`]
+    /// naming the key when it does not finish in time. It learns from what
+    /// `fut` says: an `Ok` is a latency, a timeout backs the key off, and an
+    /// `Err` (a refused connection, a 500) is neither, since a request that
+    /// fails fast would otherwise teach a short timeout.
+    ///
+    /// ```
+    /// # async fn demo() -> tidepool::Result<()> {
+    /// use tidepool::timeout::{AdaptiveTimeouts, AdaptiveTimeoutsConfig};
+    ///
+    /// let timeouts = AdaptiveTimeouts::new(AdaptiveTimeoutsConfig::default())?;
+    /// let answer: Result<u32, &str> = timeouts.run("api.example", async { Ok(200) }).await?;
+    /// assert_eq!(answer, Ok(200));
+    /// let failed: Result<u32, &str> = timeouts.run("api.example", async { Err("refused") }).await?;
+    /// assert!(failed.is_err());
+    /// assert_eq!(timeouts.metrics("api.example").map(|m| m.samples), Some(1));
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<T, E>(
+        &self,
+        key: &str,
+        fut: impl Future<Output = std::result::Result<T, E>>,
+    ) -> Result<std::result::Result<T, E>> {
         let after = self.timeout_for(key);
         let start = Instant::now();
         match tokio::time::timeout(after, fut).await {
             Ok(value) => {
-                self.record_success(key, start.elapsed());
+                if value.is_ok() {
+                    self.record_success(key, start.elapsed());
+                }
                 Ok(value)
             }
             Err(_) => {
@@ -387,6 +469,11 @@ impl AdaptiveTimeouts {
                 saved.estimator,
                 timeouts.config.estimator.name()
             ));
+        }
+        for (k, s) in &saved.keys {
+            if let Err(why) = s.check(&timeouts.config) {
+                return problem(format!("key {k:?}: {why}"));
+            }
         }
         {
             let mut keys = timeouts.keys.write().unwrap_or_else(|p| p.into_inner());

@@ -135,11 +135,78 @@ async fn run_applies_the_timeout_and_names_the_key() {
         t.record_success("k", Duration::from_millis(20));
     }
     let after = t.timeout_for("k");
-    let err = t.run("k", std::future::pending::<()>()).await.unwrap_err();
+    let err = t
+        .run("k", std::future::pending::<Result<(), ()>>())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, Error::Timeout { ref key, after: a } if key == "k" && a == after),
         "{err}"
     );
     assert_eq!(t.metrics("k").unwrap().timeouts, 1);
-    assert_eq!(t.run("k", async { 7 }).await.unwrap(), 7);
+    assert_eq!(t.run("k", async { Ok::<_, ()>(7) }).await.unwrap(), Ok(7));
+}
+
+#[tokio::test]
+async fn run_learns_from_answers_and_not_from_errors() {
+    let t = fast();
+    let answered = t.run("k", async { Ok::<_, &str>(()) }).await.unwrap();
+    assert!(answered.is_ok());
+    let before = t.metrics("k").unwrap();
+    for _ in 0..50 {
+        let failed = t.run("k", async { Err::<(), _>("refused") }).await.unwrap();
+        assert_eq!(failed, Err("refused"));
+    }
+    let after = t.metrics("k").unwrap();
+    assert_eq!(
+        (after.samples, after.timeouts),
+        (before.samples, before.timeouts),
+        "fast failures must teach nothing"
+    );
+}
+
+#[test]
+fn a_saved_file_with_absurd_figures_is_refused_by_key_and_file_never_a_panic() {
+    let dir = std::env::temp_dir().join(format!("tidepool-timeouts-absurd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = || AdaptiveTimeoutsConfig {
+        estimator: EstimatorKind::Rfc6298,
+        ..AdaptiveTimeoutsConfig::default()
+    };
+    let t = AdaptiveTimeouts::new(config()).unwrap();
+    t.record_success("api.example", Duration::from_millis(80));
+    t.record_timeout("api.example");
+    let path = dir.join("timeouts.json");
+    t.save(&path).unwrap();
+    let saved = std::fs::read_to_string(&path).unwrap();
+    let saved: serde_json::Value = serde_json::from_str(&saved).unwrap();
+    for (field, value) in [
+        ("srtt", serde_json::json!(1e300)),
+        ("rttvar", serde_json::json!(-1.0)),
+        ("backoff", serde_json::json!(1e300)),
+        ("backoff", serde_json::json!(0.5)),
+    ] {
+        let mut bad = saved.clone();
+        let key = &mut bad["keys"]["api.example"];
+        if field == "backoff" {
+            key[field] = value;
+        } else {
+            key["state"][field] = value;
+        }
+        std::fs::write(&path, bad.to_string()).unwrap();
+        let (fresh, problem) = AdaptiveTimeouts::load(config(), &path).unwrap();
+        let problem = problem
+            .expect("an absurd figure must be reported")
+            .to_string();
+        assert!(
+            problem.contains("api.example")
+                && problem.contains(field)
+                && problem.contains("timeouts.json"),
+            "{problem}"
+        );
+        // It starts fresh, and every timeout is still a Duration.
+        assert!(fresh.metrics("api.example").is_none());
+        assert_eq!(fresh.timeout_for("api.example"), config().default);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
 }
