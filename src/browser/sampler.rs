@@ -144,6 +144,7 @@ impl Members {
     /// Takes the latch off every soft-limit tracker, present and future: a
     /// soft limit that warns on every sample over it. For the negative
     /// control of `one_warning_per_crossing` only.
+    #[cfg(feature = "testkit")]
     pub(crate) fn unlatch_for_control(&self) {
         self.unlatched_for_control.store(true, Ordering::Relaxed);
         for member in self.lock().values_mut() {
@@ -270,7 +271,10 @@ impl Members {
                 })
                 .sum()
         };
-        recorder.peak_total_pss.raise_to(local_total);
+        recorder.memory_sampled(
+            local_total,
+            measured.iter().filter(|s| s.exact).map(|s| s.bytes),
+        );
         let mut evict = Vec::new();
         let mut members = self.lock();
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());

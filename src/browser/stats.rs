@@ -1,8 +1,9 @@
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::recording::{Counter, LatencyLog};
+use crate::recording::{gauge_add, Counter, LatencyHistogram, LatencySummary, Peak};
 
 /// Why a browser left the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -22,6 +23,8 @@ pub enum RetireReason {
     Memory,
     /// The pool closed.
     Closed,
+    /// A lifecycle hook failed or vetoed its reuse.
+    Hook,
 }
 
 /// A snapshot of a browser pool: its counters and sizes.
@@ -55,6 +58,8 @@ pub struct BrowserPoolStats {
     pub retired_unhealthy: u64,
     /// Retirements at close.
     pub retired_closed: u64,
+    /// Retirements because a lifecycle hook failed or vetoed reuse.
+    pub retired_hook: u64,
     /// Evictions for memory over the hard limit.
     pub memory_evictions: u64,
     /// Soft-limit warnings (one per crossing).
@@ -67,9 +72,15 @@ pub struct BrowserPoolStats {
     pub in_use: usize,
     /// Browsers starting, being probed or being recycled now.
     pub busy: usize,
+    /// Acquire latency, from the call to the lease in hand, over the pool's
+    /// life (a bounded histogram).
+    pub acquire_latency: LatencySummary,
+    /// Launch latency, from spawning (or connecting) to the first context
+    /// ready, over the pool's life.
+    pub launch_latency: LatencySummary,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct BrowserRecorder {
     pub(crate) launched: Counter,
     pub(crate) acquires: Counter,
@@ -83,10 +94,43 @@ pub(crate) struct BrowserRecorder {
     retired_max_uses: Counter,
     retired_unhealthy: Counter,
     retired_closed: Counter,
+    retired_hook: Counter,
     pub(crate) memory_evictions: Counter,
     pub(crate) soft_warnings: Counter,
-    pub(crate) peak_total_pss: Counter,
-    acquire_latency: LatencyLog,
+    pub(crate) peak_total_pss: Peak,
+    /// The pool's total PSS as last added to the process-wide gauge.
+    published_pss: AtomicU64,
+    acquire_latency: LatencyHistogram,
+    launch_latency: LatencyHistogram,
+}
+
+/// The name of the retirement counter family, labelled by `reason`.
+const RETIRED: &str = "tidepool_browser_retirements_total";
+
+impl Default for BrowserRecorder {
+    fn default() -> BrowserRecorder {
+        BrowserRecorder {
+            launched: Counter::new("tidepool_browser_launches_total"),
+            acquires: Counter::new("tidepool_browser_acquires_total"),
+            acquire_waits: Counter::new("tidepool_browser_acquire_waits_total"),
+            acquire_timeouts: Counter::new("tidepool_browser_acquire_timeouts_total"),
+            budget_waits: Counter::new("tidepool_browser_budget_waits_total"),
+            crashed: Counter::labelled(RETIRED, "reason", "crashed"),
+            replaced: Counter::new("tidepool_browser_replacements_total"),
+            retired_idle: Counter::labelled(RETIRED, "reason", "idle_timeout"),
+            retired_lifetime: Counter::labelled(RETIRED, "reason", "lifetime"),
+            retired_max_uses: Counter::labelled(RETIRED, "reason", "max_uses"),
+            retired_unhealthy: Counter::labelled(RETIRED, "reason", "unhealthy"),
+            retired_closed: Counter::labelled(RETIRED, "reason", "closed"),
+            retired_hook: Counter::labelled(RETIRED, "reason", "hook"),
+            memory_evictions: Counter::labelled(RETIRED, "reason", "memory"),
+            soft_warnings: Counter::new("tidepool_browser_soft_warnings_total"),
+            peak_total_pss: Peak::new("tidepool_browser_peak_total_pss_bytes"),
+            published_pss: AtomicU64::new(0),
+            acquire_latency: LatencyHistogram::new("tidepool_browser_acquire_seconds"),
+            launch_latency: LatencyHistogram::new("tidepool_browser_launch_seconds"),
+        }
+    }
 }
 
 impl BrowserRecorder {
@@ -99,6 +143,7 @@ impl BrowserRecorder {
             RetireReason::Crashed => &self.crashed,
             RetireReason::Memory => &self.memory_evictions,
             RetireReason::Closed => &self.retired_closed,
+            RetireReason::Hook => &self.retired_hook,
         };
         counter.incr();
     }
@@ -107,8 +152,23 @@ impl BrowserRecorder {
         self.acquire_latency.record(d);
     }
 
-    pub(crate) fn acquire_latencies_ms(&self) -> Vec<f64> {
-        self.acquire_latency.millis()
+    pub(crate) fn record_launch(&self, d: Duration) {
+        self.launch_latency.record(d);
+    }
+
+    /// One memory sample: the pool's total PSS and each browser's exact
+    /// figure. The total joins the process-wide gauge as a change, so the
+    /// gauge sums the pools of a process.
+    pub(crate) fn memory_sampled(&self, total: u64, browsers: impl Iterator<Item = u64>) {
+        self.peak_total_pss.raise_to(total);
+        let before = self.published_pss.swap(total, Ordering::Relaxed);
+        gauge_add(
+            "tidepool_browser_pss_bytes_total",
+            total as f64 - before as f64,
+        );
+        for bytes in browsers {
+            metrics::histogram!("tidepool_browser_pss_bytes").record(bytes as f64);
+        }
     }
 
     pub(crate) fn snapshot(
@@ -132,12 +192,23 @@ impl BrowserRecorder {
             retired_max_uses: self.retired_max_uses.get(),
             retired_unhealthy: self.retired_unhealthy.get(),
             retired_closed: self.retired_closed.get(),
+            retired_hook: self.retired_hook.get(),
             memory_evictions: self.memory_evictions.get(),
             soft_warnings: self.soft_warnings.get(),
             peak_total_pss_bytes: self.peak_total_pss.get(),
             idle,
             in_use,
             busy,
+            acquire_latency: self.acquire_latency.summary(),
+            launch_latency: self.launch_latency.summary(),
         }
+    }
+}
+
+impl Drop for BrowserRecorder {
+    fn drop(&mut self) {
+        // A closed pool's memory leaves the process-wide total.
+        let last = *self.published_pss.get_mut();
+        gauge_add("tidepool_browser_pss_bytes_total", -(last as f64));
     }
 }

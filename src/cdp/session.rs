@@ -298,11 +298,6 @@ impl SessionPool {
         self.inner.recorder.snapshot(self.inner.config.max_sessions)
     }
 
-    /// Wall times of the batches sent so far, ms.
-    pub fn batch_latencies_ms(&self) -> Vec<f64> {
-        self.inner.recorder.batch_ms()
-    }
-
     /// Idle sessions now.
     pub fn idle_count(&self) -> usize {
         self.idle().len()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::recording::{Counter, LatencyLog};
+use crate::recording::{Counter, LatencyHistogram, LatencySummary};
 
 /// A snapshot of a session pool: its counters and its size.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -30,9 +30,11 @@ pub struct SessionPoolStats {
     /// Round trips the batches waited through, counted from send and reply
     /// times (a pipelined batch waits once).
     pub batch_waits: u64,
+    /// Batch latency, from sending to the last reply, over the pool's life.
+    pub batch_latency: LatencySummary,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SessionRecorder {
     pub(super) created: Counter,
     pub(super) reused: Counter,
@@ -42,7 +44,23 @@ pub(crate) struct SessionRecorder {
     batched_commands: Counter,
     batches: Counter,
     waits: Counter,
-    batch_latency: LatencyLog,
+    batch_latency: LatencyHistogram,
+}
+
+impl Default for SessionRecorder {
+    fn default() -> SessionRecorder {
+        SessionRecorder {
+            created: Counter::new("tidepool_cdp_sessions_created_total"),
+            reused: Counter::new("tidepool_cdp_sessions_reused_total"),
+            resets: Counter::new("tidepool_cdp_session_resets_total"),
+            expired: Counter::new("tidepool_cdp_sessions_expired_total"),
+            discarded: Counter::new("tidepool_cdp_sessions_discarded_total"),
+            batched_commands: Counter::new("tidepool_cdp_batched_commands_total"),
+            batches: Counter::new("tidepool_cdp_batches_total"),
+            waits: Counter::new("tidepool_cdp_batch_waits_total"),
+            batch_latency: LatencyHistogram::new("tidepool_cdp_batch_seconds"),
+        }
+    }
 }
 
 impl SessionRecorder {
@@ -67,11 +85,7 @@ impl SessionRecorder {
             batched_commands: self.batched_commands.get(),
             batches: self.batches.get(),
             batch_waits: self.waits.get(),
+            batch_latency: self.batch_latency.summary(),
         }
-    }
-
-    /// Wall times of the batches sent so far, ms.
-    pub(crate) fn batch_ms(&self) -> Vec<f64> {
-        self.batch_latency.millis()
     }
 }

@@ -202,6 +202,7 @@ async fn one_at_a_time(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
     };
     let pool = BrowserPool::new(config).await?;
     let (mut cold, mut warm, mut launch) = (Vec::new(), Vec::new(), Vec::new());
+    let mut acquire = Vec::new();
     for i in 0..profile.iterations() {
         let url = server.url(&format!("/page/{i}"));
         let expected = format!("Page {i}");
@@ -217,6 +218,7 @@ async fn one_at_a_time(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
         pool.wait_until_idle(idle, Duration::from_secs(30)).await;
         let t = Instant::now();
         let lease = pool.acquire().await?;
+        acquire.push(ms(t.elapsed()));
         lease.goto(&url).await?;
         let title: String = lease.evaluate("document.title").await?;
         warm.push(ms(t.elapsed()));
@@ -224,7 +226,6 @@ async fn one_at_a_time(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
             errors.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let acquire = pool.acquire_latencies_ms();
     let crashed = pool.stats().crashed;
     pool.close().await;
     s.measure("cold_ms", "ms", &cold)?;

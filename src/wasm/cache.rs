@@ -111,11 +111,11 @@ impl AotCache {
         Ok(AotCache {
             config,
             engine_key,
-            hits: Counter::default(),
-            misses: Counter::default(),
-            compiles: Counter::default(),
-            evictions: Counter::default(),
-            corrupt: Counter::default(),
+            hits: Counter::new("tidepool_wasm_cache_hits_total"),
+            misses: Counter::new("tidepool_wasm_cache_misses_total"),
+            compiles: Counter::new("tidepool_wasm_cache_compiles_total"),
+            evictions: Counter::new("tidepool_wasm_cache_evictions_total"),
+            corrupt: Counter::new("tidepool_wasm_cache_rejections_total"),
             verify_checksum: true,
         })
     }
@@ -124,6 +124,7 @@ impl AotCache {
     /// its own checksum and trusts wasmtime's header check. The control feeds
     /// it only damage that wasmtime survives (bytes appended to an artifact,
     /// an artifact of another engine); never use it for real work.
+    #[cfg(feature = "testkit")]
     pub(crate) fn skipping_checksum_for_control(mut self) -> AotCache {
         self.verify_checksum = false;
         self

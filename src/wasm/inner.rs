@@ -13,7 +13,7 @@ use super::config::{ModuleOptions, WasmPoolConfig};
 use super::engine::{HostState, WasmEngine};
 use super::tiers::{Tier, TierBook};
 use crate::error::{Error, Result, WasmFault};
-use crate::recording::{Counter, LatencyLog};
+use crate::recording::{Counter, LatencyHistogram};
 
 pub(super) struct Ready {
     pub(super) store: Store<HostState>,
@@ -42,7 +42,7 @@ pub(crate) struct PoolInner {
     pub(super) served: [Counter; 3],
     pub(super) instantiations: Counter,
     pub(super) faults: Counter,
-    pub(super) latencies: [LatencyLog; 3],
+    pub(super) latencies: [LatencyHistogram; 3],
 }
 
 impl PoolInner {

@@ -15,7 +15,12 @@ use super::inner::{Loaded, PoolInner, Ready, State};
 use super::lease::WasmLease;
 use super::tiers::{Tier, TierBook};
 use crate::error::{Error, Result, WasmFault};
-use crate::recording::Counter;
+use crate::recording::{Counter, LatencyHistogram, LatencySummary};
+
+/// The serve counter family, labelled by `tier`.
+const SERVED: &str = "tidepool_wasm_serves_total";
+/// The acquire latency family, labelled by `tier`.
+const ACQUIRE: &str = "tidepool_wasm_acquire_seconds";
 
 /// A snapshot of a [`WasmPool`]: its counters and the size of each tier.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -86,10 +91,10 @@ impl WasmPool {
                     loaded: HashMap::new(),
                 }),
                 started: Instant::now(),
-                served: Default::default(),
-                instantiations: Counter::default(),
-                faults: Counter::default(),
-                latencies: Default::default(),
+                served: Tier::ALL.map(|t| Counter::labelled(SERVED, "tier", t.name())),
+                instantiations: Counter::new("tidepool_wasm_instantiations_total"),
+                faults: Counter::new("tidepool_wasm_faults_total"),
+                latencies: Tier::ALL.map(|t| LatencyHistogram::labelled(ACQUIRE, "tier", t.name())),
             }),
         })
     }
@@ -282,8 +287,8 @@ impl WasmPool {
         self.inner.lock().book.tier(id)
     }
 
-    /// Acquire latencies so far, in microseconds, for the acquisitions `tier` served.
-    pub fn acquire_latencies_us(&self, tier: Tier) -> Vec<f64> {
-        self.inner.latencies[tier.index()].micros()
+    /// Acquire latency of the acquisitions `tier` served, over the pool's life.
+    pub fn acquire_latency(&self, tier: Tier) -> LatencySummary {
+        self.inner.latencies[tier.index()].summary()
     }
 }
