@@ -194,6 +194,18 @@ pub enum Error {
         message: String,
     },
 
+    /// A lifecycle hook of the browser pool failed or ran past its deadline;
+    /// the pool retired the browser it ran on.
+    #[error("browser {browser}: the {hook} hook failed: {message}")]
+    Hook {
+        /// The pool's id for the browser.
+        browser: u64,
+        /// Which hook: `after_launch`, `before_lease` or `after_release`.
+        hook: &'static str,
+        /// The hook's error, or the deadline it missed.
+        message: String,
+    },
+
     /// A background task of a scenario or pool panicked or was cancelled.
     #[error("task {what} failed: {message}")]
     Task {

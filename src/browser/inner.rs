@@ -13,6 +13,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::config::{BrowserPoolConfig, BrowserSource};
+use super::hooks::{HookPoint, Hooks};
 use super::instance::{Instance, Room};
 use super::isolation::Isolation;
 use super::sampler::{Gauge, Members};
@@ -20,6 +21,7 @@ use super::stats::{BrowserRecorder, RetireReason};
 use super::watch::{Alive, AliveToken};
 use crate::error::{Error, Result};
 use crate::memory::{tree_memory, MemoryPolicy};
+use crate::recording::gauge_add;
 
 /// How long a retiring browser gets to close by itself before SIGKILL.
 pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -55,6 +57,8 @@ pub(crate) struct PoolInner {
     pub(crate) closed: AtomicBool,
     pub(super) maintainer: Mutex<Option<JoinHandle<()>>>,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// The service's lifecycle hooks.
+    pub(super) hooks: Hooks,
 }
 
 #[derive(Debug, Default)]
@@ -68,7 +72,18 @@ pub(super) struct State {
     busy: usize,
     /// Retirements not yet made up by the maintainer.
     owed_replacements: usize,
+    /// The sizes last added to the process-wide gauges ([`SIZE_GAUGES`]).
+    published: [usize; 4],
 }
+
+/// The gauges of a pool's sizes, in the order of [`State::sizes`]. Each pool
+/// adds its changes, so a gauge sums the pools of the process.
+const SIZE_GAUGES: [&str; 4] = [
+    "tidepool_browser_idle",
+    "tidepool_browser_in_use",
+    "tidepool_browser_starting",
+    "tidepool_browser_busy",
+];
 
 impl State {
     /// Browsers counted against `max_size`: idle, leased, starting and busy.
@@ -119,6 +134,19 @@ impl State {
         Some(instance)
     }
 
+    fn sizes(&self) -> [usize; 4] {
+        [self.idle.len(), self.leased, self.starting, self.busy]
+    }
+
+    /// Adds the changes since the last call to the size gauges.
+    fn publish(&mut self) {
+        let now = self.sizes();
+        for ((name, now), before) in SIZE_GAUGES.iter().zip(now).zip(self.published) {
+            gauge_add(name, now as f64 - before as f64);
+        }
+        self.published = now;
+    }
+
     /// A retirement the maintainer should make up for.
     pub(super) fn owe_replacement(&mut self) {
         self.owed_replacements += 1;
@@ -133,10 +161,10 @@ impl State {
 }
 
 impl PoolInner {
-    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> StateGuard<'_> {
         // The lock guards plain counters; a panic elsewhere cannot leave them
         // half-updated in a way worth refusing to read.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        StateGuard(self.state.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Takes the idle slots of browser `id` out of the idle queue.
@@ -224,6 +252,7 @@ impl PoolInner {
 
     /// Launches or connects one browser and prepares its first context.
     pub(super) async fn start_instance(&self) -> Result<Instance> {
+        let started = Instant::now();
         let id = self.next_browser.fetch_add(1, Ordering::Relaxed);
         let c = &self.config;
         let mut instance = match (&c.source, &self.executable) {
@@ -256,6 +285,14 @@ impl PoolInner {
             instance.shut_down(CLOSE_GRACE).await;
             return Err(e);
         }
+        let after_launch = self.hooks.run(HookPoint::AfterLaunch, c.cdp_timeout, || {
+            instance.hook_context()
+        });
+        if let Err(e) = after_launch.await {
+            self.recorder.retired(RetireReason::Hook);
+            instance.shut_down(CLOSE_GRACE).await;
+            return Err(e);
+        }
         let _ = instance.core.alive.set(AliveToken::new(&self.alive));
         let gauge = match instance.pid() {
             Some(pid) => Gauge::Process(pid),
@@ -279,6 +316,7 @@ impl PoolInner {
         self.members
             .add(id, gauge, instance.gone_sender(), memory, first);
         self.recorder.launched.incr();
+        self.recorder.record_launch(started.elapsed());
         self.rooms
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -359,6 +397,16 @@ impl PoolInner {
                 }
                 Some(r)
             }
+            None if self
+                .hooks
+                .run(HookPoint::AfterRelease, self.config.cdp_timeout, || {
+                    instance.hook_context()
+                })
+                .await
+                .is_err() =>
+            {
+                Some(RetireReason::Hook)
+            }
             None => match instance.recycle(isolation, opened).await {
                 Ok(()) => None,
                 Err(e) => {
@@ -395,6 +443,39 @@ pub(super) fn death_reason(instance: &Instance) -> Option<RetireReason> {
             RetireReason::Crashed
         }
     })
+}
+
+/// The state, locked; its sizes reach the gauges as the lock is released,
+/// whichever path changed them.
+pub(super) struct StateGuard<'a>(MutexGuard<'a, State>);
+
+impl std::ops::Deref for StateGuard<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for StateGuard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.0
+    }
+}
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        self.0.publish();
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        // A dropped pool leaves the gauges as if it had never been.
+        self.idle.clear();
+        (self.leased, self.starting, self.busy) = (0, 0, 0);
+        self.publish();
+    }
 }
 
 /// Where a browser counted against `max_size` (and not idle) is.
