@@ -1,5 +1,5 @@
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::isolation::Isolation;
+use super::isolation::{ContextProxy, Isolation};
 use super::process::LocalProcess;
 use super::sandbox::Sandbox;
 use super::stats::RetireReason;
@@ -43,16 +43,19 @@ pub(crate) struct Prepared {
     pub(crate) clean: Isolation,
     /// Init scripts up to this number are removed from the page's session.
     pub(crate) scripts_cleared: u64,
+    /// The proxy the context was made with, for a lease that asked for one.
+    pub(crate) proxy: Option<ContextProxy>,
 }
 
 impl Prepared {
     /// A context and page fresh from creation.
-    fn fresh(context: BrowserContextId, page: Page) -> Prepared {
+    fn fresh(context: BrowserContextId, page: Page, proxy: Option<ContextProxy>) -> Prepared {
         Prepared {
             context,
             page,
             clean: Isolation::Context,
             scripts_cleared: CLIENT_INIT_SCRIPTS,
+            proxy,
         }
     }
 }
@@ -333,6 +336,17 @@ impl Instance {
         self.dead.borrow().clone()
     }
 
+    /// What a lifecycle hook sees of this slot's browser.
+    pub(crate) fn hook_context(&self) -> super::hooks::HookContext {
+        super::hooks::HookContext {
+            browser_id: self.id,
+            pid: self.pid(),
+            uses: self.uses(),
+            browser: self.browser.clone(),
+            page: self.prepared.as_ref().map(|p| p.page.clone()),
+        }
+    }
+
     /// Runs one CDP future with the pool's deadline, failing fast if the
     /// browser dies meanwhile.
     pub(crate) async fn cdp<T>(
@@ -354,14 +368,24 @@ impl Instance {
     /// Opens a fresh incognito context with a blank page: what the next lease
     /// gets, ready to navigate.
     pub(crate) async fn prepare(&mut self) -> Result<()> {
+        self.prepare_with(None).await
+    }
+
+    /// [`prepare`](Self::prepare), with the context routed through `proxy`.
+    pub(crate) async fn prepare_with(&mut self, proxy: Option<ContextProxy>) -> Result<()> {
         if self.prepared.is_some() {
             return Ok(());
         }
         let browser = self.browser.clone();
+        let mut params = CreateBrowserContextParams::default();
+        if let Some(p) = &proxy {
+            params.proxy_server = Some(p.server.clone());
+            params.proxy_bypass_list = p.bypass_list.clone();
+        }
         let context = self
             .cdp(
                 "creating a browser context",
-                browser.create_browser_context(CreateBrowserContextParams::default()),
+                browser.create_browser_context(params),
             )
             .await?;
         own_contexts(&self.core.contexts).push(context.clone());
@@ -375,7 +399,7 @@ impl Instance {
             })?;
         match self.cdp("opening a page", browser.new_page(params)).await {
             Ok(page) => {
-                self.prepared = Some(Prepared::fresh(context, page));
+                self.prepared = Some(Prepared::fresh(context, page, proxy));
                 Ok(())
             }
             Err(e) => {
@@ -488,7 +512,8 @@ impl Instance {
     /// The broken shutdown of the leftover check's negative control: see
     /// [`LocalProcess::abandon_for_control`]. `None` for a connected browser
     /// or one whose other slots are still open.
-    pub(crate) fn abandon_for_control(self) -> Option<(String, PathBuf)> {
+    #[cfg(feature = "testkit")]
+    pub(crate) fn abandon_for_control(self) -> Option<(String, std::path::PathBuf)> {
         let mut core = Arc::into_inner(self.core)?;
         let process = core.process.take()?;
         core.handler.abort();

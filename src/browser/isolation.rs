@@ -95,11 +95,20 @@ impl std::str::FromStr for Isolation {
 /// for one lease; [`acquire`](super::BrowserPool::acquire) takes the pool's
 /// defaults.
 ///
+/// A lease with a proxy gets a context made for it
+/// (`Target.createBrowserContext` with `proxyServer`), on the acquire's time;
+/// one without takes the context the pool prepared ahead.
+///
 /// ```
 /// use tidepool::browser::{Isolation, LeaseOptions};
 ///
-/// let options = LeaseOptions::new().isolation(Isolation::None);
+/// let options = LeaseOptions::new()
+///     .isolation(Isolation::None)
+///     .proxy("http://proxy.internal:3128")
+///     .proxy_bypass_list("*.internal;<-loopback>");
 /// assert_eq!(options.isolation, Some(Isolation::None));
+/// assert!(options.validate().is_ok());
+/// assert!(LeaseOptions::new().proxy("ftp://x:1").validate().is_err());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -107,7 +116,18 @@ pub struct LeaseOptions {
     /// The lease's isolation; `None` takes
     /// [`BrowserPoolConfig::isolation`](super::BrowserPoolConfig::isolation).
     pub isolation: Option<Isolation>,
+    /// The proxy every request of the lease's context goes through:
+    /// `host:port` or `scheme://host:port` with scheme `http`, `https`,
+    /// `socks4` or `socks5`, as Chromium's `--proxy-server` takes it.
+    pub proxy_server: Option<String>,
+    /// Hosts that bypass the proxy, `;`-separated, in Chromium's
+    /// `--proxy-bypass-list` syntax. Chromium bypasses loopback addresses
+    /// by default; `<-loopback>` sends them through the proxy too.
+    pub proxy_bypass_list: Option<String>,
 }
+
+/// Schemes Chromium takes in a proxy server.
+const PROXY_SCHEMES: [&str; 4] = ["http", "https", "socks4", "socks5"];
 
 impl LeaseOptions {
     /// The pool's defaults.
@@ -120,6 +140,67 @@ impl LeaseOptions {
         self.isolation = Some(isolation);
         self
     }
+
+    /// Sends the lease's requests through `server`.
+    pub fn proxy(mut self, server: impl Into<String>) -> LeaseOptions {
+        self.proxy_server = Some(server.into());
+        self
+    }
+
+    /// Hosts that skip the proxy.
+    pub fn proxy_bypass_list(mut self, list: impl Into<String>) -> LeaseOptions {
+        self.proxy_bypass_list = Some(list.into());
+        self
+    }
+
+    /// Checks the proxy settings; the error names the field and the value.
+    pub fn validate(&self) -> crate::Result<()> {
+        if let Some(server) = &self.proxy_server {
+            let bad = |why: &str| {
+                Err(crate::Error::config(
+                    "lease.proxy_server",
+                    format!("{server:?} {why}"),
+                ))
+            };
+            let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
+            if !PROXY_SCHEMES.contains(&scheme) {
+                return bad(
+                    "has a scheme Chromium does not proxy through (http, https, socks4, socks5)",
+                );
+            }
+            if rest.is_empty() || rest.starts_with(':') || rest.contains(char::is_whitespace) {
+                return bad("names no host, or has whitespace in it");
+            }
+        }
+        match (&self.proxy_server, &self.proxy_bypass_list) {
+            (None, Some(list)) => Err(crate::Error::config(
+                "lease.proxy_bypass_list",
+                format!("{list:?} is set without a proxy_server"),
+            )),
+            (Some(_), Some(list)) if list.contains(char::is_whitespace) => {
+                Err(crate::Error::config(
+                    "lease.proxy_bypass_list",
+                    format!("{list:?} has whitespace in it"),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The context this lease needs, if not the pool's prepared one.
+    pub(crate) fn context_proxy(&self) -> Option<ContextProxy> {
+        self.proxy_server.as_ref().map(|server| ContextProxy {
+            server: server.clone(),
+            bypass_list: self.proxy_bypass_list.clone(),
+        })
+    }
+}
+
+/// The proxy a context was created with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ContextProxy {
+    pub(crate) server: String,
+    pub(crate) bypass_list: Option<String>,
 }
 
 #[cfg(test)]

@@ -219,6 +219,7 @@ impl Lease {
     }
 
     /// The browser's CDP endpoint (`ws://...`), for a second connection.
+    #[cfg(feature = "testkit")]
     pub(crate) fn websocket_url(&self) -> &str {
         &self.instance().endpoint
     }

@@ -3,6 +3,7 @@
 //! health-checked, retired and replaced.
 
 mod config;
+mod hooks;
 mod inner;
 mod instance;
 mod isolation;
@@ -18,12 +19,15 @@ mod watch;
 mod wipe;
 
 pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
+pub use hooks::{HookContext, HookResult, Hooks};
+#[cfg(feature = "testkit")]
 pub(crate) use instance::Instance;
 pub use isolation::{Isolation, LeaseOptions};
 pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;
 pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
 pub use pool::BrowserPool;
+#[cfg(feature = "testkit")]
 pub(crate) use process::{clean_up_after_control, LocalProcess};
 pub use process::{
     own_tag_prefix, processes_naming_own_profiles, tagged_processes, PROFILE_PREFIX, TAG_ENV,

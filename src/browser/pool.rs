@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 
 use super::config::{BrowserPoolConfig, BrowserSource};
+use super::hooks::{HookPoint, Hooks};
 use super::inner::{PoolInner, Slot, SlotGuard, State, CLOSE_GRACE};
 use super::instance::Instance;
 use super::isolation::LeaseOptions;
@@ -65,6 +66,12 @@ impl BrowserPool {
     /// Fails on an invalid config, a missing Chromium binary, or a warm-up
     /// browser that does not start (the message says why, with its stderr).
     pub async fn new(config: BrowserPoolConfig) -> Result<BrowserPool> {
+        BrowserPool::with_hooks(config, Hooks::default()).await
+    }
+
+    /// [`new`](Self::new) with lifecycle [`Hooks`]: code of the service's
+    /// own run after each launch, before each lease, after each release.
+    pub async fn with_hooks(config: BrowserPoolConfig, hooks: Hooks) -> Result<BrowserPool> {
         config.validate()?;
         let executable = match &config.source {
             BrowserSource::Launch { executable } => Some(locate_chromium(executable.as_deref())?),
@@ -91,6 +98,7 @@ impl BrowserPool {
             closed: AtomicBool::new(false),
             maintainer: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
+            hooks,
         });
         let pool = BrowserPool { inner };
         let warm_up = pool.inner.config.warm_up;
@@ -157,7 +165,9 @@ impl BrowserPool {
     /// out (a wipe, or a fresh context), on this call's time.
     pub async fn acquire_with(&self, options: LeaseOptions) -> Result<Lease> {
         let inner = &self.inner;
+        options.validate()?;
         let isolation = options.isolation.unwrap_or(inner.config.isolation);
+        let proxy = options.context_proxy();
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + inner.config.acquire_timeout;
         if inner.closed.load(Ordering::SeqCst) {
@@ -229,7 +239,7 @@ impl BrowserPool {
                         }
                         (None, _) => true,
                     };
-                    if !healthy || instance.make_ready(isolation).await.is_err() {
+                    if !healthy || instance.make_ready(isolation, proxy.clone()).await.is_err() {
                         let reason = if instance.death().is_some() {
                             RetireReason::Crashed
                         } else if decision == Decision::Expired {
@@ -243,6 +253,15 @@ impl BrowserPool {
                     instance
                 }
                 Next::Launch => match tokio::time::timeout_at(deadline, inner.start_slot()).await {
+                    Ok(Ok(mut instance)) if proxy.is_some() => {
+                        // Started with the pool's default context: this
+                        // lease's replaces it.
+                        if let Err(e) = instance.make_ready(isolation, proxy.clone()).await {
+                            inner.retire(instance, RetireReason::Unhealthy);
+                            return Err(e);
+                        }
+                        instance
+                    }
                     Ok(Ok(instance)) => instance,
                     Ok(Err(e)) => return Err(e),
                     Err(_) => return Err(inner.acquire_timeout(started)),
@@ -257,6 +276,16 @@ impl BrowserPool {
             if inner.closed.load(Ordering::SeqCst) {
                 inner.retire(instance, RetireReason::Closed);
                 return Err(Error::PoolClosed { what: "browser" });
+            }
+            let before_lease =
+                inner
+                    .hooks
+                    .run(HookPoint::BeforeLease, inner.config.cdp_timeout, || {
+                        instance.hook_context()
+                    });
+            if before_lease.await.is_err() {
+                inner.retire(instance, RetireReason::Hook);
+                continue;
             }
             // Counted leased before the busy or starting slot is given back
             // (when `_slot` drops): over-counted for a moment, never under.
@@ -312,11 +341,6 @@ impl BrowserPool {
         )
     }
 
-    /// Acquire latencies so far, in milliseconds.
-    pub fn acquire_latencies_ms(&self) -> Vec<f64> {
-        self.inner.recorder.acquire_latencies_ms()
-    }
-
     /// Memory-policy events so far (soft-limit warnings and clears, evictions).
     pub fn memory_events(&self) -> Vec<super::sampler::MemoryEvent> {
         self.inner
@@ -344,6 +368,7 @@ impl BrowserPool {
     /// Takes the latch off the pool's soft-limit trackers, so a browser
     /// hovering over the soft limit is warned about on every sample. For the
     /// negative control of `one_warning_per_crossing` only.
+    #[cfg(feature = "testkit")]
     pub(crate) fn unlatch_soft_limit_for_control(&self) {
         self.inner.members.unlatch_for_control();
     }

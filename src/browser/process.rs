@@ -223,6 +223,7 @@ impl LocalProcess {
     /// only: the handle is dropped without `Browser.close`, a kill or a reap
     /// (the zombie bug of chromiumoxide #50), so the browser lives on.
     /// Returns what it left, for [`clean_up_after_control`].
+    #[cfg(feature = "testkit")]
     pub(crate) fn abandon_for_control(mut self) -> (String, PathBuf) {
         // A dropped sender would tell the reaper to kill: it is leaked instead.
         std::mem::forget(self.kill.take());
@@ -233,6 +234,7 @@ impl LocalProcess {
 
 /// Kills what [`LocalProcess::abandon_for_control`] left and removes
 /// its profile.
+#[cfg(feature = "testkit")]
 pub(crate) async fn clean_up_after_control(tag: String, dir: PathBuf) {
     let _ = tokio::task::spawn_blocking(move || {
         kill_tagged(&tag);

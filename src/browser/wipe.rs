@@ -25,17 +25,32 @@ use chromiumoxide::cdp::browser_protocol::target::{CloseTargetParams, GetTargets
 use futures::future::try_join_all;
 
 use super::instance::Instance;
-use super::isolation::Isolation;
+use super::isolation::{ContextProxy, Isolation};
 use crate::error::{Error, Result};
 
 impl Instance {
     /// Brings the idle browser's context up to `wanted` before a lease gets
     /// it: nothing when it is clean enough, a wipe, or a fresh context.
-    pub(crate) async fn make_ready(&mut self, wanted: Isolation) -> Result<()> {
-        match self.prepared.as_ref().map(|p| p.clean) {
-            None => self.prepare().await,
-            Some(clean) if clean.covers(wanted) => Ok(()),
-            Some(_) => self.recycle(wanted, Vec::new()).await,
+    pub(crate) async fn make_ready(
+        &mut self,
+        wanted: Isolation,
+        proxy: Option<ContextProxy>,
+    ) -> Result<()> {
+        let Some(p) = self.prepared.as_ref() else {
+            return self.prepare_with(proxy).await;
+        };
+        if p.proxy != proxy {
+            // A context's proxy is fixed at its creation: one made for this
+            // lease replaces the prepared one.
+            if let Some(p) = self.prepared.take() {
+                self.dispose_context(p.context).await?;
+            }
+            return self.prepare_with(proxy).await;
+        }
+        if p.clean.covers(wanted) {
+            Ok(())
+        } else {
+            self.recycle(wanted, Vec::new()).await
         }
     }
 

@@ -152,6 +152,7 @@ impl<'a> Batch<'a> {
     /// it sends the first command of each method and hands that reply to
     /// every command of the same method, as a cache keyed by method name
     /// would. Never use it for real work.
+    #[cfg(feature = "testkit")]
     pub(crate) async fn send_coalescing_by_method_for_control(self) -> Vec<Result<Value>> {
         let mut first: Vec<(String, usize)> = Vec::new();
         let mut order = Vec::with_capacity(self.pending.len());

@@ -10,6 +10,7 @@ mod config;
 mod session;
 mod stats;
 
+#[cfg(feature = "testkit")]
 pub(crate) use batch::round_trip_waits;
 pub use batch::{typed, Batch};
 pub use config::SessionPoolConfig;

@@ -4,6 +4,7 @@
 //!   scenarios need (pages, latency, memory, cookies, status codes, counters).
 //! - [`HttpConnection`]: one real keep-alive client connection.
 //! - [`CdpRelay`]: a recording WebSocket relay in front of a browser.
+//! - [`CountingProxy`]: a forward HTTP proxy that records what passes through.
 //! - [`ExternalChromium`]: a browser started outside any pool, to connect to.
 //! - [`ResourceCheck`]: processes, profiles and descriptors back where they were.
 //! - [`machine_cpu_ms`] and its kin: CPU time from `/proc`, for CPU per page.
@@ -15,6 +16,7 @@ mod client;
 mod cpu;
 mod external;
 mod logging;
+mod proxy;
 mod relay;
 mod resources;
 mod server;
@@ -24,6 +26,7 @@ pub use client::{get_once, HttpConnection, HttpResponse};
 pub use cpu::{browser_cpu_by_kind, machine_cpu_ms, own_cpu_ms, process_cpu_ms};
 pub use external::ExternalChromium;
 pub use logging::{init_tracing, DEFAULT_LOG_FILTER};
+pub use proxy::CountingProxy;
 pub use relay::{
     commands_sent, wire_round_trip_waits, wire_waits_per_command, CdpRelay, WireFrame,
 };

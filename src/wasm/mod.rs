@@ -5,12 +5,14 @@
 mod cache;
 mod config;
 mod engine;
+#[cfg(feature = "testkit")]
 pub mod fixtures;
 mod inner;
 mod lease;
 mod pool;
 mod tiers;
 
+#[cfg(feature = "testkit")]
 pub(crate) use cache::encode_entry;
 pub use cache::{AotCache, CacheOutcome, CacheStats, WasmCacheConfig};
 pub use config::{ModuleOptions, WasmPoolConfig};
