@@ -40,10 +40,13 @@ scenario: deps
 bench: deps
 	cargo run --release -- validate --output target/tidepool/results.json --format table
 
-## lint: formatting, clippy and the GitHub workflows (actionlint), as CI expects them
+## lint: formatting, clippy (also of examples/embed, the lean build a service makes), rustdoc
+##   without warnings and the GitHub workflows (actionlint), as CI expects them
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --manifest-path examples/embed/Cargo.toml --locked --target-dir target/embed -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
 	.ci/actionlint
 
 ## pr-check BASE=<git ref>: this tree against BASE in interleaved rounds (tidepool ab);
