@@ -18,7 +18,7 @@ fn temp(tag: &str) -> std::path::PathBuf {
 async fn aot_cache_meets_its_contract() {
     let report = run_contract("aot_cache").await;
     let summary = &report.summary;
-    assert_eq!(summary.counters["bad_entries_injected"], 4);
+    assert_eq!(summary.counters["bad_entries_injected"], 5);
     tidepool::assert_contract_snapshot!("aot_cache", report);
 }
 
@@ -43,6 +43,39 @@ fn the_cache_directory_is_owner_only_and_entries_survive_a_new_process() {
         CacheOutcome::Hit
     );
     std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn a_directory_others_can_write_or_a_readable_key_is_refused_by_path_and_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let engine = WasmEngine::new(WasmEngineConfig::default()).unwrap();
+    let dir = temp("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = AotCache::open(WasmCacheConfig::new(&dir), &engine)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("wasm_cache.cache_dir")
+            && err.contains(&dir.display().to_string())
+            && err.contains("777"),
+        "{err}"
+    );
+
+    // Owner-only again, the cache opens; its key must stay unreadable to others.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    drop(AotCache::open(WasmCacheConfig::new(&dir), &engine).unwrap());
+    let key = dir.join("entries.key");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = AotCache::open(WasmCacheConfig::new(&dir), &engine)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("entries.key") && err.contains("644"), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]

@@ -11,7 +11,8 @@ use crate::profile::RunProfile;
 use crate::summary::MetricSummary;
 use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::wasm::{
-    encode_entry, fixtures, AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig,
+    fixtures, plain_hash_entry, AotCache, CacheOutcome, WasmCacheConfig, WasmEngine,
+    WasmEngineConfig, ENTRY_HEADER,
 };
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -85,15 +86,8 @@ fn ms(t: Instant) -> f64 {
 
 fn run_variant(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let engine = WasmEngine::new(WasmEngineConfig::default())?;
-    let dir = std::env::temp_dir().join(format!(
-        "tidepool-aot-{}-{}",
-        std::process::id(),
-        crate::testkit::unique_suffix()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let result = measure(&engine, &dir, profile, variant);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    let dir = crate::testkit::scratch_dir("tidepool-aot-")?;
+    measure(&engine, dir.path(), profile, variant)
 }
 
 fn measure(
@@ -173,6 +167,7 @@ fn measure(
             fault: crate::WasmFault::Compile,
             message: e.to_string(),
         })?;
+    let foreign_entry = cache.encode_entry(&foreign);
     let mut injections: Vec<Injection> = vec![
         (
             "one flipped byte",
@@ -195,7 +190,18 @@ fn measure(
             "foreign engine",
             &small_path,
             &small,
-            Box::new(move |b: &mut Vec<u8>| *b = encode_entry(&foreign)),
+            Box::new(move |b: &mut Vec<u8>| *b = foreign_entry.clone()),
+        ),
+        // The right artifact behind a plain SHA-256, as anyone who can write
+        // to the directory could make: only the keyed MAC can tell.
+        (
+            "planted with a plain hash",
+            &small_path,
+            &small,
+            Box::new(|b: &mut Vec<u8>| {
+                let payload = b.split_off(ENTRY_HEADER.min(b.len()));
+                *b = plain_hash_entry(&payload);
+            }),
         ),
     ];
     // Appended bytes leave the artifact itself intact: wasmtime loads it,
@@ -209,7 +215,12 @@ fn measure(
     // The control's cache skips its checksum: it gets only the damage
     // wasmtime itself survives, never a changed byte of code.
     if variant == Variant::UnverifiedCache {
-        injections.retain(|(what, ..)| matches!(*what, "foreign engine" | "bytes appended"));
+        injections.retain(|(what, ..)| {
+            matches!(
+                *what,
+                "foreign engine" | "bytes appended" | "planted with a plain hash"
+            )
+        });
     }
     // Two lenses: `detected` is the cache's own account (its corrupt count
     // rose and it recompiled); `loaded` is what it handed back: a hit served

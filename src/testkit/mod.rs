@@ -40,6 +40,22 @@ pub use server::{
 };
 pub use trace::SeededRng;
 
+/// A scratch directory under the temp dir, created fresh (never an existing
+/// one) with an unpredictable name after `prefix`, owner-only, and removed
+/// when the returned handle drops.
+pub fn scratch_dir(prefix: &str) -> crate::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| {
+            crate::Error::io(
+                "creating a scratch directory",
+                std::env::temp_dir().join(prefix),
+                e,
+            )
+        })
+}
+
 /// A suffix no other call in this process returns: scenarios and controls
 /// that run in one process (the CLI runs them back to back) never share a
 /// scratch directory.

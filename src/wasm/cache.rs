@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module, Precompiled};
@@ -59,24 +60,36 @@ pub enum CacheOutcome {
     Recompiled,
 }
 
-/// Magic at the start of every entry; the version byte changes with the layout.
-const MAGIC: &[u8; 8] = b"TPAOT\x00\x01\n";
-/// Magic, then the SHA-256 of the payload, then the payload.
+/// Magic at the start of every entry; the version byte changes with the layout
+/// (2: a keyed MAC where version 1 had a plain SHA-256).
+const MAGIC: &[u8; 8] = b"TPAOT\x00\x02\n";
+/// Magic, then the HMAC-SHA-256 of the payload under the cache's key, then
+/// the payload.
 const HEADER: usize = MAGIC.len() + 32;
+/// [`HEADER`], for the scenario that plants entries.
+#[cfg(feature = "testkit")]
+pub(crate) const ENTRY_HEADER: usize = HEADER;
+/// The cache's secret, beside its entries, readable by its owner only.
+const KEY_FILE: &str = "entries.key";
+
+type HmacSha256 = Hmac<Sha256>;
 
 /// A content-addressed cache of precompiled modules on disk.
 ///
 /// An entry's name is the SHA-256 of the module's bytes and the engine's
 /// [`precompile_compatibility_hash`](Engine::precompile_compatibility_hash), so
 /// a wasmtime upgrade or a changed engine config never even looks at an old
-/// artifact. Inside, a header carries the SHA-256 of the serialized module,
-/// checked before anything is handed to wasmtime: wasmtime's artifacts carry no
+/// artifact. Inside, a header carries the HMAC-SHA-256 of the serialized
+/// module under a secret of the cache's own (`entries.key`, mode 0600), checked
+/// before anything is handed to wasmtime, so a file planted with a plain
+/// matching hash is refused like a damaged one. wasmtime's artifacts carry no
 /// checksum, and a flipped byte in one can crash the process or compute wrong
 /// results (measured: 33 of 150 single-byte flips). Then
 /// [`Engine::detect_precompiled`] must recognise a module, and
 /// [`Module::deserialize`] must accept it; any failure removes the entry, logs
 /// a warning and recompiles. Writes go through a temporary file and a rename,
-/// so two processes filling the same entry each write a whole file.
+/// so two processes filling the same entry each write a whole file. The
+/// directory must belong to this user and be writable by nobody else.
 #[derive(Debug)]
 pub struct AotCache {
     config: WasmCacheConfig,
@@ -86,6 +99,8 @@ pub struct AotCache {
     compiles: Counter,
     evictions: Counter,
     corrupt: Counter,
+    /// The per-cache secret the entries' MACs are keyed with.
+    key: [u8; 32],
     /// Off only in the negative control that shows the checksum matters.
     verify_checksum: bool,
 }
@@ -103,6 +118,7 @@ impl AotCache {
             return Err(Error::config("wasm_cache.ttl", "must be greater than zero"));
         }
         create_private_dir(&config.cache_dir)?;
+        let key = cache_key(&config.cache_dir)?;
         // SHA-256 rather than std's DefaultHasher, whose output may change
         // between Rust releases: the key must name the same entry in every build.
         let mut h = ShaHasher(Sha256::new());
@@ -116,6 +132,7 @@ impl AotCache {
             compiles: Counter::new("tidepool_wasm_cache_compiles_total"),
             evictions: Counter::new("tidepool_wasm_cache_evictions_total"),
             corrupt: Counter::new("tidepool_wasm_cache_rejections_total"),
+            key,
             verify_checksum: true,
         })
     }
@@ -185,7 +202,7 @@ impl AotCache {
             fault: crate::WasmFault::Compile,
             message: format!("serializing: {e:#}"),
         })?;
-        crate::atomic_file::write_atomic(&path, &encode_entry(&payload))?;
+        crate::atomic_file::write_atomic(&path, &self.encode_entry(&payload))?;
         self.evict()?;
         let outcome = if removed_bad {
             CacheOutcome::Recompiled
@@ -223,9 +240,12 @@ impl AotCache {
                 bytes.len()
             ));
         }
-        let (digest, payload) = bytes[MAGIC.len()..].split_at(32);
-        if self.verify_checksum && Sha256::digest(payload).as_slice() != digest {
-            return Err("checksum mismatch: the artifact was modified or truncated".into());
+        let (mac, payload) = bytes[MAGIC.len()..].split_at(32);
+        if self.verify_checksum && self.mac(payload).verify_slice(mac).is_err() {
+            return Err(
+                "MAC mismatch: the artifact was modified, truncated or not written by this cache"
+                    .into(),
+            );
         }
         if Engine::detect_precompiled(payload) != Some(Precompiled::Module) {
             return Err("not a precompiled wasmtime module".into());
@@ -262,8 +282,30 @@ impl AotCache {
     }
 }
 
-/// A well-formed entry holding `payload`: magic, SHA-256 of the payload, payload.
-pub(crate) fn encode_entry(payload: &[u8]) -> Vec<u8> {
+impl AotCache {
+    /// The MAC of `payload` under this cache's key, ready to finalize or verify.
+    fn mac(&self, payload: &[u8]) -> HmacSha256 {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(payload);
+        mac
+    }
+
+    /// A well-formed entry holding `payload`: magic, its MAC under this
+    /// cache's key, payload.
+    pub(crate) fn encode_entry(&self, payload: &[u8]) -> Vec<u8> {
+        let mut entry = Vec::with_capacity(HEADER + payload.len());
+        entry.extend_from_slice(MAGIC);
+        entry.extend_from_slice(&self.mac(payload).finalize().into_bytes());
+        entry.extend_from_slice(payload);
+        entry
+    }
+}
+
+/// An entry of the layout before MACs, a plain SHA-256 of its payload: what
+/// anyone who can write to the directory could plant.
+#[cfg(feature = "testkit")]
+pub(crate) fn plain_hash_entry(payload: &[u8]) -> Vec<u8> {
     let mut entry = Vec::with_capacity(HEADER + payload.len());
     entry.extend_from_slice(MAGIC);
     entry.extend_from_slice(&Sha256::digest(payload));
@@ -271,12 +313,91 @@ pub(crate) fn encode_entry(payload: &[u8]) -> Vec<u8> {
     entry
 }
 
+/// This process's user: the owner of `/proc/self`.
+fn own_uid() -> Result<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .map_err(|e| Error::io("reading the process's user", "/proc/self", e))
+}
+
+/// Refuses `path` unless this user owns it and nobody else may write to it
+/// (`private`: nor read it); the error names the path and its mode.
+fn check_owned(path: &Path, field: &str, private: bool) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta =
+        std::fs::symlink_metadata(path).map_err(|e| Error::io("reading the AOT cache", path, e))?;
+    let (uid, mode) = (own_uid()?, meta.mode() & 0o7777);
+    let refuse = |why: String| Err(Error::config(field, format!("{}: {why}", path.display())));
+    if meta.file_type().is_symlink() {
+        return refuse("is a symbolic link; the cache follows none".into());
+    }
+    if meta.uid() != uid {
+        return refuse(format!(
+            "is owned by uid {}, not this user (uid {uid})",
+            meta.uid()
+        ));
+    }
+    let forbidden = if private { 0o077 } else { 0o022 };
+    if mode & forbidden != 0 {
+        return refuse(format!(
+            "has mode {mode:o}: {} by others, so anyone could plant an artifact that is run as code",
+            if private { "readable or writable" } else { "writable" }
+        ));
+    }
+    Ok(())
+}
+
+/// The cache's secret: read from `entries.key` (owned by this user, mode
+/// 0600), or made from /dev/urandom and linked into place atomically, so two
+/// processes opening a new cache agree on one key.
+fn cache_key(dir: &Path) -> Result<[u8; 32]> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(KEY_FILE);
+    if !path.exists() {
+        let mut key = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut key))
+            .map_err(|e| Error::io("reading random bytes", "/dev/urandom", e))?;
+        let tmp = dir.join(format!(
+            ".{KEY_FILE}.{}.{}",
+            std::process::id(),
+            hex(&key[..4])
+        ));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(&key).and_then(|()| f.sync_all()))
+            .map_err(|e| Error::io("writing the AOT cache key", &tmp, e))?;
+        let linked = std::fs::hard_link(&tmp, &path);
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => return Ok(key),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io("installing the AOT cache key", &path, e)),
+        }
+    }
+    check_owned(&path, "wasm_cache.cache_dir", true)?;
+    let bytes =
+        std::fs::read(&path).map_err(|e| Error::io("reading the AOT cache key", &path, e))?;
+    bytes.try_into().map_err(|b: Vec<u8>| {
+        Error::config(
+            "wasm_cache.cache_dir",
+            format!("{}: a key of {} bytes, not 32", path.display(), b.len()),
+        )
+    })
+}
+
 #[allow(unsafe_code)]
 fn deserialize(engine: &Engine, payload: &[u8]) -> std::result::Result<Module, String> {
     // SAFETY: `Module::deserialize` requires bytes produced by
     // `Module::serialize` or `Engine::precompile_module` and not modified since.
-    // The caller verified `payload` against the SHA-256 the cache recorded when
-    // it wrote the output of `Module::serialize`; wasmtime itself rejects (with
+    // The caller verified `payload` against the MAC the cache recorded, under
+    // its own secret key, when it wrote the output of `Module::serialize`, so
+    // nobody without the key can have written it; wasmtime itself rejects (with
     // an error, safely) artifacts of another wasmtime version or engine config.
     // The one exception is the negative control's cache, which skips the
     // checksum and is only ever given serialize output with bytes appended,
@@ -285,8 +406,11 @@ fn deserialize(engine: &Engine, payload: &[u8]) -> std::result::Result<Module, S
         .map_err(|e| format!("wasmtime refused it: {e:#}"))
 }
 
+/// Creates the cache directory owner-only, or accepts an existing one only
+/// if this user owns it and nobody else can write to it: whoever can write
+/// there could otherwise plant code that `Module::deserialize` runs.
 fn create_private_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -294,14 +418,7 @@ fn create_private_dir(dir: &Path) -> Result<()> {
             .create(dir)
             .map_err(|e| Error::io("creating the AOT cache", dir, e))?;
     }
-    let mode = std::fs::metadata(dir)
-        .map_err(|e| Error::io("reading the AOT cache", dir, e))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "AOT cache directory is readable by others; loading only verified entries");
-    }
-    Ok(())
+    check_owned(dir, "wasm_cache.cache_dir", false)
 }
 
 /// Feeds `Hash` input into SHA-256.

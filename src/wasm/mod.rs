@@ -13,7 +13,7 @@ mod pool;
 mod tiers;
 
 #[cfg(feature = "testkit")]
-pub(crate) use cache::encode_entry;
+pub(crate) use cache::{plain_hash_entry, ENTRY_HEADER};
 pub use cache::{AotCache, CacheOutcome, CacheStats, WasmCacheConfig};
 pub use config::{ModuleOptions, WasmPoolConfig};
 pub use engine::{HostState, WasmEngine, WasmEngineConfig};

@@ -136,18 +136,15 @@ pub(super) fn extract_naive(engine: &WasmEngine, wasm: &[u8], html: &str) -> Res
 /// WASM pool (hot) and its AOT cache directory, removed on drop.
 pub(super) struct WarmWasm {
     pub(super) pool: WasmPool,
-    pub(super) dir: std::path::PathBuf,
+    /// The AOT cache, removed when dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl WarmWasm {
     pub(super) fn new() -> Result<WarmWasm> {
         let engine = WasmEngine::new(WasmEngineConfig::default())?;
-        let dir = std::env::temp_dir().join(format!(
-            "tidepool-e2e-{}-{}",
-            std::process::id(),
-            crate::testkit::unique_suffix()
-        ));
-        let cache = Arc::new(AotCache::open(WasmCacheConfig::new(&dir), &engine)?);
+        let dir = crate::testkit::scratch_dir("tidepool-e2e-")?;
+        let cache = Arc::new(AotCache::open(WasmCacheConfig::new(dir.path()), &engine)?);
         let pool = WasmPool::new(
             engine,
             cache,
@@ -163,13 +160,7 @@ impl WarmWasm {
         );
         drop(pool.acquire("extractor")?);
         pool.rebalance()?;
-        Ok(WarmWasm { pool, dir })
-    }
-}
-
-impl Drop for WarmWasm {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        Ok(WarmWasm { pool, _dir: dir })
     }
 }
 

@@ -213,19 +213,15 @@ struct Bench {
     engine: WasmEngine,
     cache: Arc<AotCache>,
     modules: Vec<Vec<u8>>,
-    dir: std::path::PathBuf,
+    /// Removed when the bench is dropped.
+    _dir: tempfile::TempDir,
 }
 
 impl Bench {
     fn new(trapping: Option<usize>) -> Result<Bench> {
         let engine = WasmEngine::new(WasmEngineConfig::default())?;
-        let dir = std::env::temp_dir().join(format!(
-            "tidepool-tiers-{}-{}",
-            std::process::id(),
-            crate::testkit::unique_suffix()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        let cache = Arc::new(AotCache::open(WasmCacheConfig::new(&dir), &engine)?);
+        let dir = crate::testkit::scratch_dir("tidepool-tiers-")?;
+        let cache = Arc::new(AotCache::open(WasmCacheConfig::new(dir.path()), &engine)?);
         let modules: Vec<Vec<u8>> = (0..MODULES as u32)
             .map(|i| match trapping {
                 Some(t) if t == i as usize => fixtures::trapping_variant(i),
@@ -240,7 +236,7 @@ impl Bench {
             engine,
             cache,
             modules,
-            dir,
+            _dir: dir,
         })
     }
 
@@ -250,12 +246,6 @@ impl Bench {
             pool.register(&module_id(i), wasm.clone(), ModuleOptions::default());
         }
         Ok(pool)
-    }
-}
-
-impl Drop for Bench {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
