@@ -641,3 +641,53 @@ async fn hidden_pages_are_hidden_and_the_default_pages_are_visible() {
     server.shutdown().await;
     resources.assert_clean().await;
 }
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig} {pid} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_browser_fails_its_lease_as_not_responding_within_cdp_timeout_and_is_replaced() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let cdp_timeout = Duration::from_secs(2);
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        cdp_timeout,
+        ..small_pool(1)
+    })
+    .await
+    .unwrap();
+    let lease = pool.acquire().await.unwrap();
+    let (browser, pid) = (lease.browser_id(), lease.pid().unwrap());
+    signal(pid, "-STOP");
+    let t = Instant::now();
+    let err = lease.evaluate::<u32>("1 + 1").await.unwrap_err();
+    let took = t.elapsed();
+    signal(pid, "-CONT");
+    assert!(
+        err.to_string().contains("not responding"),
+        "a hung browser must be named as such: {err}"
+    );
+    // Half the timeout between probes, half for the probe to answer.
+    assert!(
+        took <= cdp_timeout + Duration::from_millis(500),
+        "the lease failed after {took:?}, limit {cdp_timeout:?} (ratio {:.2})",
+        took.as_secs_f64() / cdp_timeout.as_secs_f64()
+    );
+    drop(lease);
+    assert!(
+        gone_within(pid, Duration::from_secs(10)).await,
+        "the hung browser must be killed, and SIGCONT must not revive it"
+    );
+    let next = pool.acquire().await.unwrap();
+    assert_ne!(next.browser_id(), browser, "a new browser replaces it");
+    assert_eq!(next.evaluate::<u32>("1 + 1").await.unwrap(), 2);
+    drop(next);
+    assert_eq!(pool.stats().crashed, 1);
+    pool.close().await;
+    resources.assert_clean().await;
+}

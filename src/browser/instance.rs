@@ -463,6 +463,30 @@ impl Instance {
         r.map(|_| ())
     }
 
+    /// Never returns; marks the browser gone if it stops answering. A call of
+    /// a lease has no deadline of its own (a page may load for minutes), so
+    /// while one is pending the browser is asked for its version every half
+    /// `cdp_timeout`, each time allowed half `cdp_timeout`: a browser that
+    /// hangs (stopped, deadlocked) instead of dying is found within
+    /// `cdp_timeout`, its death watch fails the call with "not responding",
+    /// and the pool kills and replaces it. A slow page does not trip it: the
+    /// browser process still answers.
+    pub(crate) async fn watch_responsive(&self) -> std::convert::Infallible {
+        let half = self.cdp_timeout / 2;
+        loop {
+            tokio::time::sleep(half).await;
+            let answered = tokio::time::timeout(half, self.browser.version()).await;
+            if !matches!(answered, Ok(Ok(_))) {
+                self.mark_dead(&format!(
+                    "not responding: no answer to Browser.getVersion within {half:?}"
+                ));
+                tracing::warn!(browser = self.id, "browser not responding; retiring it");
+                // The death watch now ends the call this watch runs beside.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Marks the browser gone (the first reason wins); every call through it
     /// fails from now on.
     pub(crate) fn mark_dead(&self, why: &str) {

@@ -166,9 +166,12 @@ impl Lease {
         let i = self.instance();
         // `instrument`, not `enter`: an entered span held across an await
         // would tag whatever else runs on this thread meanwhile.
-        guarded(i.id, &i.endpoint, i.dead.clone(), None, action, fut)
-            .instrument(self.span.clone())
-            .await
+        let call = guarded(i.id, &i.endpoint, i.dead.clone(), None, action, fut)
+            .instrument(self.span.clone());
+        tokio::select! {
+            r = call => r,
+            never = i.watch_responsive() => match never {},
+        }
     }
 
     /// Opens another page in the lease's context.

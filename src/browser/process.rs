@@ -12,9 +12,8 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, Signal, UpdateKind};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -288,27 +287,46 @@ impl Drop for LocalProcess {
 
 /// Removes a profile directory; called once every process that could write
 /// to it has been killed.
+///
+/// A process killed in the middle of a write may finish creating its file
+/// after `remove_dir_all` listed the directory ("Directory not empty", seen
+/// in a control that retires a browser per lease): the removal is retried
+/// a few times before it is reported.
 fn remove_profile(dir: &Path) {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), error = %e, "could not remove browser profile")
+    for attempt in 1..=SWEEP_ROUNDS {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempt < SWEEP_ROUNDS =>
+            {
+                std::thread::sleep(SWEEP_PAUSE);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove browser profile");
+                return;
+            }
         }
     }
 }
 
+/// A new profile directory, created fresh (never an existing one) with an
+/// unpredictable name under the tagged prefix the leftover checks look for,
+/// owner-only: nobody can prepare a profile for a browser to pick up.
 fn fresh_profile_dir(tag: &str) -> Result<PathBuf> {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!(
-        "{PROFILE_PREFIX}{tag}-{}-{nanos}",
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating browser profile", &dir, e))?;
-    Ok(dir)
+    let prefix = format!("{PROFILE_PREFIX}{tag}-");
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .rand_bytes(12)
+        .tempdir()
+        .map(tempfile::TempDir::keep)
+        .map_err(|e| {
+            Error::io(
+                "creating browser profile",
+                std::env::temp_dir().join(prefix),
+                e,
+            )
+        })
 }
 
 /// Prefix of every profile directory the pool creates under the temp dir.
