@@ -15,6 +15,7 @@ pub mod end_to_end;
 mod fixture_roundtrip;
 mod memory_pressure;
 mod naive;
+mod urls;
 pub(crate) mod wasm_tiers;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ pub use control::{
     all_controls, coverage_gaps, find_control, run_control, Control, ControlOutcome,
     WITHOUT_CONTROL,
 };
+pub use urls::{parse_urls, read_urls};
 
 /// The future a scenario run returns.
 pub type ScenarioFuture = Pin<Box<dyn Future<Output = Result<MetricSummary>> + Send>>;
@@ -51,6 +53,25 @@ pub struct Scenario {
 
 /// Runs a scenario whose work is synchronous (compiling, instantiating) on the
 /// blocking pool, so it neither stalls nor is stalled by the async runtime.
+/// Waits until `pool` has `n` idle browsers before a measurement starts, and
+/// fails the run if it does not: a measurement begun on a pool still warming
+/// up would time the warm-up, not the pool.
+pub(crate) async fn warm_before(
+    pool: &crate::browser::BrowserPool,
+    n: usize,
+    timeout: std::time::Duration,
+    what: &str,
+) -> Result<()> {
+    if pool.wait_until_idle(n, timeout).await {
+        Ok(())
+    } else {
+        Err(Error::Timeout {
+            key: format!("{n} idle browsers before {what} (pool: {:?})", pool.stats()),
+            after: timeout,
+        })
+    }
+}
+
 pub(crate) fn blocking(
     name: &'static str,
     profile: RunProfile,

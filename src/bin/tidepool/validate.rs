@@ -2,7 +2,7 @@
 //! them by the contract, write the combined results.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -84,7 +84,7 @@ pub(crate) async fn run(args: ValidateArgs) -> tidepool::Result<ExitCode> {
             if args.concurrency == 0 {
                 return Err(Error::config("--concurrency", "must be at least 1"));
             }
-            Some(read_urls(path)?)
+            Some(scenarios::read_urls(path)?)
         }
         None => None,
     };
@@ -153,35 +153,6 @@ pub(crate) async fn run(args: ValidateArgs) -> tidepool::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-/// The URLs of a `--urls` file: one per line, blank lines and `#` comments
-/// skipped; the error names the file and line of anything else.
-fn read_urls(path: &Path) -> tidepool::Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io("reading", path, e))?;
-    let mut urls = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if !(line.starts_with("http://") || line.starts_with("https://")) {
-            return Err(Error::BadInputLine {
-                source_name: path.display().to_string(),
-                line: i + 1,
-                text: line.to_owned(),
-                reason: "not an http:// or https:// URL".into(),
-            });
-        }
-        urls.push(line.to_owned());
-    }
-    if urls.is_empty() {
-        return Err(Error::config(
-            "--urls",
-            format!("{} lists no URLs", path.display()),
-        ));
-    }
-    Ok(urls)
 }
 
 /// `validate --controls`: every control of the chosen scenarios, one line per
