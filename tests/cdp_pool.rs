@@ -212,3 +212,37 @@ async fn a_full_pool_closes_surplus_sessions_and_the_browser_agrees() {
     pool.close().await;
     resources.assert_clean().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releasing_one_session_keeps_the_cookies_of_another_still_in_use() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(one_browser()).await.unwrap();
+    let lease = pool.acquire().await.unwrap();
+    let sessions = SessionPool::new(&lease, SessionPoolConfig::default()).unwrap();
+
+    let a = sessions.acquire().await.unwrap();
+    let b = sessions.acquire().await.unwrap();
+    b.goto(&server.url("/set-cookie?name=b&value=kept"))
+        .await
+        .unwrap();
+    a.release().await;
+    b.goto(&server.url("/echo-cookies")).await.unwrap();
+    assert_eq!(
+        body_text(&b).await,
+        "b=kept",
+        "releasing one session took another's cookie"
+    );
+    // The last session out clears the context's cookies.
+    b.release().await;
+    let c = sessions.acquire().await.unwrap();
+    c.goto(&server.url("/echo-cookies")).await.unwrap();
+    assert_eq!(body_text(&c).await, "", "the last release must clear them");
+    c.release().await;
+    drop(sessions);
+    drop(lease);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}

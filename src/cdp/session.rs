@@ -1,3 +1,4 @@
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,17 @@ struct Inner {
     config: SessionPoolConfig,
     idle: Mutex<Vec<Idle>>,
     recorder: SessionRecorder,
+    /// Held shared by every session in use, and exclusively while the
+    /// context's cookies are cleared: cookies belong to the context, so a
+    /// reset clears them only when no other session of the pool is in use.
+    users: Arc<tokio::sync::RwLock<()>>,
+    /// A session was released while others were in use: the last one out
+    /// clears the cookies.
+    cookies_dirty: std::sync::atomic::AtomicBool,
 }
+
+/// How long a cookie clear may keep acquirers waiting.
+const CLEAR_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Page sessions reused within one browser lease's incognito context.
 ///
@@ -44,7 +55,8 @@ struct Inner {
 /// navigate to `about:blank`, remove the init scripts added through
 /// [`Session::add_init_script`], clear emulation overrides, turn off the DOM
 /// agent a use may have turned on, and (by default) clear the context's
-/// cookies. Pages live in the lease's context, so under the default
+/// cookies once no other session of the pool is in use (cookies belong to
+/// the context, and another session's must not vanish under it). Pages live in the lease's context, so under the default
 /// [`Isolation::Context`](crate::browser::Isolation::Context) whatever a
 /// reset could miss is disposed with the context when the lease ends; under
 /// `Wipe` the lease's wipe closes the pages and clears their state, and under
@@ -85,6 +97,8 @@ impl SessionPool {
                 config,
                 idle: Mutex::new(Vec::new()),
                 recorder: SessionRecorder::default(),
+                users: Arc::new(tokio::sync::RwLock::new(())),
+                cookies_dirty: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -96,6 +110,8 @@ impl SessionPool {
     /// A session: an idle one (probed first when idle long), or a new one.
     pub async fn acquire(&self) -> Result<Session> {
         let c = &self.inner.config;
+        // Waits only while a released session clears the cookies.
+        let in_use = self.inner.users.clone().read_owned().await;
         loop {
             let candidate = self.idle().pop();
             let Some(idle) = candidate else { break };
@@ -134,6 +150,7 @@ impl SessionPool {
                 created: idle.created,
                 scripts: idle.scripts,
                 reused: true,
+                in_use: Some(in_use),
             });
         }
         let h = &self.inner.handle;
@@ -157,6 +174,7 @@ impl SessionPool {
             created: Instant::now(),
             scripts: Vec::new(),
             reused: false,
+            in_use: Some(in_use),
         })
     }
 
@@ -196,9 +214,43 @@ impl SessionPool {
         }
     }
 
+    /// Clears the context's cookies if a released session left them dirty
+    /// and no session is in use. The exclusive hold is kept through the clear
+    /// (bounded by [`CLEAR_DEADLINE`]): an acquire meanwhile waits for it
+    /// instead of setting a cookie the clear would take away.
+    async fn clear_cookies_if_alone(&self) -> Result<()> {
+        let Ok(_alone) = self.inner.users.clone().try_write_owned() else {
+            return Ok(()); // another session is in use: the last one out clears
+        };
+        if !self.inner.cookies_dirty.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let h = &self.inner.handle;
+        let clear = ClearCookiesParams::builder()
+            .browser_context_id(h.context.clone())
+            .build();
+        let cleared = h
+            .call(
+                "clearing cookies",
+                Some(CLEAR_DEADLINE),
+                h.browser.execute(clear),
+            )
+            .await;
+        if cleared.is_err() {
+            self.inner.cookies_dirty.store(true, Ordering::SeqCst);
+        }
+        cleared.map(|_| ())
+    }
+
     /// Resets a session and keeps it, or closes it when the pool is full or
     /// the reset fails.
-    async fn release(&self, page: Page, created: Instant, scripts: Vec<ScriptIdentifier>) {
+    async fn release(
+        &self,
+        page: Page,
+        created: Instant,
+        scripts: Vec<ScriptIdentifier>,
+        in_use: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
+    ) {
         let h = &self.inner.handle;
         let c = &self.inner.config;
         // The reset's commands are independent of each other: they go out
@@ -237,12 +289,10 @@ impl SessionPool {
                 }
             };
             let cookies = async {
+                drop(in_use);
                 if c.clear_cookies_on_reset {
-                    let clear = ClearCookiesParams::builder()
-                        .browser_context_id(h.context.clone())
-                        .build();
-                    h.call("clearing cookies", None, h.browser.execute(clear))
-                        .await?;
+                    self.inner.cookies_dirty.store(true, Ordering::SeqCst);
+                    self.clear_cookies_if_alone().await?;
                 }
                 Ok::<(), Error>(())
             };
@@ -330,6 +380,8 @@ pub struct Session {
     created: Instant,
     scripts: Vec<ScriptIdentifier>,
     reused: bool,
+    /// The pool's shared hold, given up when the session is released.
+    in_use: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -394,8 +446,14 @@ impl Session {
     /// Resets the session and returns it to the pool.
     pub async fn release(mut self) {
         if let Some(page) = self.page.take() {
+            let in_use = self.in_use.take();
             self.pool
-                .release(page, self.created, std::mem::take(&mut self.scripts))
+                .release(
+                    page,
+                    self.created,
+                    std::mem::take(&mut self.scripts),
+                    in_use,
+                )
                 .await;
         }
     }
@@ -405,13 +463,14 @@ impl Drop for Session {
     fn drop(&mut self) {
         // Dropped without release: reset and return it in the background.
         if let Some(page) = self.page.take() {
-            let (pool, created, scripts) = (
+            let (pool, created, scripts, in_use) = (
                 self.pool.clone(),
                 self.created,
                 std::mem::take(&mut self.scripts),
+                self.in_use.take(),
             );
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { pool.release(page, created, scripts).await });
+                rt.spawn(async move { pool.release(page, created, scripts, in_use).await });
             }
         }
     }
