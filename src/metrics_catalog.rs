@@ -16,7 +16,7 @@
 //! | `tidepool_browser_budget_waits_total` | counter | | acquires that waited on the memory budget |
 //! | `tidepool_browser_launches_total` | counter | | browsers launched or connected |
 //! | `tidepool_browser_replacements_total` | counter | | browsers started to make up for retired ones |
-//! | `tidepool_browser_retirements_total` | counter | `reason`: `idle_timeout`, `lifetime`, `max_uses`, `unhealthy`, `crashed`, `memory`, `closed`, `hook` | browsers retired (crashes and memory evictions included) |
+//! | `tidepool_browser_retirements_total` | counter | `reason`: `idle_timeout`, `lifetime`, `max_uses`, `unhealthy`, `crashed`, `memory`, `closed`, `hook`, `cancelled` | browsers retired (crashes and memory evictions included) |
 //! | `tidepool_browser_soft_warnings_total` | counter | | soft memory limit crossings |
 //! | `tidepool_browser_idle` | gauge | | idle lease slots |
 //! | `tidepool_browser_in_use` | gauge | | leased slots |

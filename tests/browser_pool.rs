@@ -691,3 +691,63 @@ async fn a_stopped_browser_fails_its_lease_as_not_responding_within_cdp_timeout_
     pool.close().await;
     resources.assert_clean().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_acquires_leave_exact_counts_and_no_ghost_browser() {
+    use tidepool::browser::{Isolation, LeaseOptions};
+    use tidepool::testkit::SeededRng;
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        isolation: Isolation::None,
+        ..small_pool(2)
+    })
+    .await
+    .unwrap();
+    let mut rng = SeededRng::new(0x7e57);
+    let (mut completed, mut cancelled) = (0u64, 0u64);
+    for round in 0..30 {
+        // A third of the rounds queue behind two held leases; the rest ask
+        // for a fresh context from browsers readied for none, so the
+        // deadline falls inside the preparation, a probe or a launch.
+        let held = if round % 3 == 0 {
+            vec![pool.acquire().await.unwrap(), pool.acquire().await.unwrap()]
+        } else {
+            Vec::new()
+        };
+        let deadline = Duration::from_micros(rng.next_u64() % 120_000);
+        let acquire = pool.acquire_with(LeaseOptions::new().isolation(Isolation::Context));
+        match tokio::time::timeout(deadline, acquire).await {
+            Ok(lease) => {
+                drop(lease.unwrap());
+                completed += 1;
+            }
+            Err(_) => cancelled += 1,
+        }
+        completed += held.len() as u64;
+        drop(held);
+    }
+    assert!(
+        pool.settle(Duration::from_secs(30)).await,
+        "the pool never settled"
+    );
+    assert!(
+        cancelled >= 20,
+        "the deadlines cancelled only {cancelled} acquires"
+    );
+    let stats = pool.stats();
+    assert_eq!(stats.acquires, completed, "{stats:?}");
+    // No ghost: every browser the memory watch follows is alive, and none
+    // is followed that the pool no longer holds.
+    let live = stats.idle + stats.in_use;
+    assert_eq!(pool.browser_memory().len(), live, "{stats:?}");
+    for pid in pool.pids() {
+        assert!(is_alive(pid), "the pool follows a dead browser, pid {pid}");
+    }
+    println!(
+        "{completed} acquires completed, {cancelled} cancelled, {} browsers retired as cancelled",
+        stats.retired_cancelled
+    );
+    pool.close().await;
+    resources.assert_clean().await;
+}

@@ -445,6 +445,58 @@ pub(super) fn death_reason(instance: &Instance) -> Option<RetireReason> {
     })
 }
 
+/// A browser between the idle queue (or its launch) and a lease. Dropped
+/// while it still holds the browser (the acquire was cancelled), it retires
+/// it: the browser is shut down and leaves the memory watch, instead of
+/// living on as a ghost that keeps charging the budget.
+pub(super) struct InFlight<'a> {
+    inner: &'a Arc<PoolInner>,
+    instance: Option<Instance>,
+}
+
+impl<'a> InFlight<'a> {
+    pub(super) fn new(inner: &'a Arc<PoolInner>, instance: Instance) -> InFlight<'a> {
+        InFlight {
+            inner,
+            instance: Some(instance),
+        }
+    }
+
+    /// The browser, while in flight.
+    pub(super) fn get(&mut self) -> &mut Instance {
+        // Present until `retire` or `into_instance` consumes `self`.
+        self.instance
+            .as_mut()
+            .expect("an in-flight browser is held until it lands")
+    }
+
+    /// Retires the browser for `reason`.
+    pub(super) fn retire(mut self, reason: RetireReason) {
+        if let Some(instance) = self.instance.take() {
+            self.inner.retire(instance, reason);
+        }
+    }
+
+    /// The browser, landed in a lease.
+    pub(super) fn into_instance(mut self) -> Instance {
+        self.instance
+            .take()
+            .expect("an in-flight browser is held until it lands")
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Some(instance) = self.instance.take() {
+            tracing::debug!(
+                browser = instance.id,
+                "acquire cancelled; retiring its browser"
+            );
+            self.inner.retire(instance, RetireReason::Cancelled);
+        }
+    }
+}
+
 /// The state, locked; its sizes reach the gauges as the lock is released,
 /// whichever path changed them.
 pub(super) struct StateGuard<'a>(MutexGuard<'a, State>);

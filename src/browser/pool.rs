@@ -10,7 +10,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::config::{BrowserPoolConfig, BrowserSource};
 use super::hooks::{HookPoint, Hooks};
-use super::inner::{PoolInner, Slot, SlotGuard, State, CLOSE_GRACE};
+use super::inner::{InFlight, PoolInner, Slot, SlotGuard, State, CLOSE_GRACE};
 use super::instance::Instance;
 use super::isolation::LeaseOptions;
 use super::lease::Lease;
@@ -216,9 +216,14 @@ impl BrowserPool {
                 Next::Launch => Some(SlotGuard::new(inner, Slot::Starting)),
                 Next::Wait => None,
             };
-            let instance = match next {
+            // From here until the lease exists, a cancelled acquire (its
+            // future dropped mid-probe, mid-preparation or mid-hook) retires
+            // the browser through `flight` instead of losing it with its
+            // memory watch and budget share.
+            let mut flight = match next {
                 Next::Take(instance) => {
-                    let mut instance = *instance;
+                    let mut flight = InFlight::new(inner, *instance);
+                    let instance = flight.get();
                     let retention = &inner.config.retention;
                     // An idle browser is kept whatever its idleness here: a
                     // waiting caller wants it, and min_idle is maintenance's.
@@ -229,7 +234,7 @@ impl BrowserPool {
                         .is_some_and(|max| instance.uses() >= max)
                         .then_some(RetireReason::MaxUses);
                     if let Some(reason) = instance.draining().or(used_up) {
-                        inner.retire(instance, reason);
+                        flight.retire(reason);
                         continue;
                     }
                     let healthy = match (instance.death(), decision) {
@@ -247,22 +252,25 @@ impl BrowserPool {
                         } else {
                             RetireReason::Unhealthy
                         };
-                        inner.retire(instance, reason);
+                        flight.retire(reason);
                         continue;
                     }
-                    instance
+                    flight
                 }
                 Next::Launch => match tokio::time::timeout_at(deadline, inner.start_slot()).await {
-                    Ok(Ok(mut instance)) if proxy.is_some() => {
-                        // Started with the pool's default context: this
-                        // lease's replaces it.
-                        if let Err(e) = instance.make_ready(isolation, proxy.clone()).await {
-                            inner.retire(instance, RetireReason::Unhealthy);
-                            return Err(e);
+                    Ok(Ok(instance)) => {
+                        let mut flight = InFlight::new(inner, instance);
+                        if proxy.is_some() {
+                            // Started with the pool's default context: this
+                            // lease's replaces it.
+                            if let Err(e) = flight.get().make_ready(isolation, proxy.clone()).await
+                            {
+                                flight.retire(RetireReason::Unhealthy);
+                                return Err(e);
+                            }
                         }
-                        instance
+                        flight
                     }
-                    Ok(Ok(instance)) => instance,
                     Ok(Err(e)) => return Err(e),
                     Err(_) => return Err(inner.acquire_timeout(started)),
                 },
@@ -274,9 +282,10 @@ impl BrowserPool {
                 }
             };
             if inner.closed.load(Ordering::SeqCst) {
-                inner.retire(instance, RetireReason::Closed);
+                flight.retire(RetireReason::Closed);
                 return Err(Error::PoolClosed { what: "browser" });
             }
+            let instance = flight.get();
             let before_lease =
                 inner
                     .hooks
@@ -284,9 +293,10 @@ impl BrowserPool {
                         instance.hook_context()
                     });
             if before_lease.await.is_err() {
-                inner.retire(instance, RetireReason::Hook);
+                flight.retire(RetireReason::Hook);
                 continue;
             }
+            let instance = flight.into_instance();
             // Counted leased before the busy or starting slot is given back
             // (when `_slot` drops): over-counted for a moment, never under.
             inner.lock().count(Slot::Leased);
@@ -327,6 +337,36 @@ impl BrowserPool {
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return false;
             }
+        }
+    }
+
+    /// Waits until no returned lease is still being recycled or retired in
+    /// the background, and no browser is starting, or `timeout` passes;
+    /// returns whether the pool settled. Read [`stats`](Self::stats) after it
+    /// when a count must include every lease already dropped: a crash is
+    /// counted when its lease's recycling finds it.
+    pub async fn settle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let state = self.inner.lock();
+                if state.busy() == 0 && state.starting() == 0 {
+                    return true;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            // `changed` wakes one waiter: an acquirer may take the wake-up,
+            // so this also looks again every few milliseconds.
+            let _ = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(20)),
+                notified,
+            )
+            .await;
         }
     }
 

@@ -279,8 +279,20 @@ impl Drop for LocalProcess {
     /// The reaper task, told by the dropped kill sender, reaps the browser.
     fn drop(&mut self) {
         if !self.terminated {
-            kill_tagged(&self.tag);
-            remove_profile(&self.profile_dir);
+            let sweep = || {
+                kill_tagged(&self.tag);
+                remove_profile(&self.profile_dir);
+            };
+            // The sweep sleeps between rounds: on a worker of a multi-thread
+            // runtime it runs with the worker's other tasks handed off. It
+            // stays synchronous, so a test (or a service) that drops a pool
+            // and then checks for leftovers finds none.
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(sweep)
+                }
+                _ => sweep(),
+            }
         }
     }
 }

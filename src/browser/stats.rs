@@ -25,6 +25,8 @@ pub enum RetireReason {
     Closed,
     /// A lifecycle hook failed or vetoed its reuse.
     Hook,
+    /// The acquire taking it was cancelled midway (its future dropped).
+    Cancelled,
 }
 
 /// A snapshot of a browser pool: its counters and sizes.
@@ -60,6 +62,8 @@ pub struct BrowserPoolStats {
     pub retired_closed: u64,
     /// Retirements because a lifecycle hook failed or vetoed reuse.
     pub retired_hook: u64,
+    /// Retirements of browsers whose acquire was cancelled midway.
+    pub retired_cancelled: u64,
     /// Evictions for memory over the hard limit.
     pub memory_evictions: u64,
     /// Soft-limit warnings (one per crossing).
@@ -95,6 +99,7 @@ pub(crate) struct BrowserRecorder {
     retired_unhealthy: Counter,
     retired_closed: Counter,
     retired_hook: Counter,
+    retired_cancelled: Counter,
     pub(crate) memory_evictions: Counter,
     pub(crate) soft_warnings: Counter,
     pub(crate) peak_total_pss: Peak,
@@ -123,6 +128,7 @@ impl Default for BrowserRecorder {
             retired_unhealthy: Counter::labelled(RETIRED, "reason", "unhealthy"),
             retired_closed: Counter::labelled(RETIRED, "reason", "closed"),
             retired_hook: Counter::labelled(RETIRED, "reason", "hook"),
+            retired_cancelled: Counter::labelled(RETIRED, "reason", "cancelled"),
             memory_evictions: Counter::labelled(RETIRED, "reason", "memory"),
             soft_warnings: Counter::new("tidepool_browser_soft_warnings_total"),
             peak_total_pss: Peak::new("tidepool_browser_peak_total_pss_bytes"),
@@ -144,6 +150,7 @@ impl BrowserRecorder {
             RetireReason::Memory => &self.memory_evictions,
             RetireReason::Closed => &self.retired_closed,
             RetireReason::Hook => &self.retired_hook,
+            RetireReason::Cancelled => &self.retired_cancelled,
         };
         counter.incr();
     }
@@ -193,6 +200,7 @@ impl BrowserRecorder {
             retired_unhealthy: self.retired_unhealthy.get(),
             retired_closed: self.retired_closed.get(),
             retired_hook: self.retired_hook.get(),
+            retired_cancelled: self.retired_cancelled.get(),
             memory_evictions: self.memory_evictions.get(),
             soft_warnings: self.soft_warnings.get(),
             peak_total_pss_bytes: self.peak_total_pss.get(),

@@ -57,7 +57,7 @@ const CONTROLS: &[Control] = &[
     },
     Control {
         name: "unverified_cache",
-        what: "a cache that skips its checksum and trusts wasmtime's header check",
+        what: "a cache that skips its keyed MAC and trusts wasmtime's header check",
         rejects: &["every_bad_entry_detected", "no_bad_entry_loaded"],
         run: |p| super::blocking("aot_cache", p, |p| run_variant(p, Variant::UnverifiedCache)),
     },

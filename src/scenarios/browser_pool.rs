@@ -206,7 +206,8 @@ async fn one_at_a_time(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
     for i in 0..profile.iterations() {
         let url = server.url(&format!("/page/{i}"));
         let expected = format!("Page {i}");
-        pool.wait_until_idle(idle, Duration::from_secs(30)).await;
+        // Quiet before the naive side is timed: no warm-up competes with it.
+        super::warm_before(&pool, idle, Duration::from_secs(30), "a cold load").await?;
         let load = naive::load_page(executable, flags, &url, &["document.title"]).await?;
         if load.values != [expected.as_str()] {
             errors.fetch_add(1, Ordering::Relaxed);
@@ -215,7 +216,7 @@ async fn one_at_a_time(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
         cold.push(ms(load.total));
         launch.push(ms(load.launch));
 
-        pool.wait_until_idle(idle, Duration::from_secs(30)).await;
+        super::warm_before(&pool, idle, Duration::from_secs(30), "a warm acquire").await?;
         let t = Instant::now();
         let lease = pool.acquire().await?;
         acquire.push(ms(t.elapsed()));
@@ -225,6 +226,13 @@ async fn one_at_a_time(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
         if title != expected {
             errors.fetch_add(1, Ordering::Relaxed);
         }
+    }
+    // Every dropped lease's recycling done first: a crash is counted there.
+    if !pool.settle(Duration::from_secs(30)).await {
+        return Err(Error::Timeout {
+            key: "the browser pool settling before its crash count".into(),
+            after: Duration::from_secs(30),
+        });
     }
     let crashed = pool.stats().crashed;
     pool.close().await;
@@ -262,7 +270,7 @@ async fn crawl(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
         ..BrowserPoolConfig::default()
     })
     .await?;
-    pool.wait_until_idle(WORKERS, Duration::from_secs(60)).await;
+    super::warm_before(&pool, WORKERS, Duration::from_secs(60), "the crawl").await?;
     let side = Side {
         executable,
         flags,
@@ -280,6 +288,13 @@ async fn crawl(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
                 naive_time += side.naive(batch.clone()).await?;
             }
         }
+    }
+    // Every dropped lease's recycling done first: a crash is counted there.
+    if !pool.settle(Duration::from_secs(30)).await {
+        return Err(Error::Timeout {
+            key: "the browser pool settling before its crash count".into(),
+            after: Duration::from_secs(30),
+        });
     }
     let crashed = pool.stats().crashed;
     pool.close().await;

@@ -198,9 +198,13 @@ impl Warm {
             },
             _ => AdaptiveTimeoutsConfig::default(),
         })?;
-        browsers
-            .wait_until_idle(concurrency, Duration::from_secs(60))
-            .await;
+        crate::scenarios::warm_before(
+            &browsers,
+            concurrency,
+            Duration::from_secs(60),
+            "the pooled crawl",
+        )
+        .await?;
         Ok(Warm {
             wasm,
             browsers,
