@@ -294,23 +294,24 @@ impl AotCache {
     /// A well-formed entry holding `payload`: magic, its MAC under this
     /// cache's key, payload.
     pub(crate) fn encode_entry(&self, payload: &[u8]) -> Vec<u8> {
-        let mut entry = Vec::with_capacity(HEADER + payload.len());
-        entry.extend_from_slice(MAGIC);
-        entry.extend_from_slice(&self.mac(payload).finalize().into_bytes());
-        entry.extend_from_slice(payload);
-        entry
+        entry(&self.mac(payload).finalize().into_bytes(), payload)
     }
+}
+
+/// Magic, the 32-byte `digest`, then `payload`: the one layout of an entry.
+fn entry(digest: &[u8], payload: &[u8]) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(HEADER + payload.len());
+    entry.extend_from_slice(MAGIC);
+    entry.extend_from_slice(digest);
+    entry.extend_from_slice(payload);
+    entry
 }
 
 /// An entry of the layout before MACs, a plain SHA-256 of its payload: what
 /// anyone who can write to the directory could plant.
 #[cfg(feature = "testkit")]
 pub(crate) fn plain_hash_entry(payload: &[u8]) -> Vec<u8> {
-    let mut entry = Vec::with_capacity(HEADER + payload.len());
-    entry.extend_from_slice(MAGIC);
-    entry.extend_from_slice(&Sha256::digest(payload));
-    entry.extend_from_slice(payload);
-    entry
+    entry(&Sha256::digest(payload), payload)
 }
 
 /// This process's user: the owner of `/proc/self`.
