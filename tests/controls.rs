@@ -21,6 +21,7 @@ const CONTROLS: &[&str] = &[
     "wasm_tiers.recency_not_frequency",
     "wasm_tiers.never_forgets",
     "wasm_tiers.fifo_both_sides",
+    "wasm_tiers.fifo_instance_pool_both_sides",
     "wasm_tiers.trapping_extractor",
     "cdp_pool.sequential_batch",
     "cdp_pool.no_reuse",
@@ -90,6 +91,7 @@ fn every_control_has_a_test_case_here() {
 #[case::wasm_tiers_recency_not_frequency("wasm_tiers.recency_not_frequency")]
 #[case::wasm_tiers_never_forgets("wasm_tiers.never_forgets")]
 #[case::wasm_tiers_fifo_both_sides("wasm_tiers.fifo_both_sides")]
+#[case::wasm_tiers_fifo_instance_pool_both_sides("wasm_tiers.fifo_instance_pool_both_sides")]
 #[case::wasm_tiers_trapping_extractor("wasm_tiers.trapping_extractor")]
 #[case::cdp_pool_sequential_batch("cdp_pool.sequential_batch")]
 #[case::cdp_pool_no_reuse("cdp_pool.no_reuse")]

@@ -13,7 +13,7 @@ use super::config::{ModuleOptions, WasmPoolConfig};
 use super::engine::{HostState, WasmEngine};
 use super::inner::{Loaded, PoolInner, Ready, State};
 use super::lease::WasmLease;
-use super::tiers::{Tier, TierBook};
+use super::tiers::{Admission, Tier, TierBook};
 use crate::error::{Error, Result, WasmFault};
 use crate::recording::{Counter, LatencyHistogram, LatencySummary};
 
@@ -47,10 +47,13 @@ pub struct WasmPoolStats {
 ///
 /// `acquire(id)` tries hot (a ready instance), then warm (instantiate an
 /// `InstancePre`), then cold (deserialize from the AOT cache, or compile). The
-/// access rate of each module is a time-decayed count of its acquisitions;
+/// access rate of each module is a time-decayed count of its acquisitions.
+/// A cold acquire keeps what it loaded if the module earns a place: a free
+/// one, or that of the least wanted warm module if it was wanted more.
 /// [`rebalance`](WasmPool::rebalance), run by a background task every
-/// `promotion_interval`, moves the most wanted modules up and the rest down,
-/// within the tier capacities. A lease gets a fresh instance (unless the module
+/// `promotion_interval`, gives the most wanted resident modules the hot
+/// places. Every load is one an acquire needed: the pool never deserializes
+/// a module on a guess. A lease gets a fresh instance (unless the module
 /// is declared stateless); one that faulted is never reused.
 ///
 /// The state lock guards bookkeeping only: compiling, deserializing and
@@ -187,15 +190,29 @@ impl WasmPool {
                     inner.cache.load(&inner.engine, id, &wasm)?;
                 let pre = inner.engine.prepare(id, &module)?;
                 let ready = inner.instantiate(id, &pre)?;
-                // Keep what the load produced if the module was promoted
-                // meanwhile, or if the warm tier has room for it.
-                let mut state = inner.lock();
-                let State { book, loaded } = &mut *state;
-                let keep =
-                    matches!(book.tier(id), Some(Tier::Hot | Tier::Warm)) || book.admit_warm(id);
-                if let (true, Some(slot)) = (keep, loaded.get_mut(id)) {
-                    slot.pre.get_or_insert(pre);
-                }
+                // Keep what the load produced if the module is admitted (or
+                // became resident meanwhile); what a displaced module held is
+                // dropped after the lock is released.
+                let displaced = {
+                    let mut state = inner.lock();
+                    let State { book, loaded } = &mut *state;
+                    let admission = match book.tier(id) {
+                        Some(Tier::Hot | Tier::Warm) => Admission::Admitted,
+                        _ => book.admit(id, now),
+                    };
+                    if admission != Admission::Refused {
+                        if let Some(slot) = loaded.get_mut(id) {
+                            slot.pre.get_or_insert(pre);
+                        }
+                    }
+                    match admission {
+                        Admission::Displacing(victim) => loaded
+                            .get_mut(&victim)
+                            .map(|slot| (slot.pre.take(), std::mem::take(&mut slot.ready))),
+                        _ => None,
+                    }
+                };
+                drop(displaced);
                 (ready, Tier::Cold)
             }
         };

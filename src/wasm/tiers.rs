@@ -120,22 +120,67 @@ impl TierBook {
         self.entries.get(id).map_or(0.0, |e| self.decayed(e, now))
     }
 
-    /// Moves a cold module to warm if the warm tier has room, as when a cold
-    /// load has just produced what the warm tier keeps; never displaces anyone.
-    pub(crate) fn admit_warm(&mut self, id: &str) -> bool {
-        if self.counts[Tier::Warm.index()] >= self.warm_capacity {
-            return false;
+    /// Admits module `id`, just loaded by a cold acquire at `now`: to a free
+    /// hot place, else a free warm place, else in place of the warm module
+    /// with the lowest rate if `id` was wanted more than it before this
+    /// acquire (its rate without the acquire just counted, so a module seen
+    /// once does not push out one seen often). The load has been paid for by
+    /// the acquire, so admitting costs no work; the displaced module goes
+    /// cold and is returned, for its caller to drop what it held.
+    pub(crate) fn admit(&mut self, id: &str, now: f64) -> Admission {
+        let Some(e) = self.entries.get(id) else {
+            return Admission::Refused;
+        };
+        if e.tier != Tier::Cold {
+            return Admission::Refused;
         }
-        match self.entries.get_mut(id) {
-            Some(e) if e.tier == Tier::Cold => {
-                e.tier = Tier::Warm;
-                self.counts[Tier::Cold.index()] -= 1;
-                self.counts[Tier::Warm.index()] += 1;
-                self.promotions += 1;
-                true
+        let [hot, warm, _] = self.counts;
+        if hot < self.hot_capacity {
+            self.set_tier(id, Tier::Hot);
+            return Admission::Admitted;
+        }
+        if warm < self.warm_capacity {
+            self.set_tier(id, Tier::Warm);
+            return Admission::Admitted;
+        }
+        let wanted = self.decayed(e, now) - 1.0;
+        let victim = self
+            .entries
+            .iter()
+            .filter(|(_, v)| v.tier == Tier::Warm)
+            .map(|(vid, v)| (vid, self.decayed(v, now), v.last))
+            .min_by(|a, b| {
+                a.1.total_cmp(&b.1)
+                    .then_with(|| a.2.total_cmp(&b.2))
+                    .then_with(|| b.0.cmp(a.0))
+            });
+        match victim {
+            Some((vid, rate, _)) if wanted > rate => {
+                let victim = vid.clone();
+                self.set_tier(&victim, Tier::Cold);
+                self.set_tier(id, Tier::Warm);
+                Admission::Displacing(victim)
             }
-            _ => false,
+            _ => Admission::Refused,
         }
+    }
+
+    /// Moves `id` to `to`, keeping the counts and the promotion tally.
+    fn set_tier(&mut self, id: &str, to: Tier) {
+        let Some(e) = self.entries.get_mut(id) else {
+            return;
+        };
+        if e.tier == to {
+            return;
+        }
+        self.counts[e.tier.index()] -= 1;
+        self.counts[to.index()] += 1;
+        if to < e.tier {
+            self.promotions += 1;
+        } else {
+            self.demotions += 1;
+        }
+        e.tier = to;
     }
 
     /// Modules per tier: `[hot, warm, cold]`.
@@ -143,49 +188,55 @@ impl TierBook {
         self.counts
     }
 
-    /// Ranks modules by decayed rate at `now` (ties by id, so the result is
-    /// deterministic) and assigns the top `hot_capacity` to hot, the next
-    /// `warm_capacity` to warm, the rest to cold. Modules never acquired stay
-    /// cold whatever the capacity.
+    /// Ranks the resident (hot and warm) modules by decayed rate at `now`
+    /// (ties by the last acquire, then id, so the result is deterministic): the top `hot_capacity`
+    /// go hot, the rest warm. Cold modules stay cold: one earns residency
+    /// by [`admit`](TierBook::admit) when its own acquire has loaded it, so
+    /// a rebalance never loads a module on a guess (a module near the
+    /// residency boundary would be loaded, dropped and loaded again as its
+    /// noisy rate crosses the boundary back and forth).
     pub(crate) fn rebalance(&mut self, now: f64) -> Vec<Move> {
-        let mut ranked: Vec<(String, f64)> = self
+        let mut ranked: Vec<(String, f64, f64)> = self
             .entries
             .iter()
-            .map(|(id, e)| (id.clone(), self.decayed(e, now)))
+            .filter(|(_, e)| e.tier != Tier::Cold)
+            .map(|(id, e)| (id.clone(), self.decayed(e, now), e.last))
             .collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        // Equal rates (all decayed to nothing, say) rank the most recently
+        // acquired first, never by name.
+        ranked.sort_by(|a, b| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| b.2.total_cmp(&a.2))
+                .then_with(|| a.0.cmp(&b.0))
+        });
         let mut moves = Vec::new();
-        for (rank, (id, rate)) in ranked.into_iter().enumerate() {
-            let to = if rate <= 0.0 {
-                Tier::Cold
-            } else if rank < self.hot_capacity {
+        for (rank, (id, _, _)) in ranked.into_iter().enumerate() {
+            let to = if rank < self.hot_capacity {
                 Tier::Hot
-            } else if rank < self.hot_capacity + self.warm_capacity {
-                Tier::Warm
             } else {
-                Tier::Cold
+                Tier::Warm
             };
-            let Some(e) = self.entries.get_mut(&id) else {
+            let Some(from) = self.tier(&id) else {
                 continue;
             };
-            if e.tier != to {
-                self.counts[e.tier.index()] -= 1;
-                self.counts[to.index()] += 1;
-                if to < e.tier {
-                    self.promotions += 1;
-                } else {
-                    self.demotions += 1;
-                }
-                moves.push(Move {
-                    id,
-                    from: e.tier,
-                    to,
-                });
-                e.tier = to;
+            if from != to {
+                self.set_tier(&id, to);
+                moves.push(Move { id, from, to });
             }
         }
         moves
     }
+}
+
+/// What [`TierBook::admit`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Not admitted: the module stays cold.
+    Refused,
+    /// Admitted to a free warm place.
+    Admitted,
+    /// Admitted in place of this module, now cold.
+    Displacing(String),
 }
 
 #[cfg(test)]
@@ -195,15 +246,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_most_acquired_modules_go_hot_then_warm() {
+    fn the_most_acquired_resident_modules_go_hot_and_cold_ones_stay_cold() {
         let mut book = TierBook::new(1, 1, 100.0);
         for id in ["a", "b", "c"] {
             book.register(id);
         }
-        for _ in 0..5 {
+        book.touch("c", 1.0);
+        assert_eq!(book.admit("c", 1.0), Admission::Admitted);
+        book.touch("b", 1.0);
+        assert_eq!(book.admit("b", 1.0), Admission::Admitted);
+        assert_eq!(
+            (book.tier("c"), book.tier("b")),
+            (Some(Tier::Hot), Some(Tier::Warm))
+        );
+        for _ in 0..4 {
             book.touch("b", 1.0);
         }
-        book.touch("c", 1.0);
+        for _ in 0..9 {
+            book.touch("a", 1.0);
+        }
+        // a is wanted most, but only a load of its own makes it resident.
         let moves = book.rebalance(1.0);
         assert_eq!(
             (book.tier("b"), book.tier("c"), book.tier("a")),
@@ -211,7 +273,29 @@ mod tests {
         );
         assert_eq!(moves.len(), 2);
         assert_eq!(book.counts(), [1, 1, 1]);
-        assert_eq!((book.promotions, book.demotions), (2, 0));
+        assert_eq!((book.promotions, book.demotions), (3, 1));
+    }
+
+    #[test]
+    fn a_miss_displaces_the_least_wanted_warm_module_only_if_wanted_more() {
+        let mut book = TierBook::new(0, 1, 100.0);
+        for id in ["a", "b"] {
+            book.register(id);
+        }
+        book.touch("a", 0.0);
+        book.touch("a", 0.0);
+        assert_eq!(book.admit("a", 0.0), Admission::Admitted);
+        // b's first acquire: wanted 0 before it, against a's 2.
+        book.touch("b", 0.0);
+        assert_eq!(book.admit("b", 0.0), Admission::Refused);
+        for _ in 0..3 {
+            book.touch("b", 0.0);
+        }
+        assert_eq!(book.admit("b", 0.0), Admission::Displacing("a".into()));
+        assert_eq!(
+            (book.tier("a"), book.tier("b")),
+            (Some(Tier::Cold), Some(Tier::Warm))
+        );
     }
 
     #[test]
@@ -263,8 +347,12 @@ mod tests {
                         prop_assert_eq!(tier.is_some(), registered.contains(&m));
                     }
                     Op::Admit(m) => {
-                        book.admit_warm(&format!("m{m}"));
-                        prop_assert!(book.counts()[1] <= warm);
+                        let before = book.tier(&format!("m{m}"));
+                        let admission = book.admit(&format!("m{m}"), clock);
+                        prop_assert!(book.counts()[0] <= hot && book.counts()[1] <= warm);
+                        if admission != Admission::Refused {
+                            prop_assert_eq!(before, Some(Tier::Cold), "only a cold module is admitted");
+                        }
                     }
                     Op::Rebalance(dt) => {
                         clock += f64::from(dt);

@@ -27,6 +27,8 @@ pub(super) struct FifoPool<'a> {
     /// For the oracle: the acquisition at which popularity shifts, and the
     /// acquisitions served so far.
     pub(super) oracle: Option<(usize, usize)>,
+    /// Acquisitions that loaded from the AOT cache.
+    pub(super) misses: usize,
 }
 
 impl<'a> FifoPool<'a> {
@@ -46,6 +48,7 @@ impl<'a> FifoPool<'a> {
             order: VecDeque::new(),
             loaded: HashMap::new(),
             oracle: None,
+            misses: 0,
         }
     }
 
@@ -106,7 +109,8 @@ impl<'a> FifoPool<'a> {
     }
 
     /// A miss: the module from the AOT cache, prepared, and an instance of it.
-    fn load(&self, id: &str, wasm: &[u8]) -> Result<(wasmtime::InstancePre<HostState>, Ready)> {
+    fn load(&mut self, id: &str, wasm: &[u8]) -> Result<(wasmtime::InstancePre<HostState>, Ready)> {
+        self.misses += 1;
         let (module, _) = self.cache.load(self.engine, id, wasm)?;
         let pre = self.engine.prepare(id, &module)?;
         let ready = self.instantiate(id, &pre)?;
