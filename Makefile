@@ -25,10 +25,13 @@ test: deps
 	cargo nextest run --profile default
 	cargo test --doc --quiet
 
-## perf: every suite at full iteration counts; reports in target/tidepool/reports
+## perf: every suite at full iteration counts; reports in target/tidepool/reports, with
+##   index.html (every report, plotted; written even when a suite fails) and its screenshot
 perf: deps
-	cargo nextest run --profile perf
-	@echo "reports: $(REPORTS)/"; ls -1 $(REPORTS)
+	@status=0; cargo nextest run --profile perf || status=$$?; \
+	cargo run --quiet -- report $(REPORTS)/*.json --format html \
+		--output $(REPORTS)/index.html --screenshot $(REPORTS)/index.png || { [ $$status -ne 0 ] || status=1; }; \
+	echo "reports: $(REPORTS)/ (open $(REPORTS)/index.html)"; ls -1 $(REPORTS); exit $$status
 
 ## scenario NAME=x: one scenario's contract test at full iterations
 scenario: deps

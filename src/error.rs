@@ -74,6 +74,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A plot of a report could not be drawn.
+    #[error("drawing {what}: {message}")]
+    Render {
+        /// The plot.
+        what: String,
+        /// What the plotting library said.
+        message: String,
+    },
+
     /// A scenario name was given that no scenario answers to.
     #[error("unknown scenario {name:?}; known scenarios: {known}")]
     UnknownScenario {

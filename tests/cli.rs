@@ -230,6 +230,66 @@ fn bad_inputs_exit_2_naming_the_problem() {
 }
 
 #[test]
+fn report_writes_one_html_page_and_says_what_only_html_can_show() {
+    use tidepool::profile::{Depth, RunProfile};
+    use tidepool::report::ScenarioReport;
+    use tidepool::summary::MetricSummary;
+
+    let mut s = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
+    s.measure("page_ms", "ms", &[12.0, 14.5, 13.1, 15.2, 40.0])
+        .unwrap();
+    let dir = temp("html-history");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = tidepool::report::write_json(&ScenarioReport::new(s, Vec::new()), &dir).unwrap();
+    let page = temp("report.html");
+    let out = tidepool(
+        &[
+            "report",
+            path.to_str().unwrap(),
+            dir.to_str().unwrap(),
+            "--format",
+            "html",
+            "--output",
+            page.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"));
+    assert!(
+        html.contains("id=\"history\""),
+        "the directory is read as a history"
+    );
+
+    let out = tidepool(&["report", dir.to_str().unwrap(), "--format", "md"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(dir.to_str().unwrap()) && err.contains("only --format html"),
+        "{err}"
+    );
+    let out = tidepool(
+        &[
+            "report",
+            path.to_str().unwrap(),
+            "--output",
+            page.to_str().unwrap(),
+            "--screenshot",
+            "x.png",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--screenshot"));
+}
+
+#[test]
 fn list_names_every_scenario_and_marks_the_browser_ones() {
     let out = tidepool(&["validate", "--list"], "");
     assert_eq!(out.status.code(), Some(0));

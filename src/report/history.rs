@@ -2,12 +2,38 @@
 //! points by E-divisive means, each named by the run (and commit) after it.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::ab::figure_values;
 use super::MetricSummary;
+use crate::error::{Error, Result};
 use crate::stats::{change_points, ChangePointOptions};
+
+/// The runs of a history directory: every `*.json` results file or report in
+/// `dir`, oldest first (by the timestamp of its first record, then by name),
+/// each with its path. A file that is not a report is an error naming it.
+pub fn read_history(dir: &Path) -> Result<Vec<(PathBuf, Vec<MetricSummary>)>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing the history", dir, e))?;
+    let mut runs: Vec<(String, PathBuf, Vec<MetricSummary>)> = Vec::new();
+    for entry in entries.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "json") {
+            let summaries: Vec<MetricSummary> = super::read_reports(&path)?
+                .into_iter()
+                .map(|r| r.summary)
+                .collect();
+            let stamp = summaries
+                .first()
+                .map(|s| s.timestamp.clone())
+                .unwrap_or_default();
+            runs.push((stamp, path, summaries));
+        }
+    }
+    runs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    Ok(runs.into_iter().map(|(_, path, s)| (path, s)).collect())
+}
 
 /// A figure whose level moved at one run of a history.
 #[derive(Debug, Clone, PartialEq, Serialize)]

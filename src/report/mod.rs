@@ -9,6 +9,8 @@
 mod ab;
 mod compare;
 mod history;
+#[cfg(feature = "html")]
+mod html;
 mod render;
 mod results;
 
@@ -23,7 +25,9 @@ pub use ab::{
     Direction, AB_HEADER,
 };
 pub use compare::{compare, compare_history, MetricChange, ALPHA};
-pub use history::{history_shifts, FigureShift};
+pub use history::{history_shifts, read_history, FigureShift};
+#[cfg(feature = "html")]
+pub use html::HtmlReport;
 pub use render::{
     layout_table, markdown_table, results_markdown, results_rows, results_table, to_markdown,
     to_table, verdict_cells, RESULTS_HEADER,

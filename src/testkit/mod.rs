@@ -7,6 +7,7 @@
 //! - [`CountingProxy`]: a forward HTTP proxy that records what passes through.
 //! - [`ExternalChromium`]: a browser started outside any pool, to connect to.
 //! - [`ResourceCheck`]: processes, profiles and descriptors back where they were.
+//! - [`check_report_page`]: a report page as headless Chromium shows it.
 //! - [`machine_cpu_ms`] and its kin: CPU time from `/proc`, for CPU per page.
 //!
 //! The harness that runs a scenario against the contract is
@@ -16,6 +17,7 @@ mod client;
 mod cpu;
 mod external;
 mod logging;
+mod page_check;
 mod proxy;
 mod relay;
 mod resources;
@@ -26,6 +28,7 @@ pub use client::{get_once, HttpConnection, HttpResponse};
 pub use cpu::{browser_cpu_by_kind, machine_cpu_ms, own_cpu_ms, process_cpu_ms};
 pub use external::ExternalChromium;
 pub use logging::{init_tracing, DEFAULT_LOG_FILTER};
+pub use page_check::{check_report_page, PageCheck};
 pub use proxy::CountingProxy;
 pub use relay::{
     commands_sent, wire_round_trip_waits, wire_waits_per_command, CdpRelay, WireFrame,

@@ -67,27 +67,13 @@ pub(crate) fn run(args: &CompareArgs) -> tidepool::Result<ExitCode> {
             if args.last == 0 {
                 return Err(Error::config("--last", "must be at least 1"));
             }
-            let mut runs: Vec<(String, PathBuf, Vec<MetricSummary>)> = Vec::new();
-            let entries =
-                std::fs::read_dir(dir).map_err(|e| Error::io("listing the history", dir, e))?;
-            for entry in entries.filter_map(|e| e.ok()) {
-                let path = entry.path();
-                if path.extension().is_some_and(|x| x == "json") {
-                    let summaries = summaries(&path)?;
-                    let stamp = summaries
-                        .first()
-                        .map(|s| s.timestamp.clone())
-                        .unwrap_or_default();
-                    runs.push((stamp, path, summaries));
-                }
-            }
-            runs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+            let mut runs = report::read_history(dir)?;
             let current = match &args.current {
                 Some(path) => {
-                    runs.retain(|r| &r.1 != path);
+                    runs.retain(|r| &r.0 != path);
                     summaries(path)?
                 }
-                None => runs.pop().map(|r| r.2).ok_or_else(|| {
+                None => runs.pop().map(|r| r.1).ok_or_else(|| {
                     Error::config("--history", format!("{} holds no reports", dir.display()))
                 })?,
             };
@@ -97,7 +83,7 @@ pub(crate) fn run(args: &CompareArgs) -> tidepool::Result<ExitCode> {
                     format!("{} holds no run before the current one", dir.display()),
                 ));
             }
-            let history: Vec<Vec<MetricSummary>> = runs.into_iter().map(|r| r.2).collect();
+            let history: Vec<Vec<MetricSummary>> = runs.into_iter().map(|r| r.1).collect();
             let mut whole = history.clone();
             whole.push(current.clone());
             shifts = report::history_shifts(&whole, &ChangePointOptions::default());

@@ -23,6 +23,7 @@ use tidepool::Error;
 
 use ab::AbArgs;
 use compare::CompareArgs;
+use report::ReportArgs;
 use validate::ValidateArgs;
 
 #[derive(Parser)]
@@ -45,13 +46,9 @@ enum Command {
     /// Compare a baseline build with a current one in interleaved rounds
     /// (the pull-request check): exit 1 on a regression.
     Ab(AbArgs),
-    /// Render a results file or a scenario report.
-    Report {
-        /// A `validate --output` file or a `target/tidepool/reports/*.json` report.
-        input: PathBuf,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-    },
+    /// Render results files and scenario reports (as a table, JSON, Markdown,
+    /// CSV, or one self-contained HTML page with plots).
+    Report(ReportArgs),
     /// Summarise numbers, one per line (blank lines and `#` comments skipped).
     Stats {
         /// A file of numbers, or `-` for standard input.
@@ -96,7 +93,7 @@ fn main() -> ExitCode {
         .try_init();
     let outcome = match cli.command {
         Command::Stats { input, format } => stats::run(&input, format),
-        Command::Report { input, format } => report::run(&input, format),
+        Command::Report(args) => report::run(&args),
         Command::Compare(args) => compare::run(&args),
         Command::Ab(args) => ab::run(&args),
         Command::Validate(args) => match tokio::runtime::Runtime::new() {

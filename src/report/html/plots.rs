@@ -1,0 +1,326 @@
+//! The report's plots, each an SVG string drawn by plotters.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use super::super::{AbFigure, FigureShift, Measurement};
+use crate::contract::Verdict;
+use crate::error::{Error, Result};
+
+const WIDTH: u32 = 720;
+const PASS: RGBColor = RGBColor(46, 125, 50);
+const FAIL: RGBColor = RGBColor(198, 40, 40);
+const BOX: RGBColor = RGBColor(66, 133, 244);
+const FONT: (&str, u32) = ("sans-serif", 13);
+
+/// A plotters failure, named by the plot it broke.
+fn drawing<E: std::fmt::Debug>(what: &str) -> impl Fn(E) -> Error + '_ {
+    move |e| Error::Render {
+        what: what.to_owned(),
+        message: format!("{e:?}"),
+    }
+}
+
+/// A range around `values` with a margin, never empty.
+fn span(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    let pad = if hi > lo {
+        (hi - lo) * 0.06
+    } else {
+        lo.abs().max(1.0) * 0.1
+    };
+    (lo - pad, hi + pad)
+}
+
+/// A deterministic spread of `i` over 0..1, so samples do not hide each other.
+fn jitter(i: usize) -> f64 {
+    (i as f64 * 0.618_033_988_75).fract()
+}
+
+/// A measurement's distribution: the samples as points, the middle half as
+/// a box, min to max as a whisker, the p50 as a thick line, the p95 and the
+/// 95 % confidence interval of the mean marked.
+pub(super) fn distribution(name: &str, m: &Measurement) -> Result<String> {
+    let what = format!("the distribution of {name}");
+    let mut sorted: Vec<f64> = m
+        .samples
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    sorted.sort_by(f64::total_cmp);
+    let quantile = |q: f64| -> f64 {
+        if sorted.is_empty() {
+            return m.summary.p50;
+        }
+        let pos = q * (sorted.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+    };
+    let s = &m.summary;
+    let (q1, q3) = (quantile(0.25), quantile(0.75));
+    let mut extent = vec![s.min, s.max, s.p95];
+    if let Some(ci) = &s.ci95 {
+        extent.extend([ci.low, ci.high]);
+    }
+    let (lo, hi) = span(extent);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 150)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing(&what))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(30)
+            .build_cartesian_2d(lo..hi, 0.0..1.0)
+            .map_err(drawing(&what))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .disable_y_axis()
+            .x_desc(m.unit.as_str())
+            .label_style(FONT)
+            .draw()
+            .map_err(drawing(&what))?;
+        if let Some(ci) = &s.ci95 {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(ci.low, 0.0), (ci.high, 1.0)],
+                    BOX.mix(0.12).filled(),
+                )))
+                .map_err(drawing(&what))?;
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(s.min, 0.5), (s.max, 0.5)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(q1, 0.3), (q3, 0.7)],
+                BOX.mix(0.35).filled(),
+            )))
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(s.p50, 0.22), (s.p50, 0.78)],
+                BLACK.stroke_width(3),
+            )))
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(s.p95, 0.15), (s.p95, 0.85)],
+                FAIL.stroke_width(2),
+            )))
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series(
+                m.samples
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(i, &v)| {
+                        Circle::new((v, 0.1 + 0.8 * jitter(i)), 2, BLACK.mix(0.45).filled())
+                    }),
+            )
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series([
+                Text::new("p50", (s.p50, 0.92), FONT),
+                Text::new("p95", (s.p95, 0.92), FONT.into_font().color(&FAIL)),
+            ])
+            .map_err(drawing(&what))?;
+        root.present().map_err(drawing(&what))?;
+    }
+    Ok(svg)
+}
+
+/// A threshold: the figure as a bar, coloured by verdict, against its limit
+/// as a black line.
+pub(super) fn threshold(v: &Verdict) -> Result<String> {
+    let what = format!("the threshold {}", v.threshold);
+    let colour = if v.passed { PASS } else { FAIL };
+    let (lo, hi) = span([0.0, v.actual, v.limit]);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 90)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing(&what))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(26)
+            .build_cartesian_2d(lo..hi, 0.0..1.0)
+            .map_err(drawing(&what))?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .disable_y_axis()
+            .label_style(FONT)
+            .draw()
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(0.0, 0.2), (v.actual, 0.6)],
+                colour.filled(),
+            )))
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(v.limit, 0.05), (v.limit, 0.75)],
+                BLACK.stroke_width(2),
+            )))
+            .map_err(drawing(&what))?;
+        // The label reads away from the nearer edge, so it is never cut off.
+        let toward = if v.limit > (lo + hi) / 2.0 {
+            HPos::Right
+        } else {
+            HPos::Left
+        };
+        chart
+            .draw_series([Text::new(
+                format!(" limit {} {} ", v.op, crate::report::format_figure(v.limit)),
+                (v.limit, 0.95),
+                TextStyle::from(FONT).pos(Pos::new(toward, VPos::Top)),
+            )])
+            .map_err(drawing(&what))?;
+        root.present().map_err(drawing(&what))?;
+    }
+    Ok(svg)
+}
+
+/// An A/B figure: current / baseline in each round as points, 1.0 as a
+/// line, the bootstrap interval of the change as a band.
+pub(super) fn ab(f: &AbFigure) -> Result<String> {
+    let what = format!("the A/B figure {}.{}", f.scenario, f.figure);
+    let points: Vec<(f64, f64)> = f
+        .round_ratios
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|r| ((i + 1) as f64, r)))
+        .collect();
+    let band = f
+        .interval_pct
+        .map(|[lo, hi]| (1.0 + lo / 100.0, 1.0 + hi / 100.0));
+    let mut ys: Vec<f64> = points.iter().map(|p| p.1).chain([1.0]).collect();
+    if let Some((lo, hi)) = band {
+        ys.extend([lo, hi]);
+    }
+    let (ylo, yhi) = span(ys);
+    let rounds = f.round_ratios.len().max(1) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 180)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing(&what))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.5..rounds + 0.5, ylo..yhi)
+            .map_err(drawing(&what))?;
+        chart
+            .configure_mesh()
+            .x_desc("round")
+            .y_desc("current / baseline")
+            .label_style(FONT)
+            .draw()
+            .map_err(drawing(&what))?;
+        if let Some((lo, hi)) = band {
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(0.5, lo), (rounds + 0.5, hi)],
+                    BOX.mix(0.15).filled(),
+                )))
+                .map_err(drawing(&what))?;
+        }
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.5, 1.0), (rounds + 0.5, 1.0)],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series(points.iter().map(|&p| Circle::new(p, 3, BOX.filled())))
+            .map_err(drawing(&what))?;
+        root.present().map_err(drawing(&what))?;
+    }
+    Ok(svg)
+}
+
+/// A figure over a history's runs, with its change points as dashed lines
+/// named by the commit after them.
+pub(super) fn history(
+    figure: &str,
+    unit: &str,
+    points: &[(usize, f64)],
+    shifts: &[&FigureShift],
+) -> Result<String> {
+    let what = format!("the history of {figure}");
+    let (ylo, yhi) = span(points.iter().map(|p| p.1));
+    let last = points.iter().map(|p| p.0).max().unwrap_or(0) as f64;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, 180)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing(&what))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(8)
+            .x_label_area_size(30)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5..last + 0.5, ylo..yhi)
+            .map_err(drawing(&what))?;
+        chart
+            .configure_mesh()
+            .x_desc("run")
+            .y_desc(unit)
+            .label_style(FONT)
+            .draw()
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|&(i, v)| (i as f64, v)),
+                BOX.stroke_width(2),
+            ))
+            .map_err(drawing(&what))?;
+        chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&(i, v)| Circle::new((i as f64, v), 3, BOX.filled())),
+            )
+            .map_err(drawing(&what))?;
+        for shift in shifts {
+            // Between the last run before the change and the first after it.
+            let x = shift.run as f64 - 0.5;
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(x, ylo), (x, yhi)],
+                    6,
+                    4,
+                    FAIL.stroke_width(2),
+                ))
+                .map_err(drawing(&what))?;
+            let commit: String = shift
+                .commit
+                .as_deref()
+                .unwrap_or("?")
+                .chars()
+                .take(8)
+                .collect();
+            chart
+                .draw_series([Text::new(
+                    commit,
+                    (x, yhi - (yhi - ylo) * 0.08),
+                    FONT.into_font().color(&FAIL),
+                )])
+                .map_err(drawing(&what))?;
+        }
+        root.present().map_err(drawing(&what))?;
+    }
+    Ok(svg)
+}
