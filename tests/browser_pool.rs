@@ -50,8 +50,12 @@ async fn browser_pool_meets_its_contract() {
     let resources = ResourceCheck::start();
     let report = run_contract("browser_pool").await;
     let summary = &report.summary;
-    assert_eq!(summary.metrics["warm_ms"].summary.n, summary.iterations);
-    assert_eq!(summary.metrics["cold_ms"].summary.n, summary.iterations);
+    // One warm and one cold page per pair: 10 pairs quick, 100 under perf.
+    let pairs = tidepool::profile::RunProfile::from_env()
+        .unwrap()
+        .scaled(10, 100);
+    assert_eq!(summary.metrics["warm_ms"].summary.n, pairs);
+    assert_eq!(summary.metrics["cold_ms"].summary.n, pairs);
     tidepool::assert_contract_snapshot!("browser_pool", report);
     resources.assert_clean().await;
 }
