@@ -26,10 +26,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+        let mut file = std::fs::File::create(&tmp)
+            .map_err(|e| Error::io("creating a temporary file beside", path, e))?;
+        // Named by the file the caller asked for: that is the one a full
+        // disk or a read-only directory keeps as it was.
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
-            .map_err(|e| Error::io("writing", &tmp, e))?;
+            .map_err(|e| Error::io("writing (through a temporary file)", path, e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming into place", path, e))
     })();
     if result.is_err() {

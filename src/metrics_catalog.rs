@@ -32,6 +32,7 @@
 //! | `tidepool_cdp_session_resets_total` | counter | | resets between uses |
 //! | `tidepool_cdp_sessions_expired_total` | counter | | sessions closed for idleness or age |
 //! | `tidepool_cdp_sessions_discarded_total` | counter | | sessions thrown away (failed probe, reset or target) |
+//! | `tidepool_cdp_sessions_surplus_closed_total` | counter | | sessions closed on return because `max_sessions` were already idle |
 //! | `tidepool_cdp_batches_total` | counter | | batches sent |
 //! | `tidepool_cdp_batched_commands_total` | counter | | commands sent in batches |
 //! | `tidepool_cdp_batch_waits_total` | counter | | round trips batches waited through |
@@ -45,6 +46,7 @@
 //! | `tidepool_wasm_cache_compiles_total` | counter | | modules compiled |
 //! | `tidepool_wasm_cache_evictions_total` | counter | | artifacts evicted |
 //! | `tidepool_wasm_cache_rejections_total` | counter | | artifacts refused (corrupt, truncated, foreign) |
+//! | `tidepool_wasm_cache_write_failures_total` | counter | | compiled modules that could not be stored (full disk, read-only directory) |
 //!
 //! Serving them to Prometheus takes one call in the service (see
 //! `examples/metrics.rs`):

@@ -246,3 +246,125 @@ async fn releasing_one_session_keeps_the_cookies_of_another_still_in_use() {
     server.shutdown().await;
     resources.assert_clean().await;
 }
+
+/// Waits (up to 10 s) until every page target of the context but the
+/// lease's own is an idle session: the background work of dropped sessions
+/// and cancelled acquires done. Returns (targets, idle).
+async fn quiesce(sessions: &SessionPool) -> (usize, usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let targets = sessions.page_targets_in_context().await.unwrap();
+        let idle = sessions.idle_count();
+        if targets == idle + 1 || Instant::now() > deadline {
+            return (targets, idle);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_session_acquires_leave_no_target_behind() {
+    use tidepool::testkit::SeededRng;
+    init_tracing();
+    let resources = ResourceCheck::start();
+    // Cancelled creations finish in the background, up to twenty at once
+    // here (about 10 MB a target): no memory limit may evict the browser
+    // under the test.
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        memory: None,
+        ..one_browser()
+    })
+    .await
+    .unwrap();
+    let lease = pool.acquire().await.unwrap();
+    let sessions = SessionPool::new(&lease, SessionPoolConfig::default()).unwrap();
+    let mut rng = SeededRng::new(0x5e55);
+    let (mut completed, mut cancelled) = (0u64, 0u64);
+    let mut held = Vec::new();
+    // 1000 rounds under perf; 150 under make test, where each of the ~50
+    // targets the rounds create costs 80 ms.
+    let rounds = tidepool::profile::RunProfile::from_env()
+        .unwrap()
+        .scaled(150, 1000);
+    for round in 0..rounds {
+        // Most deadlines fall around a reuse (about 0.1 ms), some inside a
+        // new target's creation (about 80 ms).
+        let deadline = if rng.next_u64().is_multiple_of(5) {
+            Duration::from_micros(rng.next_u64() % 100_000)
+        } else {
+            Duration::from_micros(rng.next_u64() % 400)
+        };
+        let acquired = if round % 2 == 0 {
+            tokio::time::timeout(deadline, sessions.acquire())
+                .await
+                .ok()
+        } else {
+            // Losing a select! to a competing branch drops the acquire too.
+            tokio::select! {
+                s = sessions.acquire() => Some(s),
+                _ = tokio::time::sleep(deadline) => None,
+            }
+        };
+        match acquired {
+            Some(s) => {
+                let s = s.unwrap();
+                completed += 1;
+                // Some sessions stay out a while, so acquires also create.
+                if rng.next_u64().is_multiple_of(4) && held.len() < 3 {
+                    held.push(s);
+                } else if rng.next_u64().is_multiple_of(8) {
+                    s.release().await;
+                } else {
+                    // Returned (and reset) in the background.
+                    drop(s);
+                }
+            }
+            None => cancelled += 1,
+        }
+        // A service's callers come at the pace of their work: every 20
+        // rounds the background returns catch up, and the open targets are
+        // checked against the idle sessions each time.
+        if round % 20 == 19 {
+            for s in held.drain(..) {
+                s.release().await;
+            }
+            let (targets, idle) = quiesce(&sessions).await;
+            assert_eq!(
+                targets,
+                idle + 1,
+                "round {round}: targets open in the browser vs idle sessions: {:?}",
+                sessions.stats()
+            );
+        }
+    }
+    for s in held.drain(..) {
+        s.release().await;
+    }
+    assert!(
+        cancelled as usize >= rounds / 5 && completed as usize >= rounds / 5,
+        "{completed} completed, {cancelled} cancelled"
+    );
+    let (targets, idle) = quiesce(&sessions).await;
+    let stats = sessions.stats();
+    // One target is the lease's own page.
+    assert_eq!(targets, idle + 1, "{stats:?}");
+    assert!(
+        stats.created + stats.reused >= completed,
+        "every completed acquire is counted: {completed} vs {stats:?}"
+    );
+    assert_eq!(
+        stats.resets,
+        stats.created + stats.reused,
+        "every session handed out came back through a reset: {stats:?}"
+    );
+    assert_eq!(
+        stats.created - stats.expired - stats.discarded - stats.surplus_closed,
+        idle as u64,
+        "sessions created, less those closed, are the idle ones: {stats:?}"
+    );
+    println!("{completed} acquires completed, {cancelled} cancelled; {stats:?}");
+    drop(sessions);
+    drop(lease);
+    pool.close().await;
+    resources.assert_clean().await;
+}

@@ -219,3 +219,101 @@ fn unknown_modules_and_bad_configs_are_named() {
     assert!(err.to_string().contains("wasm.call_deadline"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_abandoned_acquires_and_leases_leak_no_instance() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tidepool::testkit::SeededRng;
+
+    // A small instance pool: a handful of leaked instances would show as
+    // acquires that fail at the end.
+    let engine = WasmEngine::new(WasmEngineConfig {
+        max_instances: 16,
+        ..WasmEngineConfig::default()
+    })
+    .unwrap();
+    let (pool, dir) = pool(&engine, "abandon");
+    for i in 0..4 {
+        pool.register(
+            &format!("m{i}"),
+            fixtures::extractor_variant(i).unwrap(),
+            ModuleOptions::default(),
+        );
+    }
+    pool.register(
+        "trap",
+        fixtures::trapping_variant(7).unwrap(),
+        ModuleOptions::default(),
+    );
+    let mut rng = SeededRng::new(0xa5a5);
+    let finished = Arc::new(AtomicU64::new(0));
+    let (mut abandoned, mut traps) = (0u64, 0u64);
+    for round in 0..1000u64 {
+        let pick = rng.next_u64() % 5;
+        let id = if pick == 4 {
+            traps += 1;
+            "trap".to_owned()
+        } else {
+            format!("m{pick}")
+        };
+        let end = rng.next_u64() % 3;
+        let deadline = Duration::from_micros(rng.next_u64() % 200);
+        let (p, done) = (pool.clone(), finished.clone());
+        // The acquire is synchronous: what a caller gives up is its wait on
+        // it, and the lease then ends wherever the work had got to.
+        let work = tokio::task::spawn_blocking(move || {
+            let outcome = p.acquire_at(&id, round as f64).map(|mut lease| {
+                if end > 0 {
+                    let _ = lease.call::<(), i32>("id", ());
+                }
+                if end == 2 {
+                    drop(lease);
+                }
+            });
+            done.fetch_add(1, Ordering::SeqCst);
+            outcome
+        });
+        if round % 3 == 0 {
+            // A competing branch that is ready at once wins the select!.
+            tokio::select! {
+                biased;
+                _ = std::future::ready(()) => abandoned += 1,
+                r = work => r.unwrap().unwrap(),
+            }
+        } else {
+            tokio::select! {
+                r = work => r.unwrap().unwrap(),
+                _ = tokio::time::sleep(deadline) => abandoned += 1,
+            }
+        }
+        if round % 100 == 99 {
+            pool.rebalance_at(round as f64).unwrap();
+        }
+    }
+    let settle = Instant::now();
+    while finished.load(Ordering::SeqCst) < 1000 {
+        assert!(
+            settle.elapsed() < Duration::from_secs(10),
+            "abandoned work never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(abandoned >= 333, "only {abandoned} waits were given up");
+    let stats = pool.stats();
+    assert_eq!(stats.served.iter().sum::<u64>(), 1000, "{stats:?}");
+    assert!(
+        stats.faults >= 1 && stats.faults <= traps,
+        "{traps} traps called at most: {stats:?}"
+    );
+    // No instance is held by anyone: all but the hot modules' ready ones
+    // (two at capacity 8) can be leased at once.
+    let held: Vec<_> = (0..14)
+        .map(|k| {
+            pool.acquire_at("m0", 2000.0)
+                .unwrap_or_else(|e| panic!("lease {k} of 14 failed, so instances leaked: {e}"))
+        })
+        .collect();
+    println!("{abandoned} of 1000 waits abandoned, {traps} traps; {stats:?}");
+    drop(held);
+    let _ = std::fs::remove_dir_all(dir);
+}

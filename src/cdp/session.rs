@@ -108,7 +108,23 @@ impl SessionPool {
     }
 
     /// A session: an idle one (probed first when idle long), or a new one.
+    ///
+    /// Cancel-safe: the work runs to its end in a task of its own, so a
+    /// caller that gives up (a dropped future, a lost `select!`) never leaves
+    /// a target created, or an idle session taken, open in the browser and
+    /// unknown to the pool. The session nobody waits for any more is dropped
+    /// there, and its drop returns it to the pool.
     pub async fn acquire(&self) -> Result<Session> {
+        let pool = self.clone();
+        tokio::spawn(async move { pool.acquire_to_completion().await })
+            .await
+            .map_err(|e| Error::Task {
+                what: "acquiring a page session".into(),
+                message: e.to_string(),
+            })?
+    }
+
+    async fn acquire_to_completion(&self) -> Result<Session> {
         let c = &self.inner.config;
         // Waits only while a released session clears the cookies.
         let in_use = self.inner.users.clone().read_owned().await;
@@ -332,6 +348,7 @@ impl SessionPool {
                     }
                 };
                 if let Some(page) = surplus {
+                    self.inner.recorder.surplus_closed.incr();
                     self.close_page(page).await;
                 }
             }

@@ -23,6 +23,11 @@ pub struct SessionPoolStats {
     pub expired: u64,
     /// Sessions thrown away: failed probe, failed reset, crashed or detached target.
     pub discarded: u64,
+    /// Sessions closed on their return because the pool already kept
+    /// `max_sessions` idle ones. With `expired` and `discarded` this closes
+    /// the books: `created - expired - discarded - surplus_closed` sessions
+    /// are idle or in use.
+    pub surplus_closed: u64,
     /// Commands sent through batches.
     pub batched_commands: u64,
     /// Batches sent.
@@ -41,6 +46,7 @@ pub(crate) struct SessionRecorder {
     pub(super) resets: Counter,
     pub(super) expired: Counter,
     pub(super) discarded: Counter,
+    pub(super) surplus_closed: Counter,
     batched_commands: Counter,
     batches: Counter,
     waits: Counter,
@@ -55,6 +61,7 @@ impl Default for SessionRecorder {
             resets: Counter::new("tidepool_cdp_session_resets_total"),
             expired: Counter::new("tidepool_cdp_sessions_expired_total"),
             discarded: Counter::new("tidepool_cdp_sessions_discarded_total"),
+            surplus_closed: Counter::new("tidepool_cdp_sessions_surplus_closed_total"),
             batched_commands: Counter::new("tidepool_cdp_batched_commands_total"),
             batches: Counter::new("tidepool_cdp_batches_total"),
             waits: Counter::new("tidepool_cdp_batch_waits_total"),
@@ -82,6 +89,7 @@ impl SessionRecorder {
             resets: self.resets.get(),
             expired: self.expired.get(),
             discarded: self.discarded.get(),
+            surplus_closed: self.surplus_closed.get(),
             batched_commands: self.batched_commands.get(),
             batches: self.batches.get(),
             batch_waits: self.waits.get(),

@@ -46,6 +46,9 @@ pub struct CacheStats {
     pub evictions: u64,
     /// Entries found corrupt, truncated or foreign, removed and recompiled.
     pub corrupt: u64,
+    /// Compiled modules that could not be stored (a full disk, a read-only
+    /// directory): served uncached, the entries already there untouched.
+    pub write_failures: u64,
 }
 
 /// How a load was served.
@@ -99,6 +102,7 @@ pub struct AotCache {
     compiles: Counter,
     evictions: Counter,
     corrupt: Counter,
+    write_failures: Counter,
     /// The per-cache secret the entries' MACs are keyed with.
     key: [u8; 32],
     /// Off only in the negative control that shows the checksum matters.
@@ -132,6 +136,7 @@ impl AotCache {
             compiles: Counter::new("tidepool_wasm_cache_compiles_total"),
             evictions: Counter::new("tidepool_wasm_cache_evictions_total"),
             corrupt: Counter::new("tidepool_wasm_cache_rejections_total"),
+            write_failures: Counter::new("tidepool_wasm_cache_write_failures_total"),
             key,
             verify_checksum: true,
         })
@@ -163,6 +168,7 @@ impl AotCache {
             compiles: self.compiles.get(),
             evictions: self.evictions.get(),
             corrupt: self.corrupt.get(),
+            write_failures: self.write_failures.get(),
         }
     }
 
@@ -202,8 +208,17 @@ impl AotCache {
             fault: crate::WasmFault::Compile,
             message: format!("serializing: {e:#}"),
         })?;
-        crate::atomic_file::write_atomic(&path, &self.encode_entry(&payload))?;
-        self.evict()?;
+        // A cache that cannot store (its disk full, its directory made
+        // read-only) still serves: the module is compiled and right, only
+        // not kept. The write goes through a temporary file, so an entry
+        // already there is never left half-written.
+        match crate::atomic_file::write_atomic(&path, &self.encode_entry(&payload)) {
+            Ok(()) => self.evict()?,
+            Err(e) => {
+                self.write_failures.incr();
+                tracing::warn!(module = id, error = %e, "could not store a compiled module in the AOT cache; serving it uncached");
+            }
+        }
         let outcome = if removed_bad {
             CacheOutcome::Recompiled
         } else {
