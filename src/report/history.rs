@@ -103,26 +103,33 @@ pub fn history_shifts(
     out
 }
 
+/// A history of 16 runs of scenario `demo` whose `page_ms` steps from about
+/// 20 to about 26 ms at run 9; run `i` is commit `c{i}`.
+#[cfg(test)]
+pub(crate) fn step_history() -> Vec<Vec<MetricSummary>> {
+    use crate::profile::{Depth, RunProfile};
+    (0..16)
+        .map(|i| {
+            let mut s = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
+            s.git_commit = Some(format!("c{i}"));
+            let level = if i < 9 { 20.0 } else { 26.0 };
+            let samples: Vec<f64> = (0..20)
+                .map(|k| level + ((k + i) % 4) as f64 * 0.1)
+                .collect();
+            s.measure("page_ms", "ms", &samples).unwrap();
+            s.count("crashes", 0);
+            vec![s]
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::{Depth, RunProfile};
 
     #[test]
     fn a_step_in_a_history_names_the_run_and_commit_after_it() {
-        let runs: Vec<Vec<MetricSummary>> = (0..16)
-            .map(|i| {
-                let mut s = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
-                s.git_commit = Some(format!("c{i}"));
-                let level = if i < 9 { 20.0 } else { 26.0 };
-                let samples: Vec<f64> = (0..20)
-                    .map(|k| level + ((k + i) % 4) as f64 * 0.1)
-                    .collect();
-                s.measure("page_ms", "ms", &samples).unwrap();
-                s.count("crashes", 0);
-                vec![s]
-            })
-            .collect();
+        let runs = step_history();
         let shifts = history_shifts(&runs, &ChangePointOptions::default());
         assert_eq!(shifts.len(), 1, "{shifts:#?}");
         assert_eq!(shifts[0].figure, "page_ms.p50");

@@ -121,18 +121,7 @@ fn an_ab_check_plots_each_figure_with_its_interval_and_a_history_names_its_chang
         wall_s: 1.0,
         retried: Vec::new(),
     };
-    let runs: Vec<Vec<MetricSummary>> = (0..16)
-        .map(|i| {
-            let mut s = MetricSummary::new("alpha", RunProfile::new(Depth::Quick, None));
-            s.git_commit = Some(format!("commit{i:02}"));
-            let level = if i < 9 { 20.0 } else { 26.0 };
-            let samples: Vec<f64> = (0..20)
-                .map(|k| level + ((k + i) % 4) as f64 * 0.1)
-                .collect();
-            s.measure("page_ms", "ms", &samples).unwrap();
-            vec![s]
-        })
-        .collect();
+    let runs = crate::report::history::step_history();
     let shifts = crate::report::history_shifts(&runs, &ChangePointOptions::default());
     let html = HtmlReport::new(&[])
         .with_ab(&ab)
@@ -145,14 +134,13 @@ fn an_ab_check_plots_each_figure_with_its_interval_and_a_history_names_its_chang
     assert!(regression < html.find("alpha.steady_ms.p50").unwrap());
     assert!(html[regression..]
         .contains("interval +15.0 % .. +25.0 %, smallest detectable change 4.5 %"));
-    assert_eq!(count(&html, "data-kind=\"history\"><svg"), 1);
+    // One plot per figure of the history: page_ms.p50 and the crashes counter.
+    assert_eq!(count(&html, "data-kind=\"history\"><svg"), 2);
     assert!(
-        html.contains("moved +") && html.contains("(commit09)"),
+        html.contains("moved +") && html.contains("(c9)"),
         "the change point names the commit after it"
     );
-    let plot = &html[html.find("data-kind=\"history\"").unwrap()..];
-    assert!(
-        plot[..plot.find("</svg>").unwrap()].contains("commit09"),
-        "and the plot labels it"
-    );
+    let caption = html.find("<b>demo.page_ms.p50</b>").unwrap();
+    let plot = &html[html[..caption].rfind("<svg").unwrap()..caption];
+    assert!(plot.contains("c9"), "and the plot labels it");
 }
