@@ -281,11 +281,11 @@ async fn cancelled_session_acquires_leave_no_target_behind() {
     let mut rng = SeededRng::new(0x5e55);
     let (mut completed, mut cancelled) = (0u64, 0u64);
     let mut held = Vec::new();
-    // 1000 rounds under perf; 150 under make test, where each of the ~50
+    // 1000 rounds under perf; 100 under make test, where each of the ~35
     // targets the rounds create costs 80 ms.
     let rounds = tidepool::profile::RunProfile::from_env()
         .unwrap()
-        .scaled(150, 1000);
+        .scaled(100, 1000);
     for round in 0..rounds {
         // Most deadlines fall around a reuse (about 0.1 ms), some inside a
         // new target's creation (about 80 ms).
