@@ -30,6 +30,25 @@ pub fn machine_cpu_ms() -> f64 {
     busy * MS_PER_TICK
 }
 
+/// Waits, up to `max`, until the machine has been quiet for one window of
+/// 200 ms: busy on less than a quarter of one core. Returns how long it
+/// waited. A side measured right after another would otherwise pay for
+/// what the last one left behind: its browser's children still exiting, its
+/// profile still being removed, its pages still being freed.
+pub async fn settle(max: std::time::Duration) -> std::time::Duration {
+    const WINDOW: std::time::Duration = std::time::Duration::from_millis(200);
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < max {
+        let before = machine_cpu_ms();
+        tokio::time::sleep(WINDOW).await;
+        let busy = machine_cpu_ms() - before;
+        if busy < WINDOW.as_secs_f64() * 1e3 / 4.0 {
+            break;
+        }
+    }
+    t0.elapsed()
+}
+
 /// CPU time of one process, ms: its own, and that of its children it has
 /// reaped. 0 if it is gone.
 pub fn process_cpu_ms(pid: u32) -> f64 {

@@ -25,7 +25,7 @@ mod server;
 mod trace;
 
 pub use client::{get_once, HttpConnection, HttpResponse};
-pub use cpu::{browser_cpu_by_kind, machine_cpu_ms, own_cpu_ms, process_cpu_ms};
+pub use cpu::{browser_cpu_by_kind, machine_cpu_ms, own_cpu_ms, process_cpu_ms, settle};
 pub use external::ExternalChromium;
 pub use logging::{init_tracing, DEFAULT_LOG_FILTER};
 pub use page_check::{check_report_page, PageCheck};

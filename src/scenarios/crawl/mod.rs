@@ -26,8 +26,8 @@ use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::summary::{FigureSpec, MetricSummary, ScenarioSpec};
 use crate::testkit::{
-    browser_cpu_by_kind, commands_sent, machine_cpu_ms, own_cpu_ms, unique_suffix, CdpRelay,
-    FixtureServer,
+    browser_cpu_by_kind, commands_sent, machine_cpu_ms, own_cpu_ms, settle, unique_suffix,
+    CdpRelay, FixtureServer,
 };
 use floor::Floor;
 
@@ -106,6 +106,8 @@ const PAGE_KB: usize = 30;
 /// Pages each side crawls through a recording relay for the wire census
 /// (half as many at quick size).
 const CENSUS_PAGES: usize = 16;
+/// The longest wait for a quiet machine before a side's round.
+const SETTLE_MAX: Duration = Duration::from_secs(3);
 /// What each side evaluates on a loaded page.
 const EXPRESSION: &str = "document.title";
 
@@ -147,6 +149,8 @@ struct Tally {
     client_ms: f64,
     by_kind: BTreeMap<&'static str, f64>,
     errors: BTreeMap<String, u64>,
+    /// Each round's wall clock and the start-up within it.
+    rounds: Vec<(Duration, Duration)>,
 }
 
 impl Tally {
@@ -160,6 +164,8 @@ impl Tally {
 struct Round {
     pages: Vec<(Duration, Result<bool>)>,
     wall: Duration,
+    /// From the start of the clocks until the first page could start.
+    startup: Duration,
     machine_ms: f64,
     client_ms: f64,
     by_kind: BTreeMap<&'static str, f64>,
@@ -201,6 +207,8 @@ async fn measure(
     // The controls need only show the figure move; a launch per page is slow.
     let n = match variant {
         Variant::Honest => profile.scaled(60, 200),
+        // At 12 pages the floor's own start-up weighs so much that the
+        // Context side read 0.19 of it, near its limit of 0.22.
         _ => 24,
     };
     let urls: Vec<(String, String)> = (0..n)
@@ -216,34 +224,45 @@ async fn measure(
         Variant::LaunchPerLease => (1, &SIDES),
         Variant::SharedLease => (1, &SIDES[1..2]),
     };
+    if variant == Variant::Honest {
+        // Untimed: the first launch of the run reads Chromium from disk
+        // and builds its font cache, which no side should pay for alone.
+        prime(&executable, &urls[..WORKERS.min(urls.len())]).await?;
+    }
+    let mut schedule = abba(sides, rounds);
+    if variant == Variant::Honest {
+        // The floor and None are the cheapest sides and the closest
+        // comparison (0.9 of the floor, within the spread of two rounds on
+        // this machine), so they run twice the rounds.
+        schedule.extend(abba(&SIDES[..2], rounds));
+    }
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
-    for round in 0..rounds {
-        // Each round starts with the next side, so no side always runs
-        // first (on a cold cache) or last (on a warm, busy machine).
-        for k in 0..sides.len() {
-            let side = sides[(round + k) % sides.len()];
-            let r = match side {
-                Side::Floor => floor_round(&executable, &urls, false).await?,
-                Side::FloorContext => floor_round(&executable, &urls, true).await?,
-                Side::Pool(isolation) => pool_round(isolation, &urls, variant).await?,
-            };
-            let t = tallies.entry(side.name()).or_default();
-            for (took, result) in r.pages {
-                match result {
-                    Ok(true) => t.latencies_ms.push(took.as_secs_f64() * 1e3),
-                    Ok(false) => t.not_right += 1,
-                    Err(e) => {
-                        t.not_right += 1;
-                        *t.errors.entry(e.to_string()).or_default() += 1;
-                    }
+    for side in schedule {
+        // Untimed, and the same for every side: what the previous side
+        // left behind is not this one's to pay for.
+        settle(SETTLE_MAX).await;
+        let r = match side {
+            Side::Floor => floor_round(&executable, &urls, false).await?,
+            Side::FloorContext => floor_round(&executable, &urls, true).await?,
+            Side::Pool(isolation) => pool_round(isolation, &urls, variant).await?,
+        };
+        let t = tallies.entry(side.name()).or_default();
+        for (took, result) in r.pages {
+            match result {
+                Ok(true) => t.latencies_ms.push(took.as_secs_f64() * 1e3),
+                Ok(false) => t.not_right += 1,
+                Err(e) => {
+                    t.not_right += 1;
+                    *t.errors.entry(e.to_string()).or_default() += 1;
                 }
             }
-            t.wall += r.wall;
-            t.machine_ms += r.machine_ms;
-            t.client_ms += r.client_ms;
-            for (kind, ms) in r.by_kind {
-                *t.by_kind.entry(kind).or_default() += ms;
-            }
+        }
+        t.wall += r.wall;
+        t.rounds.push((r.wall, r.startup));
+        t.machine_ms += r.machine_ms;
+        t.client_ms += r.client_ms;
+        for (kind, ms) in r.by_kind {
+            *t.by_kind.entry(kind).or_default() += ms;
         }
     }
     let mut wire = BTreeMap::new();
@@ -412,6 +431,18 @@ fn summarise(
                 rest.join(", ")
             }
         ));
+        let rounds: Vec<String> = t
+            .rounds
+            .iter()
+            .map(|(wall, startup)| {
+                format!(
+                    "{:.2} s ({:.2} s start-up)",
+                    wall.as_secs_f64(),
+                    startup.as_secs_f64()
+                )
+            })
+            .collect();
+        s.note(format!("{side} rounds: {}", rounds.join(", ")));
         if let Some(w) = wire.get(side) {
             s.ratio(&format!("{side}_commands_per_page"), w.commands);
             s.ratio(&format!("{side}_events_per_page"), w.events);
@@ -421,7 +452,7 @@ fn summarise(
         }
     }
     s.note(format!(
-        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). no side paints: every page is in a minimized window. floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. floor_context: the same client with a fresh incognito context per page (created, its page opened and attached, disposed after the visit), the least a raw client does with the isolation of context. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser (leases_per_browser {WORKERS}, hidden_pages), with that isolation. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close. commands and events per page: a separate, untimed crawl of {CENSUS_PAGES} pages per side ({} at quick size) through a recording relay, start-up left out", CENSUS_PAGES / 2
+        "every side: {WORKERS} workers, pages of {PAGE_KB} KiB, per page a navigation, its load, and {EXPRESSION} checked; wall clocks include each side's start-up (the floor's launch and pages, the pool's warm-up). no side paints: every page is in a minimized window. floor: one browser, {WORKERS} pages opened once and reused, raw CDP with only the Page domain on. floor_context: the same client with a fresh incognito context per page (created, its page opened and attached, disposed after the visit), the least a raw client does with the isolation of context. none/wipe/context: a lease per page from a pool of {WORKERS} slots in one browser (leases_per_browser {WORKERS}, hidden_pages), with that isolation. rounds alternate A B B A, each after the machine settles (untimed), and the floor and none run twice as many as the others, their comparison being the closest; an untimed floor round first warms the disk cache. client CPU is this process's (the fixture server's included, on every side alike); browser and renderer are the browsers' process trees by kind, read before they close. commands and events per page: a separate, untimed crawl of {CENSUS_PAGES} pages per side ({} at quick size) through a recording relay, start-up left out", CENSUS_PAGES / 2
     ));
     Ok(s)
 }
@@ -442,10 +473,21 @@ impl Clocks {
         }
     }
 
+    /// How long the round has run.
+    fn elapsed(&self) -> Duration {
+        self.t0.elapsed()
+    }
+
     /// The round's figures, with the browsers' trees read now.
-    fn stop(self, pages: Vec<(Duration, Result<bool>)>, browsers: &[u32]) -> Round {
+    fn stop(
+        self,
+        startup: Duration,
+        pages: Vec<(Duration, Result<bool>)>,
+        browsers: &[u32],
+    ) -> Round {
         Round {
             wall: self.t0.elapsed(),
+            startup,
             machine_ms: machine_cpu_ms() - self.machine,
             client_ms: own_cpu_ms() - self.own,
             by_kind: browser_cpu_by_kind(browsers),
@@ -481,6 +523,30 @@ where
         .collect()
 }
 
+/// `rounds` rounds of `sides`, every other one in reverse (A B B A), so
+/// each side's neighbours stay its neighbours and a machine that drifts
+/// slower or faster through the run costs every side alike.
+fn abba(sides: &[Side], rounds: usize) -> Vec<Side> {
+    (0..rounds)
+        .flat_map(|round| {
+            let mut order = sides.to_vec();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            order
+        })
+        .collect()
+}
+
+/// One untimed floor round over `urls`, its figures dropped.
+async fn prime(executable: &std::path::Path, urls: &[(String, String)]) -> Result<()> {
+    let round = floor_round(executable, urls, false).await?;
+    match round.pages.into_iter().find_map(|(_, r)| r.err()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 async fn floor_round(
     executable: &std::path::Path,
     urls: &[(String, String)],
@@ -489,12 +555,13 @@ async fn floor_round(
     let clocks = Clocks::start();
     let floor = Floor::launch(executable, unique_suffix()).await?;
     if context_per_page {
+        let startup = clocks.elapsed();
         let floor_ref = &floor;
         let done = workers(urls, move |_, url| async move {
             floor_ref.visit_in_fresh_context(url, EXPRESSION).await
         })
         .await;
-        let round = clocks.stop(done, &[floor.pid()]);
+        let round = clocks.stop(startup, done, &[floor.pid()]);
         floor.close().await;
         return Ok(round);
     }
@@ -506,6 +573,7 @@ async fn floor_round(
             return Err(e);
         }
     };
+    let startup = clocks.elapsed();
     let pages: Vec<tokio::sync::Mutex<floor::FloorPage>> =
         pages.into_iter().map(tokio::sync::Mutex::new).collect();
     let (floor_ref, pages_ref) = (&floor, &pages);
@@ -515,7 +583,7 @@ async fn floor_round(
         floor_ref.visit(&mut page, url, EXPRESSION).await
     })
     .await;
-    let round = clocks.stop(done, &[floor.pid()]);
+    let round = clocks.stop(startup, done, &[floor.pid()]);
     drop(pages);
     floor.close().await;
     Ok(round)
@@ -532,6 +600,7 @@ async fn pool_round(
         Variant::SharedLease => Some(pool.acquire().await?),
         _ => None,
     };
+    let startup = clocks.elapsed();
     let (pool_ref, shared_ref) = (&pool, &shared);
     let done = workers(urls, move |_, url| async move {
         match shared_ref {
@@ -543,7 +612,7 @@ async fn pool_round(
         }
     })
     .await;
-    let round = clocks.stop(done, &pool.pids());
+    let round = clocks.stop(startup, done, &pool.pids());
     drop(shared);
     pool.close().await;
     Ok(round)
