@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use tokio::sync::{Notify, Semaphore};
 
 use super::config::{BrowserPoolConfig, BrowserSource};
@@ -102,30 +103,44 @@ impl BrowserPool {
         });
         let pool = BrowserPool { inner };
         let warm_up = pool.inner.config.warm_up;
-        // The browsers first, all at once, then the other slots in them.
+        // The browsers all at once, and the other slots in them as soon as
+        // they are connected, each slot preparing its context and page
+        // beside the others.
         let browsers = warm_up.div_ceil(pool.inner.config.leases_per_browser);
-        let mut first_error = None;
-        for (n, launch) in [(browsers, true), (warm_up - browsers, false)] {
-            if first_error.is_some() {
-                break;
-            }
-            let started = futures::future::join_all((0..n).map(|_| async {
+        let (signals, connected): (Vec<_>, Vec<_>) = (0..browsers)
+            .map(|_| tokio::sync::oneshot::channel::<()>())
+            .unzip();
+        // A browser that fails before it connects drops its signal: the
+        // slots then open nowhere, and its error closes the pool below.
+        let connected = futures::future::join_all(connected)
+            .map(|signals| signals.iter().all(Result::is_ok))
+            .shared();
+        let launches = signals.into_iter().map(|signal| async {
+            let slot = pool.inner.reserve(Slot::Starting);
+            (slot, pool.inner.start_instance_with(Some(signal)).await)
+        });
+        let slots = (browsers..warm_up).map(|_| {
+            let connected = connected.clone();
+            async {
+                if !connected.await {
+                    return None;
+                }
                 let slot = pool.inner.reserve(Slot::Starting);
-                let started = if launch {
-                    pool.inner.start_instance().await
-                } else {
-                    pool.inner.start_slot().await
-                };
-                (slot, started)
-            }))
-            .await;
-            for (slot, result) in started {
-                match result {
-                    Ok(instance) => slot.into_idle(instance),
-                    Err(e) => {
-                        drop(slot);
-                        first_error.get_or_insert(e);
-                    }
+                Some((slot, pool.inner.start_slot().await))
+            }
+        });
+        let (launched, opened) = futures::future::join(
+            futures::future::join_all(launches),
+            futures::future::join_all(slots),
+        )
+        .await;
+        let mut first_error = None;
+        for (slot, result) in launched.into_iter().chain(opened.into_iter().flatten()) {
+            match result {
+                Ok(instance) => slot.into_idle(instance),
+                Err(e) => {
+                    drop(slot);
+                    first_error.get_or_insert(e);
                 }
             }
         }
