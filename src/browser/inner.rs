@@ -250,6 +250,14 @@ impl PoolInner {
         rooms.iter().find_map(|r| r.open(max))
     }
 
+    /// Lets later slots open in `instance`'s browser.
+    fn add_room(&self, instance: &Instance) {
+        self.rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(instance.room());
+    }
+
     /// Launches or connects one browser and prepares its first context.
     pub(super) async fn start_instance(&self) -> Result<Instance> {
         self.start_instance_with(None).await
@@ -295,10 +303,7 @@ impl PoolInner {
         instance.hidden_pages = c.hidden_pages;
         let early_room = connected.is_some();
         if let Some(connected) = connected {
-            self.rooms
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(instance.room());
+            self.add_room(&instance);
             let _ = connected.send(());
         }
         if let Err(e) = instance.prepare().await {
@@ -338,10 +343,7 @@ impl PoolInner {
         self.recorder.launched.incr();
         self.recorder.record_launch(started.elapsed());
         if !early_room {
-            self.rooms
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(instance.room());
+            self.add_room(&instance);
         }
         tracing::debug!(pool = self.id, browser = id, pid = ?instance.pid(), "browser started");
         Ok(instance)
