@@ -3,13 +3,21 @@
 
 use super::*;
 
-/// Part 1: the idle footprint, and what a page adds. Returns the idle PSS of
-/// each browser measured, MB.
+/// What part 1 measured that the limit parts size themselves by.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Footprint {
+    /// The idle PSS of each browser measured, MB.
+    pub(super) idle: Vec<f64>,
+    /// The median cold launch, ms.
+    pub(super) launch_p50_ms: f64,
+}
+
+/// Part 1: the idle footprint, and what a page adds.
 pub(super) async fn idle_footprint(
     server: &FixtureServer,
     s: &mut MetricSummary,
     variant: Variant,
-) -> Result<Vec<f64>> {
+) -> Result<Footprint> {
     let pool = BrowserPool::new(BrowserPoolConfig {
         min_idle: 0,
         max_size: 3,
@@ -66,7 +74,11 @@ pub(super) async fn idle_footprint(
         "per_page_mb",
         crate::stats::percentile("per page", &per_page, 0.5)?,
     );
-    Ok(idle)
+    let launch_p50_ms = crate::stats::percentile("launch", &launch, 0.5)?;
+    Ok(Footprint {
+        idle,
+        launch_p50_ms,
+    })
 }
 
 /// Part 2: twenty browsers, each leased by a worker loading pages.

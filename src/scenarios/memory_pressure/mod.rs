@@ -207,7 +207,7 @@ async fn measure(
     ) {
         idle_footprint(server, s, variant).await?
     } else {
-        Vec::new()
+        Footprint::default()
     };
     if matches!(variant, Honest | UndersizedPool | KilledUnderLoad) {
         under_load(server, s, profile, variant).await?;
