@@ -163,6 +163,16 @@ pub enum Error {
         detail: String,
     },
 
+    /// The renderer of a lease's page crashed (out of memory, a renderer
+    /// bug, `Page.crash`); the browser itself lives on.
+    #[error("browser {browser}: the page's renderer crashed during {action}")]
+    PageCrashed {
+        /// The pool's id for the browser.
+        browser: u64,
+        /// The call that found the page crashed.
+        action: String,
+    },
+
     /// The pool evicted the browser behind a lease (its memory passed the hard limit).
     #[error("browser {browser} was evicted during {action}: {reason}")]
     BrowserEvicted {

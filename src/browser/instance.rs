@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::browser::{BrowserContextId, CloseParams};
 use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams, WindowState,
+    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams,
+    EventTargetCrashed, TargetId, WindowState,
 };
 use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::{Browser, Page};
@@ -78,6 +79,11 @@ pub(crate) struct Core {
     draining: std::sync::OnceLock<RetireReason>,
     /// Set by the pool once the browser is started; counts it alive until dropped.
     pub(crate) alive: std::sync::OnceLock<AliveToken>,
+    /// The page targets whose renderer crashed (`Target.targetCrashed`), so a
+    /// call on a crashed page fails at once instead of waiting out its timeout.
+    crashed_pages: Arc<watch::Sender<std::collections::HashSet<TargetId>>>,
+    /// Follows `Target.targetCrashed` into `crashed_pages`.
+    crash_listener: Option<JoinHandle<()>>,
 }
 
 /// A browser's room for more slots: the pool keeps one per browser it
@@ -133,6 +139,9 @@ impl Room {
 impl Drop for Core {
     fn drop(&mut self) {
         self.handler.abort();
+        if let Some(listener) = &self.crash_listener {
+            listener.abort();
+        }
     }
 }
 
@@ -247,6 +256,26 @@ impl Instance {
                 }
             }
         });
+        let crashed_pages = Arc::new(watch::Sender::new(std::collections::HashSet::new()));
+        // Without the listener a crashed page still fails its calls, only
+        // later: by the CDP timeout.
+        let crash_listener = match browser.event_listener::<EventTargetCrashed>().await {
+            Ok(mut crashes) => {
+                let crashed = crashed_pages.clone();
+                Some(tokio::spawn(async move {
+                    while let Some(crash) = crashes.next().await {
+                        tracing::warn!(browser = id, target = ?crash.target_id, status = %crash.status, "a page's renderer crashed");
+                        crashed.send_modify(|set| {
+                            set.insert(crash.target_id.clone());
+                        });
+                    }
+                }))
+            }
+            Err(e) => {
+                tracing::debug!(browser = id, error = %e, "no listener for crashed pages");
+                None
+            }
+        };
         let now = Instant::now();
         let core = Core {
             handler,
@@ -256,6 +285,8 @@ impl Instance {
             uses: AtomicU32::new(0),
             draining: std::sync::OnceLock::new(),
             alive: std::sync::OnceLock::new(),
+            crashed_pages,
+            crash_listener,
         };
         Ok(Instance {
             id,
@@ -485,6 +516,21 @@ impl Instance {
                 std::future::pending::<()>().await;
             }
         }
+    }
+
+    /// Resolves once the renderer of page `target` has crashed (at once if
+    /// it already has).
+    pub(crate) async fn page_crashed(&self, target: &TargetId) {
+        let mut crashed = self.core.crashed_pages.subscribe();
+        if crashed.wait_for(|set| set.contains(target)).await.is_err() {
+            // The browser is gone: its death watch answers the call.
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Whether the renderer of page `target` has crashed.
+    pub(crate) fn has_crashed(&self, target: &TargetId) -> bool {
+        self.core.crashed_pages.borrow().contains(target)
     }
 
     /// Marks the browser gone (the first reason wins); every call through it

@@ -174,6 +174,24 @@ impl Lease {
         }
     }
 
+    /// [`call`](Self::call) for a call on the lease's first page: it also
+    /// fails with [`Error::PageCrashed`] as soon as that page's renderer
+    /// crashes (or at once, if it already has).
+    async fn call_on_page<T>(
+        &self,
+        action: &str,
+        fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
+    ) -> Result<T> {
+        let crashed = self.instance().page_crashed(self.page().target_id());
+        tokio::select! {
+            r = self.call(action, fut) => r,
+            () = crashed => Err(Error::PageCrashed {
+                browser: self.browser_id(),
+                action: action.to_owned(),
+            }),
+        }
+    }
+
     /// Opens another page in the lease's context.
     pub async fn new_page(&self, url: &str) -> Result<Page> {
         let params = page_params(url, self.context_id(), self.instance().hidden_pages)
@@ -199,7 +217,7 @@ impl Lease {
 
     /// Navigates the lease's first page to `url` and waits for it to load.
     pub async fn goto(&self, url: &str) -> Result<()> {
-        self.call(&format!("navigating to {url}"), async {
+        self.call_on_page(&format!("navigating to {url}"), async {
             self.page().goto(url).await.map(|_| ())
         })
         .await
@@ -208,7 +226,7 @@ impl Lease {
     /// Evaluates `expression` on the lease's first page and deserialises the result.
     pub async fn evaluate<T: DeserializeOwned>(&self, expression: &str) -> Result<T> {
         let result = self
-            .call(
+            .call_on_page(
                 &format!("evaluating {expression:?}"),
                 self.page().evaluate(expression),
             )
@@ -244,7 +262,7 @@ impl Lease {
     /// pool cannot measure, this is the memory figure there is.
     pub async fn v8_heap(&self) -> Result<(u64, u64)> {
         let heap = self
-            .call(
+            .call_on_page(
                 "Runtime.getHeapUsage",
                 self.page().execute(GetHeapUsageParams::default()),
             )

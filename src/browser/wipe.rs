@@ -62,6 +62,17 @@ impl Instance {
         isolation: Isolation,
         opened: Vec<TargetId>,
     ) -> Result<()> {
+        // A page whose renderer crashed serves no next lease, whatever the
+        // isolation: it goes with its context, and both are made afresh.
+        let crashed = self
+            .prepared
+            .as_ref()
+            .is_some_and(|p| self.has_crashed(p.page.target_id()));
+        let isolation = if crashed {
+            Isolation::Context
+        } else {
+            isolation
+        };
         match isolation {
             Isolation::Context => {
                 if let Some(p) = self.prepared.take() {
