@@ -54,6 +54,9 @@ const CONTROLS: &[&str] = &[
     "memory_pressure.leaking_client",
     "crawl.launch_per_lease",
     "crawl.shared_lease",
+    "faults.no_hang_deadline",
+    "faults.dropping_batch",
+    "faults.no_replacement",
 ];
 
 fn contract() -> Contract {
@@ -124,6 +127,9 @@ fn every_control_has_a_test_case_here() {
 #[case::memory_pressure_leaking_client("memory_pressure.leaking_client")]
 #[case::crawl_launch_per_lease("crawl.launch_per_lease")]
 #[case::crawl_shared_lease("crawl.shared_lease")]
+#[case::faults_no_hang_deadline("faults.no_hang_deadline")]
+#[case::faults_dropping_batch("faults.dropping_batch")]
+#[case::faults_no_replacement("faults.no_replacement")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_rejects_the_control(#[case] id: &str) {
     init_tracing();

@@ -148,6 +148,26 @@ impl<'a> Batch<'a> {
         results
     }
 
+    /// A broken batch, for the negative control of the faults scenario only:
+    /// it sends every command together but returns at the first error,
+    /// dropping the replies still due, as `try_join_all` would. Never use it
+    /// for real work.
+    #[cfg(feature = "testkit")]
+    pub(crate) async fn send_stopping_at_first_error_for_control(self) -> Vec<Result<Value>> {
+        use futures::StreamExt;
+        let mut replies: futures::stream::FuturesOrdered<_> =
+            self.pending.into_iter().map(|(_, fut)| fut).collect();
+        let mut results = Vec::new();
+        while let Some(reply) = replies.next().await {
+            let failed = reply.is_err();
+            results.push(reply);
+            if failed {
+                break;
+            }
+        }
+        results
+    }
+
     /// A broken batch, for the negative control of result attribution only:
     /// it sends the first command of each method and hands that reply to
     /// every command of the same method, as a cache keyed by method name

@@ -12,6 +12,7 @@ mod cdp_pool;
 pub mod control;
 mod crawl;
 pub mod end_to_end;
+mod faults;
 mod fixture_roundtrip;
 mod memory_pressure;
 mod naive;
@@ -95,6 +96,7 @@ pub static SCENARIOS: &[Scenario] = &[
     wasm_tiers::SCENARIO,
     end_to_end::SCENARIO,
     crawl::SCENARIO,
+    faults::SCENARIO,
 ];
 
 /// The specs of every scenario: what a contract may name.

@@ -34,8 +34,8 @@ pub use relay::{
     commands_sent, wire_round_trip_waits, wire_waits_per_command, CdpRelay, WireFrame,
 };
 pub use resources::{
-    interrupt_process, kill_process, leftover_browser_processes, leftover_profiles, open_fds,
-    ResourceCheck,
+    continue_process, interrupt_process, kill_process, leftover_browser_processes,
+    leftover_profiles, open_fds, process_alive, stop_process, ResourceCheck,
 };
 pub use server::{
     generated_page_html, generated_page_html_sized, FixtureServer, FixtureServerConfig,

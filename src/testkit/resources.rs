@@ -98,9 +98,33 @@ fn signal(pid: u32, signal: sysinfo::Signal) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether `pid` is alive: a zombie still has a /proc entry, but only a
+/// reaped process is really gone.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            // The state follows the command name, which may hold spaces.
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
 /// Sends SIGKILL to `pid`, as a crash would; true if the signal was sent.
 pub fn kill_process(pid: u32) -> bool {
     signal(pid, sysinfo::Signal::Kill)
+}
+
+/// Sends SIGSTOP to `pid`: the process hangs without dying, as a browser
+/// stuck in a loop or swapped out would; true if the signal was sent.
+pub fn stop_process(pid: u32) -> bool {
+    signal(pid, sysinfo::Signal::Stop)
+}
+
+/// Sends SIGCONT to `pid`, resuming what [`stop_process`] stopped.
+pub fn continue_process(pid: u32) -> bool {
+    signal(pid, sysinfo::Signal::Continue)
 }
 
 /// Sends SIGINT to `pid`, as Ctrl-C would; true if the signal was sent.
