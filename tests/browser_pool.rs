@@ -20,16 +20,7 @@ fn small_pool(max_size: usize) -> BrowserPoolConfig {
     }
 }
 
-fn is_alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; only a reaped process is really gone.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.split_whitespace()
-                .nth(2)
-                .is_some_and(|state| state != "Z")
-        })
-        .unwrap_or(false)
-}
+use tidepool::testkit::process_alive as is_alive;
 
 /// Whether `pid` is gone within `grace`: a retired browser's shutdown
 /// (Browser.close, then SIGKILL after the pool's grace) runs in the background.
@@ -711,10 +702,10 @@ async fn cancelled_acquires_leave_exact_counts_and_no_ghost_browser() {
     let mut rng = SeededRng::new(0x7e57);
     let (mut completed, mut cancelled) = (0u64, 0u64);
     // A cancelled preparation costs a relaunch (about half a second): 15
-    // rounds under make test, 200 under perf.
+    // rounds under make test, 1000 under perf.
     let rounds = tidepool::profile::RunProfile::from_env()
         .unwrap()
-        .scaled(15, 200);
+        .scaled(15, 1000);
     for round in 0..rounds {
         // A third of the rounds queue behind two held leases; the rest ask
         // for a fresh context from browsers readied for none, so the
@@ -726,12 +717,21 @@ async fn cancelled_acquires_leave_exact_counts_and_no_ghost_browser() {
         };
         let deadline = Duration::from_micros(rng.next_u64() % 120_000);
         let acquire = pool.acquire_with(LeaseOptions::new().isolation(Isolation::Context));
-        match tokio::time::timeout(deadline, acquire).await {
-            Ok(lease) => {
+        let acquired = if round % 2 == 0 {
+            tokio::time::timeout(deadline, acquire).await.ok()
+        } else {
+            // Losing a select! to a competing branch drops the acquire too.
+            tokio::select! {
+                lease = acquire => Some(lease),
+                _ = tokio::time::sleep(deadline) => None,
+            }
+        };
+        match acquired {
+            Some(lease) => {
                 drop(lease.unwrap());
                 completed += 1;
             }
-            Err(_) => cancelled += 1,
+            None => cancelled += 1,
         }
         completed += held.len() as u64;
         drop(held);
