@@ -230,8 +230,8 @@ impl Bench<'_> {
                 ("redone", redone),
             ],
             lost,
+            recovery,
         );
-        tally.recovery_ms.extend(recovery);
         Ok(())
     }
 
@@ -275,8 +275,8 @@ impl Bench<'_> {
                 ("redone", redone),
             ],
             lost,
+            recovery,
         );
-        tally.recovery_ms.extend(recovery);
         Ok(())
     }
 
@@ -327,8 +327,8 @@ impl Bench<'_> {
                 ("redone", redone),
             ],
             lost,
+            recovery,
         );
-        tally.recovery_ms.extend(recovery);
         Ok(())
     }
 
@@ -389,8 +389,8 @@ impl Bench<'_> {
                 ("redone", redone),
             ],
             lost,
+            recovery,
         );
-        tally.recovery_ms.extend(recovery);
         Ok(())
     }
 
@@ -446,8 +446,8 @@ impl Bench<'_> {
                 ("ready again", recovery.is_some()),
             ],
             ghosts,
+            recovery,
         );
-        tally.recovery_ms.extend(recovery);
         Ok(())
     }
 }

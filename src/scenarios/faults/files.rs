@@ -68,8 +68,8 @@ fn bad_cache_entries(n: usize) -> Result<Tally> {
                 ("the rewritten entry hits", whole_again),
             ],
             u64::from(!right),
+            Some(recovery),
         );
-        tally.recovery_ms.push(recovery);
     }
     Ok(tally)
 }
@@ -130,8 +130,8 @@ fn torn_reports(n: usize) -> Result<Tally> {
                 ("the whole report beside it reads", still_whole),
             ],
             lost,
+            Some(recovery),
         );
-        tally.recovery_ms.push(recovery);
     }
     Ok(tally)
 }
@@ -179,8 +179,8 @@ fn malformed_contracts(n: usize) -> Result<Tally> {
                 ("the right contract loads", right),
             ],
             lost,
+            Some(recovery),
         );
-        tally.recovery_ms.push(recovery);
     }
     Ok(tally)
 }

@@ -159,11 +159,18 @@ pub(super) struct Tally {
 }
 
 impl Tally {
-    /// Counts one injection: survived when every check held, each of them
-    /// logged when it did not.
-    pub(super) fn record(&mut self, kind: Kind, checks: &[(&str, bool)], lost: u64) {
+    /// Counts one injection and its recovery, if it recovered: survived
+    /// when every check held, each of them logged when it did not.
+    pub(super) fn record(
+        &mut self,
+        kind: Kind,
+        checks: &[(&str, bool)],
+        lost: u64,
+        recovery_ms: Option<f64>,
+    ) {
         self.injected += 1;
         self.lost += lost;
+        self.recovery_ms.extend(recovery_ms);
         let failed: Vec<&str> = checks
             .iter()
             .filter(|(_, held)| !held)
