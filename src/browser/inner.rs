@@ -396,6 +396,12 @@ impl PoolInner {
     ) {
         // lease_ended() counted this browser busy; the guard uncounts it.
         let slot = SlotGuard::new(&self, Slot::Busy);
+        tracing::trace!(
+            pool = self.id,
+            browser = instance.id,
+            ?isolation,
+            "recycling a released browser"
+        );
         let uses = instance.count_use();
         instance.last_used = Instant::now();
         let reason = if self.closed.load(Ordering::SeqCst) {
@@ -432,7 +438,10 @@ impl PoolInner {
                 Some(RetireReason::Hook)
             }
             None => match instance.recycle(isolation, opened).await {
-                Ok(()) => None,
+                Ok(()) => {
+                    tracing::trace!(pool = self.id, browser = instance.id, "recycled");
+                    None
+                }
                 Err(e) => {
                     tracing::warn!(browser = instance.id, error = %e, "browser failed to recycle");
                     instance.mark_dead(&e.to_string());
@@ -453,7 +462,11 @@ impl PoolInner {
                 drop(slot);
                 self.retire(instance, RetireReason::Closed);
             }
-            None => slot.into_idle(instance),
+            None => {
+                if let Some(instance) = slot.into_idle(instance) {
+                    self.retire(instance, RetireReason::Closed);
+                }
+            }
         }
     }
 }
@@ -585,19 +598,36 @@ impl<'a> SlotGuard<'a> {
     /// The slot's browser is ready: it joins the idle queue and the slot is
     /// uncounted under one lock, so no acquire sees the slot free and the
     /// browser missing (and launches past `max_size`).
-    pub(super) fn into_idle(self, instance: Instance) {
+    ///
+    /// Returns the browser instead when the pool has been closed: `closed`
+    /// is read under the lock `close()` empties the idle queue under, so no
+    /// browser joins the queue after `close()` has emptied it (and waits,
+    /// until its deadline, for a browser nobody will retire). The caller
+    /// retires what comes back.
+    #[must_use = "a browser refused by a closed pool must be retired"]
+    pub(super) fn into_idle(self, instance: Instance) -> Option<Instance> {
         let inner = self.inner;
         let mut state = inner.lock();
-        self.into_idle_locked(&mut state, instance);
+        let refused = self.into_idle_locked(&mut state, instance);
         drop(state);
         inner.changed.notify_one();
+        refused
     }
 
     /// [`into_idle`](Self::into_idle) under a lock the caller holds.
-    pub(super) fn into_idle_locked(mut self, state: &mut State, instance: Instance) {
+    #[must_use = "a browser refused by a closed pool must be retired"]
+    pub(super) fn into_idle_locked(
+        mut self,
+        state: &mut State,
+        instance: Instance,
+    ) -> Option<Instance> {
         state.uncount(self.slot);
-        state.idle.push_back(instance);
         self.armed = false;
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Some(instance);
+        }
+        state.idle.push_back(instance);
+        None
     }
 }
 

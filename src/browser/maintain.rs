@@ -89,7 +89,9 @@ impl PoolInner {
                 .await
                 .is_ok();
             if ok {
-                slot.into_idle(instance);
+                if let Some(instance) = slot.into_idle(instance) {
+                    self.retire(instance, RetireReason::Closed);
+                }
             } else {
                 drop(slot);
                 let reason = if instance.death().is_some() {
@@ -136,9 +138,13 @@ impl PoolInner {
                     if state.pay_replacement() {
                         self.recorder.replaced.incr();
                     }
-                    slot.into_idle_locked(&mut state, instance);
+                    let refused = slot.into_idle_locked(&mut state, instance);
                     drop(state);
                     self.changed.notify_one();
+                    if let Some(instance) = refused {
+                        self.retire(instance, RetireReason::Closed);
+                        return;
+                    }
                 }
                 Err(e) => {
                     drop(state);

@@ -137,7 +137,11 @@ impl BrowserPool {
         let mut first_error = None;
         for (slot, result) in launched.into_iter().chain(opened.into_iter().flatten()) {
             match result {
-                Ok(instance) => slot.into_idle(instance),
+                Ok(instance) => {
+                    if let Some(instance) = slot.into_idle(instance) {
+                        pool.inner.retire(instance, RetireReason::Closed);
+                    }
+                }
                 Err(e) => {
                     drop(slot);
                     first_error.get_or_insert(e);
