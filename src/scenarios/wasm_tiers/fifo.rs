@@ -29,6 +29,9 @@ pub(super) struct FifoPool<'a> {
     pub(super) oracle: Option<(usize, usize)>,
     /// Acquisitions that loaded from the AOT cache.
     pub(super) misses: usize,
+    /// Acquire time, ms, and acquisitions, by how each was served: a ready
+    /// instance, an instance made from a loaded module, a load.
+    pub(super) by_path: [(f64, u64); 3],
 }
 
 impl<'a> FifoPool<'a> {
@@ -49,6 +52,7 @@ impl<'a> FifoPool<'a> {
             loaded: HashMap::new(),
             oracle: None,
             misses: 0,
+            by_path: [(0.0, 0); 3],
         }
     }
 
@@ -180,9 +184,16 @@ impl<'a> FifoPool<'a> {
     /// One acquisition of module `m`, call and release; returns the acquire
     /// time in ms.
     pub(super) fn serve(&mut self, m: usize, id: &str, wasm: &[u8]) -> Result<f64> {
+        let path = match self.loaded.get(id) {
+            Some((_, Some(_))) => 0,
+            Some((_, None)) => 1,
+            None => 2,
+        };
         let t = Instant::now();
         let (mut store, instance) = self.acquire_as_oracle(m, id, wasm)?;
         let took = t.elapsed().as_secs_f64() * 1e3;
+        self.by_path[path].0 += took;
+        self.by_path[path].1 += 1;
         let f = instance
             .get_typed_func::<(), i32>(&mut store, "id")
             .map_err(|e| Error::Wasm {

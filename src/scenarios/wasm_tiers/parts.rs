@@ -130,6 +130,10 @@ pub(super) fn tiered_vs_fifo(
     let mut totals: [Vec<f64>; 5] = Default::default();
     let mut misses = [0; 3];
     let mut cold_serves = 0;
+    // Acquire time and acquisitions by tier (tiered) or path (oracle),
+    // summed over the replays: where the tiered pool's extra time goes.
+    let mut tiered_by_tier = [(0.0, 0u64); 3];
+    let mut oracle_by_path = [(0.0, 0u64); 3];
     for _ in 0..REPEATS {
         let tiered = bench.pool(config.clone())?;
         let mut stand_in = stand_in.map(|r| {
@@ -160,7 +164,11 @@ pub(super) fn tiered_vs_fifo(
                         }
                         let t = Instant::now();
                         let mut lease = tiered.acquire_at(&id, tick as f64)?;
-                        total[0] += t.elapsed().as_secs_f64() * 1e3;
+                        let took = t.elapsed().as_secs_f64() * 1e3;
+                        total[0] += took;
+                        let tier = &mut tiered_by_tier[lease.tier().index()];
+                        tier.0 += took;
+                        tier.1 += 1;
                         let _: i32 = lease.call("id", ())?;
                     }
                     (1, _) => total[2] += fifo_equal.serve(m, &id, wasm)?,
@@ -173,6 +181,10 @@ pub(super) fn tiered_vs_fifo(
             all.push(one);
         }
         misses = [fifo_equal.misses, fifo.misses, oracle.misses];
+        for (all, one) in oracle_by_path.iter_mut().zip(oracle.by_path) {
+            all.0 += one.0;
+            all.1 += one.1;
+        }
         cold_serves = tiered.stats().served[Tier::Cold.index()];
     }
     let median = |i: usize| crate::stats::percentile("replay totals", &totals[i], 0.5);
@@ -187,6 +199,25 @@ pub(super) fn tiered_vs_fifo(
         tiered / fifo_equal,
         oracle / fifo_equal,
     ));
+    let per = |(ms, n): (f64, u64)| {
+        format!(
+            "{n} in {:.1} ms ({:.2} us each)",
+            ms,
+            ms * 1e3 / n.max(1) as f64
+        )
+    };
+    if stand_in.is_none() {
+        s.note(format!(
+            "where the time goes, over the {REPEATS} replays: tiered hot {}, warm {}, cold {}, rebalances {:.1} ms; the oracle from a ready instance {}, from a loaded module {}, loading {}. The oracle bounds every pool of this residency: it knows the distribution, so it never loads a module on a guess or learns one late, and it keeps no book",
+            per(tiered_by_tier[0]),
+            per(tiered_by_tier[1]),
+            per(tiered_by_tier[2]),
+            totals[1].iter().sum::<f64>(),
+            per(oracle_by_path[0]),
+            per(oracle_by_path[1]),
+            per(oracle_by_path[2]),
+        ));
+    }
     s.note(format!(
         "loads from the AOT cache per replay (the cost that decides the totals): tiered {} (cold serves; a rebalance loads nothing), FIFO at equal residency {}, oracle {}, FIFO keeping {k} modules {}",
         if stand_in.is_some() { "-".to_owned() } else { cold_serves.to_string() },
