@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Control, Scenario, ScenarioFuture};
+use super::{ms_since as ms, Control, Scenario, ScenarioFuture};
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::summary::MetricSummary;
@@ -79,10 +79,6 @@ type Injection<'a> = (
 /// The floor for the generated module's compile time: below it, a
 /// cache saves too little to be worth measuring.
 const MIN_COMPILE_MS: f64 = 50.0;
-
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
-}
 
 fn run_variant(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let engine = WasmEngine::new(WasmEngineConfig::default())?;

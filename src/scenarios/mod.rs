@@ -73,6 +73,25 @@ pub(crate) async fn warm_before(
     }
 }
 
+/// Milliseconds since `t`.
+pub(crate) fn ms_since(t: std::time::Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Waits, polling every 20 ms, until `done` holds or `timeout` passes;
+/// returns whether it held. For state that another task moves on its own
+/// clock (a pool's sampler, its maintenance) and no notification covers.
+pub(crate) async fn wait_for(timeout: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    true
+}
+
 pub(crate) fn blocking(
     name: &'static str,
     profile: RunProfile,

@@ -13,7 +13,7 @@ use chromiumoxide::cdp::browser_protocol::page::GetLayoutMetricsParams;
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 
-use super::{Control, Scenario, ScenarioFuture};
+use super::{ms_since as ms, Control, Scenario, ScenarioFuture};
 use crate::browser::{BrowserPool, BrowserPoolConfig, BrowserSource, Lease};
 use crate::cdp::{Batch, SessionPool, SessionPoolConfig};
 use crate::error::{Error, Result};
@@ -141,10 +141,6 @@ pub(crate) fn push_step(batch: &mut Batch<'_>) {
     batch.push(EvaluateParams::new(
         "document.querySelector('#price').textContent",
     ));
-}
-
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
 }
 
 async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {

@@ -7,8 +7,7 @@
 //! lost (neither a result nor an error of their own), and the time to
 //! recover.
 
-use std::time::{Duration, Instant};
-
+pub(super) use super::{ms_since as ms, wait_for};
 use super::{Control, Scenario, ScenarioFuture};
 use crate::error::Result;
 use crate::profile::RunProfile;
@@ -189,10 +188,6 @@ impl Tally {
     }
 }
 
-pub(super) fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1e3
-}
-
 /// Injections of each kind.
 fn per_kind(profile: RunProfile) -> usize {
     profile.scaled(2, 10)
@@ -264,16 +259,4 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
         browser::CDP_TIMEOUT
     ));
     Ok(s)
-}
-
-/// Waits until `done` holds or `timeout` passes; returns whether it held.
-pub(super) async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    true
 }

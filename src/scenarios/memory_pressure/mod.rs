@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Control, Scenario, ScenarioFuture};
+use super::{ms_since as ms, wait_for, Control, Scenario, ScenarioFuture};
 use crate::browser::{
     own_tag_prefix, tagged_processes, BrowserPool, BrowserPoolConfig, MemoryEventKind,
 };
@@ -158,23 +158,6 @@ const CONTROLS: &[Control] = &[
 ];
 
 const MB: f64 = 1e6;
-
-fn ms(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64() * 1e3
-}
-
-/// Waits (polling the pool's sampler, which runs on its own clock) until
-/// `done` holds or `timeout` passes; returns whether it held.
-async fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    true
-}
 
 fn pss_mb(pid: u32) -> f64 {
     tree_memory(pid).total_bytes as f64 / MB
