@@ -202,22 +202,23 @@ pub(super) async fn soft_limit(
     let watcher = lease.pid().map(|pid| {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = Arc::new(AtomicU64::new(0));
-        let (stop2, seen2) = (stop.clone(), seen.clone());
+        let above = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop2, seen2, above2) = (stop.clone(), seen.clone(), above.clone());
         let clear_below = soft.saturating_sub(20_000_000);
         let task = tokio::task::spawn_blocking(move || {
-            let mut above = false;
             while !stop2.load(Ordering::Relaxed) {
                 let bytes = tree_memory(pid).total_bytes;
-                if !above && bytes > soft {
-                    above = true;
+                let was_above = above2.load(Ordering::Relaxed);
+                if !was_above && bytes > soft {
+                    above2.store(true, Ordering::Relaxed);
                     seen2.fetch_add(1, Ordering::Relaxed);
-                } else if above && bytes < clear_below {
-                    above = false;
+                } else if was_above && bytes < clear_below {
+                    above2.store(false, Ordering::Relaxed);
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
         });
-        (stop, seen, task)
+        (stop, seen, above, task)
     });
     // The controls that can never warn (a window longer than a crossing) or
     // warn without end (no latch) show it on their first crossing.
@@ -274,6 +275,13 @@ pub(super) async fn soft_limit(
             },
         )
         .await;
+        // The next crossing starts only once the watcher too has seen this
+        // one end: otherwise two crossings can merge into one in its eyes,
+        // and its count is the thresholds' denominator (it once counted 1
+        // where the pool, rightly, warned twice).
+        if let Some((_, _, above, _)) = &watcher {
+            wait_for(Duration::from_secs(5), || !above.load(Ordering::Relaxed)).await;
+        }
         if !(warned && cleared) {
             tracing::warn!(
                 crossing,
@@ -284,7 +292,7 @@ pub(super) async fn soft_limit(
         }
     }
     let crossings = match watcher {
-        Some((stop, seen, task)) => {
+        Some((stop, seen, _, task)) => {
             stop.store(true, Ordering::Relaxed);
             task.await.map_err(|e| Error::task("memory_pressure", e))?;
             seen.load(Ordering::Relaxed)
