@@ -612,7 +612,16 @@ impl Stream for Handler {
 
             let mut done = true;
 
-            while let Poll::Ready(Some(ev)) = Pin::new(&mut pin.conn).poll_next(cx) {
+            loop {
+                let ev = match Pin::new(&mut pin.conn).poll_next(cx) {
+                    Poll::Ready(Some(ev)) => ev,
+                    // tidepool patch: the WebSocket closed (or failed and
+                    // ended). Without this the handler returned `Pending`
+                    // forever on a dead socket, so a client saw the loss
+                    // only when each pending command timed out.
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => break,
+                };
                 match ev {
                     Ok(Message::Response(resp)) => {
                         pin.on_response(resp);
