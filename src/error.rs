@@ -184,6 +184,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// A pool in connect mode found no endpoint up to open a slot in.
+    #[error("no browser endpoint is up: {endpoints}")]
+    NoEndpointUp {
+        /// Each endpoint, where it stands and why it was refused.
+        endpoints: String,
+    },
+
     /// No browser became available within the acquire timeout.
     #[error("no browser available within {waited:?} (pool max_size {max_size}, {in_use} in use)")]
     AcquireTimeout {

@@ -5,6 +5,7 @@ use crate::error::{Error, Result};
 use crate::memory::MemoryPolicy;
 use crate::retention::Retention;
 
+use super::fleet::FleetPolicy;
 use super::isolation::Isolation;
 use super::sandbox::Sandbox;
 
@@ -18,12 +19,19 @@ pub enum BrowserSource {
         /// [`locate_chromium`](super::locate_chromium)).
         executable: Option<PathBuf>,
     },
-    /// Connect to browsers that run elsewhere (a browserless or Selenium Grid
-    /// node, a Chrome in another pod), by their `ws://` DevTools URLs. Pool slots
-    /// are spread over the endpoints round-robin. The pool never kills these
-    /// browsers; it only disposes the contexts it created.
+    /// Connect to browsers that run elsewhere: a fleet of browserless
+    /// instances, Chrome in pods behind Services, VMs with remote debugging.
+    /// Each new slot opens on the endpoint with the fewest, a lost endpoint
+    /// is retried with backoff and rejoins when it answers, and `acquire`
+    /// fails only when none is up ([`FleetPolicy`]). The pool never kills
+    /// these browsers; it only disposes the contexts it created, which are
+    /// also made to go with the pool's connection if the process dies.
     Connect {
-        /// `ws://host:port/devtools/browser/<id>` URLs.
+        /// `ws://host:port/devtools/browser/<id>` URLs, used as given, or
+        /// `http://host:port` addresses, resolved through their
+        /// `/json/version` at every connection (a restarted Chrome gets a
+        /// new browser id). Query parameters (a browserless `token` or
+        /// `timeout`) are kept and passed on to the WebSocket.
         endpoints: Vec<String>,
     },
 }
@@ -154,10 +162,15 @@ pub struct BrowserPoolConfig {
     /// [`MemoryPolicy::default`]); `None` turns measuring off. A browser is
     /// held to them times its `leases_per_browser`
     /// ([`MemoryPolicy::for_leases`]), so with one lease per browser they
-    /// are the browser's. A launched
+    /// are the browser's; in connect mode with
+    /// [`FleetPolicy::max_leases_per_endpoint`] set, times that cap, and
+    /// per endpoint. The budget spans every browser, local or remote. A launched
     /// browser is measured by the PSS of its process tree, a connected one
     /// (no process here) by the V8 heaps of the pool's pages in it.
     pub memory: Option<MemoryPolicy>,
+    /// How leases are spread over remote endpoints and a lost one is
+    /// retried (default [`FleetPolicy::default`]); read in connect mode only.
+    pub fleet: FleetPolicy,
 }
 
 impl Default for BrowserPoolConfig {
@@ -178,6 +191,7 @@ impl Default for BrowserPoolConfig {
             flags: DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect(),
             sandbox: Sandbox::Auto,
             memory: Some(MemoryPolicy::default()),
+            fleet: FleetPolicy::default(),
         }
     }
 }
@@ -245,23 +259,37 @@ impl BrowserPoolConfig {
         if let Some(memory) = &self.memory {
             memory.validate()?;
         }
+        self.fleet.validate()?;
         match &self.source {
-            BrowserSource::Connect { endpoints } if endpoints.is_empty() => {
-                field("source.endpoints", "needs at least one ws:// URL".into())
-            }
+            BrowserSource::Connect { endpoints } if endpoints.is_empty() => field(
+                "source.endpoints",
+                "needs at least one ws:// or http:// address".into(),
+            ),
             BrowserSource::Connect { endpoints } => {
-                match endpoints
-                    .iter()
-                    .find(|e| !(e.starts_with("ws://") || e.starts_with("wss://")))
-                {
-                    Some(bad) => field(
-                        "source.endpoints",
-                        format!("{bad:?} is not a ws:// or wss:// DevTools URL"),
-                    ),
-                    None => Ok(()),
+                for (i, endpoint) in endpoints.iter().enumerate() {
+                    if let Err(problem) = super::endpoint::check(endpoint) {
+                        return field(&format!("source.endpoints[{i}]"), problem);
+                    }
+                    if endpoints[..i].contains(endpoint) {
+                        return field(
+                            &format!("source.endpoints[{i}]"),
+                            format!("{endpoint:?} is listed twice"),
+                        );
+                    }
                 }
+                Ok(())
             }
             BrowserSource::Launch { .. } => Ok(()),
+        }
+    }
+
+    /// Lease slots one browser holds at most: `leases_per_browser`, or in
+    /// connect mode under a per-endpoint cap, that cap (an endpoint's slots
+    /// share its connection).
+    pub(crate) fn slots_per_browser(&self) -> usize {
+        match (&self.source, self.fleet.max_leases_per_endpoint) {
+            (BrowserSource::Connect { .. }, Some(cap)) => cap,
+            _ => self.leases_per_browser,
         }
     }
 }

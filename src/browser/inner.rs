@@ -13,8 +13,9 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use super::config::{BrowserPoolConfig, BrowserSource};
+use super::fleet::{Fleet, FleetSlot, Refusal};
 use super::hooks::{HookPoint, Hooks};
-use super::instance::{Instance, Room};
+use super::instance::{Instance, Liveness, Room};
 use super::isolation::Isolation;
 use super::sampler::{Gauge, Members};
 use super::stats::{BrowserRecorder, RetireReason};
@@ -59,6 +60,8 @@ pub(crate) struct PoolInner {
     pub(crate) runtime: tokio::runtime::Handle,
     /// The service's lifecycle hooks.
     pub(super) hooks: Hooks,
+    /// The remote endpoints and where each stands, in connect mode.
+    pub(crate) fleet: Option<Arc<Fleet>>,
 }
 
 #[derive(Debug, Default)]
@@ -127,9 +130,32 @@ impl State {
     }
 
     /// The browser idle the shortest time (the warmest), counted busy from
-    /// here on.
-    pub(super) fn take_newest_idle(&mut self) -> Option<Instance> {
-        let instance = self.idle.pop_back()?;
+    /// here on. In connect mode, given each endpoint's `loads` (up, live
+    /// leases), the warmest slot on the up endpoint with the fewest leases.
+    pub(super) fn take_newest_idle(&mut self, loads: Option<&[(bool, usize)]>) -> Option<Instance> {
+        let at = match loads {
+            None => self.idle.len().checked_sub(1)?,
+            Some(loads) => {
+                let load = |i: &Instance| {
+                    let (up, leased) = i
+                        .fleet_slot
+                        .as_ref()
+                        .and_then(|s| loads.get(s.index))
+                        .copied()
+                        .unwrap_or((true, 0));
+                    (!up, leased)
+                };
+                // Newest first among equals: `min_by_key` keeps the first.
+                let (at, _) = self
+                    .idle
+                    .iter()
+                    .enumerate()
+                    .rev()
+                    .min_by_key(|(_, i)| load(i))?;
+                at
+            }
+        };
+        let instance = self.idle.remove(at)?;
         self.count(Slot::Busy);
         Some(instance)
     }
@@ -219,7 +245,10 @@ impl PoolInner {
     /// A new slot, prepared: in a started browser with room for it (see
     /// [`BrowserPoolConfig::leases_per_browser`]), or in a new browser.
     pub(super) async fn start_slot(self: &Arc<Self>) -> Result<Instance> {
-        let Some(mut slot) = self.open_room() else {
+        if let Some(fleet) = &self.fleet {
+            return self.start_fleet_slot(fleet).await;
+        }
+        let Some(mut slot) = self.open_room(None) else {
             return self.start_instance().await;
         };
         match slot.prepare().await {
@@ -239,15 +268,99 @@ impl PoolInner {
         }
     }
 
-    /// An unprepared slot in the first started browser with room for one.
-    fn open_room(&self) -> Option<Instance> {
-        let max = self.config.leases_per_browser;
+    /// An unprepared slot in the first started browser with room for one
+    /// (on fleet endpoint `on`, in connect mode).
+    fn open_room(&self, on: Option<usize>) -> Option<Instance> {
+        let max = self.config.slots_per_browser();
         if max <= 1 {
             return None;
         }
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         rooms.retain(|r| !r.ended());
-        rooms.iter().find_map(|r| r.open(max))
+        rooms
+            .iter()
+            .filter(|r| r.fleet_index == on)
+            .find_map(|r| r.open(max))
+    }
+
+    /// A new slot on a fleet endpoint: the one with the fewest slots that
+    /// is up and under its cap, in the connection already open to it if
+    /// that has room, else in a new one. An endpoint that fails to connect
+    /// is marked lost and the next one tried; with none up, the endpoints
+    /// due for a retry are retried here, and the error names them all.
+    async fn start_fleet_slot(self: &Arc<Self>, fleet: &Arc<Fleet>) -> Result<Instance> {
+        let mut tried = Vec::new();
+        let mut retried = false;
+        loop {
+            let ticket = match fleet.choose(&tried) {
+                Ok(ticket) => ticket,
+                Err(Refusal::AtCapacity) => {
+                    // Another acquire took the last room since this one
+                    // looked: wait for a slot to close (the caller's
+                    // deadline bounds it).
+                    let notified = self.changed.notified();
+                    let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+                    continue;
+                }
+                Err(Refusal::NoneUp(e)) if retried || !tried.is_empty() => return Err(e),
+                Err(Refusal::NoneUp(e)) => {
+                    retried = true;
+                    if self.retry_endpoints().await {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            };
+            let index = ticket.index;
+            if let Some(mut slot) = self.open_room(Some(index)) {
+                slot.fleet_slot = Some(ticket);
+                match slot.prepare().await {
+                    Ok(()) => return Ok(slot),
+                    Err(e) => {
+                        tracing::debug!(pool = self.id, endpoint = index, error = %e, "a slot did not open");
+                        self.retire(slot, RetireReason::Unhealthy);
+                        tried.push(index);
+                        continue;
+                    }
+                }
+            }
+            match self.start_instance_with(None, Some(ticket)).await {
+                Ok(instance) => return Ok(instance),
+                Err(e) => {
+                    fleet.lost(index, &e.to_string());
+                    tried.push(index);
+                }
+            }
+        }
+    }
+
+    /// Retries every fleet endpoint due for it, at once: each is resolved,
+    /// connected to and asked for its version. Returns whether one came
+    /// back up.
+    pub(super) async fn retry_endpoints(self: &Arc<Self>) -> bool {
+        let Some(fleet) = &self.fleet else {
+            return false;
+        };
+        let due = fleet.due_retries();
+        if due.is_empty() {
+            return false;
+        }
+        let timeout = self.config.cdp_timeout;
+        let retries = due.into_iter().map(|(index, endpoint)| async move {
+            let outcome = answers(&endpoint, timeout).await;
+            let up = outcome.is_ok();
+            fleet.retried(index, outcome);
+            up
+        });
+        let any = futures::future::join_all(retries)
+            .await
+            .into_iter()
+            .any(|up| up);
+        if any {
+            self.changed.notify_waiters();
+            self.maintain.notify_one();
+        }
+        any
     }
 
     /// Lets later slots open in `instance`'s browser.
@@ -260,17 +373,19 @@ impl PoolInner {
 
     /// Launches or connects one browser and prepares its first context.
     pub(super) async fn start_instance(&self) -> Result<Instance> {
-        self.start_instance_with(None).await
+        self.start_instance_with(None, None).await
     }
 
     /// [`start_instance`](Self::start_instance); with `connected`, the
     /// browser takes other slots as soon as it is connected, and
     /// `connected` says so, so that the pool's warm-up prepares every slot
     /// at once instead of the first before the others (a context and page
-    /// cost ~0.1 s each on two cores).
+    /// cost ~0.1 s each on two cores). In connect mode, `on` is the fleet
+    /// endpoint chosen for it.
     pub(super) async fn start_instance_with(
         &self,
         connected: Option<tokio::sync::oneshot::Sender<()>>,
+        on: Option<FleetSlot>,
     ) -> Result<Instance> {
         let started = Instant::now();
         let id = self.next_browser.fetch_add(1, Ordering::Relaxed);
@@ -289,9 +404,27 @@ impl PoolInner {
                 )
                 .await?
             }
-            (BrowserSource::Connect { endpoints }, _) => {
-                let url = &endpoints[(id as usize - 1) % endpoints.len()];
-                Instance::connect(id, url, c.launch_timeout, c.cdp_timeout).await?
+            (BrowserSource::Connect { .. }, _) => {
+                let Some(on) = on else {
+                    return Err(Error::config(
+                        "browser.source",
+                        "connect mode without a fleet endpoint chosen",
+                    ));
+                };
+                let endpoint = on.fleet().endpoint(on.index);
+                // A remote browser answers in milliseconds or is down: the
+                // CDP deadline, not the launch one, bounds the attempt.
+                let timeout = c.cdp_timeout.min(c.launch_timeout);
+                let url = super::endpoint::resolve(&endpoint, timeout).await?;
+                let liveness = Liveness {
+                    heartbeat: c.fleet.heartbeat,
+                    hold_lost_connection: Some(on.fleet().hold_switch()),
+                };
+                let mut instance =
+                    Instance::connect(id, &url, timeout, c.cdp_timeout, liveness).await?;
+                watch_endpoint(&instance, on.fleet().clone(), on.index);
+                instance.fleet_slot = Some(on);
+                instance
             }
             (BrowserSource::Launch { .. }, None) => {
                 return Err(Error::config(
@@ -414,6 +547,8 @@ impl PoolInner {
             Some(RetireReason::MaxUses)
         } else if self.config.retention.expired(instance.created) {
             Some(RetireReason::Lifetime)
+        } else if (instance.fleet_slot.as_ref()).is_some_and(|s| s.fleet().over_share(s.index)) {
+            Some(RetireReason::Rebalanced)
         } else {
             None
         };
@@ -468,6 +603,54 @@ impl PoolInner {
                 }
             }
         }
+    }
+}
+
+/// Marks `instance`'s fleet endpoint lost when its connection is: closed,
+/// its heartbeat missed, or a call finding it gone. Not on an eviction (the
+/// pool's own judgement of one browser) nor on the pool's own shutdown of it
+/// (which drops the watch unfired).
+fn watch_endpoint(instance: &Instance, fleet: Arc<Fleet>, index: usize) {
+    let mut dead = instance.dead.clone();
+    tokio::spawn(async move {
+        let why = match dead.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            Err(_) => return,
+        };
+        if !why.starts_with(super::watch::EVICTED) {
+            fleet.lost(index, &why);
+        }
+    });
+}
+
+/// Whether a remote endpoint answers: resolved, connected, and its version
+/// read within `timeout` each. The connection is closed again; slots open
+/// in it through the pool.
+async fn answers(endpoint: &str, timeout: Duration) -> std::result::Result<(), String> {
+    let url = super::endpoint::resolve(endpoint, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let config = chromiumoxide::handler::HandlerConfig {
+        request_timeout: timeout,
+        ..Default::default()
+    };
+    let (browser, mut handler) = tokio::time::timeout(
+        timeout,
+        chromiumoxide::Browser::connect_with_config(url.clone(), config),
+    )
+    .await
+    .map_err(|_| format!("no connection to {url} within {timeout:?}"))?
+    .map_err(|e| format!("connecting to {url}: {e}"))?;
+    let polling = tokio::spawn(async move {
+        use futures::StreamExt;
+        while handler.next().await.is_some() {}
+    });
+    let version = tokio::time::timeout(timeout, browser.version()).await;
+    polling.abort();
+    match version {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("Browser.getVersion on {url}: {e}")),
+        Err(_) => Err(format!("no answer from {url} within {timeout:?}")),
     }
 }
 

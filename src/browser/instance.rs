@@ -15,6 +15,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::fleet::FleetSlot;
 use super::isolation::{ContextProxy, Isolation};
 use super::process::LocalProcess;
 use super::sandbox::Sandbox;
@@ -84,6 +85,20 @@ pub(crate) struct Core {
     crashed_pages: Arc<watch::Sender<std::collections::HashSet<TargetId>>>,
     /// Follows `Target.targetCrashed` into `crashed_pages`.
     crash_listener: Option<JoinHandle<()>>,
+    /// Asks a connected browser for its version every period; see
+    /// [`FleetPolicy::heartbeat`](super::FleetPolicy::heartbeat).
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+/// How a connection's loss is found, beyond its socket's close.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Liveness {
+    /// Ask the browser for its version every period, and mark it gone when
+    /// it does not answer within one.
+    pub(crate) heartbeat: Option<Duration>,
+    /// Once set, a closed socket goes unnoticed (the negative control of
+    /// loss detection): calls wait out their deadlines.
+    pub(crate) hold_lost_connection: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A browser's room for more slots: the pool keeps one per browser it
@@ -93,6 +108,8 @@ pub(crate) struct Core {
 pub(crate) struct Room {
     id: u64,
     endpoint: String,
+    /// The fleet endpoint the browser is on, in connect mode.
+    pub(crate) fleet_index: Option<usize>,
     browser: std::sync::Weak<Browser>,
     core: std::sync::Weak<Core>,
     dead: watch::Receiver<Option<String>>,
@@ -132,6 +149,7 @@ impl Room {
             prepared: None,
             cdp_timeout: self.cdp_timeout,
             hidden_pages: self.hidden_pages,
+            fleet_slot: None,
         })
     }
 }
@@ -139,8 +157,11 @@ impl Room {
 impl Drop for Core {
     fn drop(&mut self) {
         self.handler.abort();
-        if let Some(listener) = &self.crash_listener {
-            listener.abort();
+        for task in [&self.crash_listener, &self.heartbeat]
+            .into_iter()
+            .flatten()
+        {
+            task.abort();
         }
     }
 }
@@ -166,6 +187,8 @@ pub(crate) struct Instance {
     /// Pages are opened in minimized windows: see
     /// [`BrowserPoolConfig::hidden_pages`](super::BrowserPoolConfig::hidden_pages).
     pub(crate) hidden_pages: bool,
+    /// The slot's place on its fleet endpoint, in connect mode.
+    pub(crate) fleet_slot: Option<FleetSlot>,
 }
 
 impl Instance {
@@ -199,25 +222,36 @@ impl Instance {
             }
         });
         let remaining = deadline.saturating_duration_since(Instant::now());
-        Instance::connect_inner(id, url, Some(process), rx, tx, remaining, cdp_timeout).await
+        Instance::connect_inner(
+            id,
+            url,
+            Some(process),
+            (rx, tx),
+            remaining,
+            cdp_timeout,
+            Liveness::default(),
+        )
+        .await
     }
 
-    /// Connects to a browser that runs elsewhere.
+    /// Connects to a browser that runs elsewhere, at its WebSocket `url`,
+    /// watched as `liveness` says.
     pub(crate) async fn connect(
         id: u64,
         url: &str,
         timeout: Duration,
         cdp_timeout: Duration,
+        liveness: Liveness,
     ) -> Result<Instance> {
         let (tx, rx) = watch::channel(None);
         Instance::connect_inner(
             id,
             url.to_owned(),
             None,
-            rx,
-            Arc::new(tx),
+            (rx, Arc::new(tx)),
             timeout,
             cdp_timeout,
+            liveness,
         )
         .await
     }
@@ -226,10 +260,16 @@ impl Instance {
         id: u64,
         url: String,
         process: Option<LocalProcess>,
-        dead: watch::Receiver<Option<String>>,
-        dead_tx: Arc<watch::Sender<Option<String>>>,
+        (dead, dead_tx): (
+            watch::Receiver<Option<String>>,
+            Arc<watch::Sender<Option<String>>>,
+        ),
         timeout: Duration,
         cdp_timeout: Duration,
+        Liveness {
+            heartbeat,
+            hold_lost_connection,
+        }: Liveness,
     ) -> Result<Instance> {
         let config = HandlerConfig {
             request_timeout: cdp_timeout,
@@ -247,6 +287,7 @@ impl Instance {
                 })
             }
         };
+        let (lost, at) = (dead_tx.clone(), url.clone());
         let handler = tokio::spawn(async move {
             // Poll to the end: one unparsable message or event error must not
             // stop the loop, or every pending command would hang.
@@ -255,6 +296,16 @@ impl Instance {
                     tracing::debug!(browser = id, error = %e, "CDP handler error");
                 }
             }
+            if hold_lost_connection.is_some_and(|hold| hold.load(Ordering::Relaxed)) {
+                // The negative control: the handler as it was before the
+                // patch, holding its calls until their deadlines.
+                std::future::pending::<()>().await;
+            }
+            // The stream ends when the socket does (the vendored handler's
+            // patch): every call in flight fails now, not at its deadline.
+            // A handler stopped by the pool is aborted and never gets here.
+            mark_gone(&lost, &format!("the connection to {at} closed"));
+            drop(handler);
         });
         let crashed_pages = Arc::new(watch::Sender::new(std::collections::HashSet::new()));
         // Without the listener a crashed page still fails its calls, only
@@ -276,6 +327,29 @@ impl Instance {
                 None
             }
         };
+        let browser = Arc::new(browser);
+        let heartbeat = heartbeat.map(|period| {
+            let (browser, gone) = (Arc::downgrade(&browser), dead_tx.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(period).await;
+                    let Some(browser) = browser.upgrade() else {
+                        return;
+                    };
+                    if !matches!(
+                        tokio::time::timeout(period, browser.version()).await,
+                        Ok(Ok(_))
+                    ) {
+                        tracing::warn!(browser = id, "a remote browser missed its heartbeat");
+                        mark_gone(
+                            &gone,
+                            &format!("not responding: no answer to the heartbeat (Browser.getVersion) within {period:?}"),
+                        );
+                        return;
+                    }
+                }
+            })
+        });
         let now = Instant::now();
         let core = Core {
             handler,
@@ -287,11 +361,12 @@ impl Instance {
             alive: std::sync::OnceLock::new(),
             crashed_pages,
             crash_listener,
+            heartbeat,
         };
         Ok(Instance {
             id,
             endpoint: url,
-            browser: Arc::new(browser),
+            browser,
             core: Arc::new(core),
             dead,
             created: now,
@@ -300,6 +375,7 @@ impl Instance {
             prepared: None,
             cdp_timeout,
             hidden_pages: false,
+            fleet_slot: None,
         })
     }
 
@@ -308,6 +384,7 @@ impl Instance {
         Room {
             id: self.id,
             endpoint: self.endpoint.clone(),
+            fleet_index: self.fleet_slot.as_ref().map(|s| s.index),
             browser: Arc::downgrade(&self.browser),
             core: Arc::downgrade(&self.core),
             dead: self.dead.clone(),
@@ -408,7 +485,13 @@ impl Instance {
             return Ok(());
         }
         let browser = self.browser.clone();
-        let mut params = CreateBrowserContextParams::default();
+        // Disposed by the browser when the pool's connection ends, so a pool
+        // that dies (kill -9, OOM) leaves no context behind on a browser it
+        // shares with others.
+        let mut params = CreateBrowserContextParams {
+            dispose_on_detach: Some(dispose_on_detach()),
+            ..CreateBrowserContextParams::default()
+        };
         if let Some(p) = &proxy {
             params.proxy_server = Some(p.server.clone());
             params.proxy_bypass_list = p.bypass_list.clone();
@@ -614,3 +697,18 @@ pub(crate) fn own_contexts(
 ) -> std::sync::MutexGuard<'_, Vec<BrowserContextId>> {
     contexts.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Whether new contexts go with the connection that made them: always,
+/// but in the negative control of the test that proves they do.
+fn dispose_on_detach() -> bool {
+    #[cfg(feature = "testkit")]
+    if std::env::var_os(KEEP_CONTEXTS_ENV).is_some() {
+        return false;
+    }
+    true
+}
+
+/// Set in a test's client process, contexts outlive their connection: the
+/// negative control of the check that a killed client leaves none behind.
+#[cfg(feature = "testkit")]
+pub const KEEP_CONTEXTS_ENV: &str = "TIDEPOOL_KEEP_CONTEXTS_FOR_CONTROL";

@@ -239,6 +239,12 @@ impl Lease {
         })
     }
 
+    /// The fleet endpoint the lease is on, as configured, in connect mode.
+    pub fn fleet_endpoint(&self) -> Option<String> {
+        let on = self.instance().fleet_slot.as_ref()?;
+        Some(on.fleet().endpoint(on.index))
+    }
+
     /// The browser's CDP endpoint (`ws://...`), for a second connection.
     #[cfg(feature = "testkit")]
     pub(crate) fn websocket_url(&self) -> &str {
@@ -278,6 +284,9 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(instance) = self.instance.take() {
             tracing::debug!(parent: &self.span, "released");
+            if let Some(on) = &instance.fleet_slot {
+                on.lease_ended();
+            }
             self.pool.lease_ended();
             let pool = self.pool.clone();
             let opened = std::mem::take(self.opened.get_mut().unwrap_or_else(|p| p.into_inner()));

@@ -102,10 +102,20 @@ impl PoolInner {
                 self.retire(instance, reason);
             }
         }
+        if (self.fleet.as_ref()).is_some_and(|f| f.retry_due()) {
+            // In the background: a hung endpoint holds its retry for the
+            // CDP deadline, and the top-up below must not wait for it.
+            let inner = self.clone();
+            tokio::spawn(async move { inner.retry_endpoints().await });
+        }
         // Top up to min_idle, one launch at a time: on two cores, parallel
         // launches slow every lease in flight.
         loop {
             if self.closed.load(Ordering::SeqCst) {
+                return;
+            }
+            // Nowhere to open a slot: the retries above bring endpoints back.
+            if (self.fleet.as_ref()).is_some_and(|f| f.none_up() || f.at_capacity()) {
                 return;
             }
             let slot = {

@@ -3,6 +3,8 @@
 //! health-checked, retired and replaced.
 
 mod config;
+mod endpoint;
+mod fleet;
 mod hooks;
 mod inner;
 mod instance;
@@ -19,9 +21,15 @@ mod watch;
 mod wipe;
 
 pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
+#[cfg(feature = "testkit")]
+pub(crate) use endpoint::resolve as resolve_endpoint;
+pub use fleet::{EndpointState, EndpointStats, FleetPolicy};
 pub use hooks::{HookContext, HookResult, Hooks};
 #[cfg(feature = "testkit")]
 pub(crate) use instance::Instance;
+#[cfg(feature = "testkit")]
+#[doc(hidden)]
+pub use instance::KEEP_CONTEXTS_ENV;
 pub use isolation::{Isolation, LeaseOptions};
 pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;

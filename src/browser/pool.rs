@@ -10,6 +10,7 @@ use futures::FutureExt;
 use tokio::sync::{Notify, Semaphore};
 
 use super::config::{BrowserPoolConfig, BrowserSource};
+use super::fleet::Fleet;
 use super::hooks::{HookPoint, Hooks};
 use super::inner::{InFlight, PoolInner, Slot, SlotGuard, State, CLOSE_GRACE};
 use super::instance::Instance;
@@ -79,7 +80,13 @@ impl BrowserPool {
             BrowserSource::Connect { .. } => None,
         };
         let browser_memory =
-            (config.memory.as_ref()).map(|m| m.for_leases(config.leases_per_browser));
+            (config.memory.as_ref()).map(|m| m.for_leases(config.slots_per_browser()));
+        let fleet = match &config.source {
+            BrowserSource::Connect { endpoints } => {
+                Some(Arc::new(Fleet::new(endpoints, config.fleet.clone())))
+            }
+            BrowserSource::Launch { .. } => None,
+        };
         let inner = Arc::new(PoolInner {
             permits: Arc::new(Semaphore::new(config.max_size)),
             config,
@@ -100,13 +107,21 @@ impl BrowserPool {
             maintainer: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
             hooks,
+            fleet,
         });
         let pool = BrowserPool { inner };
         let warm_up = pool.inner.config.warm_up;
+        if let Err(e) = pool.warm_up_fleet().await {
+            pool.close().await;
+            return Err(e);
+        }
         // The browsers all at once, and the other slots in them as soon as
         // they are connected, each slot preparing its context and page
         // beside the others.
-        let browsers = warm_up.div_ceil(pool.inner.config.leases_per_browser);
+        let browsers = match pool.inner.fleet {
+            Some(_) => 0,
+            None => warm_up.div_ceil(pool.inner.config.leases_per_browser),
+        };
         let (signals, connected): (Vec<_>, Vec<_>) = (0..browsers)
             .map(|_| tokio::sync::oneshot::channel::<()>())
             .unzip();
@@ -117,9 +132,12 @@ impl BrowserPool {
             .shared();
         let launches = signals.into_iter().map(|signal| async {
             let slot = pool.inner.reserve(Slot::Starting);
-            (slot, pool.inner.start_instance_with(Some(signal)).await)
+            (
+                slot,
+                pool.inner.start_instance_with(Some(signal), None).await,
+            )
         });
-        let slots = (browsers..warm_up).map(|_| {
+        let slots = (browsers..warm_up).filter(|_| browsers > 0).map(|_| {
             let connected = connected.clone();
             async {
                 if !connected.await {
@@ -167,6 +185,29 @@ impl BrowserPool {
         Ok(pool)
     }
 
+    /// In connect mode, the warm-up slots: the first on each endpoint
+    /// together, then the rest together in the connections those opened.
+    async fn warm_up_fleet(&self) -> Result<()> {
+        let (Some(fleet), inner) = (&self.inner.fleet, &self.inner) else {
+            return Ok(());
+        };
+        let warm_up = inner.config.warm_up;
+        let first = warm_up.min(fleet.stats().len());
+        for round in [first, warm_up - first] {
+            let slots = (0..round).map(|_| async {
+                let slot = inner.reserve(Slot::Starting);
+                (slot, inner.start_slot().await)
+            });
+            for (slot, result) in futures::future::join_all(slots).await {
+                let instance = result?;
+                if let Some(instance) = slot.into_idle(instance) {
+                    inner.retire(instance, RetireReason::Closed);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Takes a browser for exclusive use, waiting in FIFO order when all
     /// `max_size` are leased, up to `acquire_timeout`.
     ///
@@ -207,13 +248,15 @@ impl BrowserPool {
             let notified = inner.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            // Read before the state lock: the two locks are never nested.
+            // Read before the state lock: the locks are never nested.
             let over_budget = inner.over_budget();
+            let loads = inner.fleet.as_ref().map(|f| f.loads());
+            let fleet_full = inner.fleet.as_ref().is_some_and(|f| f.at_capacity());
             let next = {
                 let mut state = inner.lock();
-                if let Some(instance) = state.take_newest_idle() {
+                if let Some(instance) = state.take_newest_idle(loads.as_deref()) {
                     Next::Take(Box::new(instance))
-                } else if state.total() < inner.config.max_size && !over_budget {
+                } else if state.total() < inner.config.max_size && !over_budget && !fleet_full {
                     state.count(Slot::Starting);
                     Next::Launch
                 } else {
@@ -316,6 +359,9 @@ impl BrowserPool {
                 continue;
             }
             let instance = flight.into_instance();
+            if let Some(on) = &instance.fleet_slot {
+                on.lease_started();
+            }
             // Counted leased before the busy or starting slot is given back
             // (when `_slot` drops): over-counted for a moment, never under.
             inner.lock().count(Slot::Leased);
@@ -398,6 +444,35 @@ impl BrowserPool {
             state.leased(),
             state.starting() + state.busy(),
         )
+    }
+
+    /// Each remote endpoint's state and counts, in the order of
+    /// [`BrowserSource::Connect`]'s list; empty for a pool that launches.
+    pub fn endpoints(&self) -> Vec<super::fleet::EndpointStats> {
+        self.inner
+            .fleet
+            .as_ref()
+            .map(|f| f.stats())
+            .unwrap_or_default()
+    }
+
+    /// Stops retrying lost endpoints: the negative control of the rejoin
+    /// threshold.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn never_retry_endpoints_for_control(&self) {
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.never_retry_for_control.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Leaves the closed sockets of connections opened from now on
+    /// unnoticed, as the handler did before its patch: the negative control
+    /// of loss detection.
+    #[cfg(feature = "testkit")]
+    pub(crate) fn hold_lost_connections_for_control(&self) {
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.hold_lost_for_control.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Memory-policy events so far (soft-limit warnings and clears, evictions).

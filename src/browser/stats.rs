@@ -27,6 +27,10 @@ pub enum RetireReason {
     Hook,
     /// The acquire taking it was cancelled midway (its future dropped).
     Cancelled,
+    /// A remote slot closed on an endpoint holding more than its share, so
+    /// that its replacement opens on one with room (see
+    /// [`FleetPolicy`](super::FleetPolicy)).
+    Rebalanced,
 }
 
 /// A snapshot of a browser pool: its counters and sizes.
@@ -64,6 +68,8 @@ pub struct BrowserPoolStats {
     pub retired_hook: u64,
     /// Retirements of browsers whose acquire was cancelled midway.
     pub retired_cancelled: u64,
+    /// Remote slots closed to move their endpoint's excess to another.
+    pub retired_rebalanced: u64,
     /// Evictions for memory over the hard limit.
     pub memory_evictions: u64,
     /// Soft-limit warnings (one per crossing).
@@ -100,6 +106,7 @@ pub(crate) struct BrowserRecorder {
     retired_closed: Counter,
     retired_hook: Counter,
     retired_cancelled: Counter,
+    retired_rebalanced: Counter,
     pub(crate) memory_evictions: Counter,
     pub(crate) soft_warnings: Counter,
     pub(crate) peak_total_pss: Peak,
@@ -129,6 +136,7 @@ impl Default for BrowserRecorder {
             retired_closed: Counter::labelled(RETIRED, "reason", "closed"),
             retired_hook: Counter::labelled(RETIRED, "reason", "hook"),
             retired_cancelled: Counter::labelled(RETIRED, "reason", "cancelled"),
+            retired_rebalanced: Counter::labelled(RETIRED, "reason", "rebalanced"),
             memory_evictions: Counter::labelled(RETIRED, "reason", "memory"),
             soft_warnings: Counter::new("tidepool_browser_soft_warnings_total"),
             peak_total_pss: Peak::new("tidepool_browser_peak_total_pss_bytes"),
@@ -151,6 +159,7 @@ impl BrowserRecorder {
             RetireReason::Closed => &self.retired_closed,
             RetireReason::Hook => &self.retired_hook,
             RetireReason::Cancelled => &self.retired_cancelled,
+            RetireReason::Rebalanced => &self.retired_rebalanced,
         };
         counter.incr();
     }
@@ -201,6 +210,7 @@ impl BrowserRecorder {
             retired_closed: self.retired_closed.get(),
             retired_hook: self.retired_hook.get(),
             retired_cancelled: self.retired_cancelled.get(),
+            retired_rebalanced: self.retired_rebalanced.get(),
             memory_evictions: self.memory_evictions.get(),
             soft_warnings: self.soft_warnings.get(),
             peak_total_pss_bytes: self.peak_total_pss.get(),

@@ -14,7 +14,7 @@ use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 
 use super::{ms_since as ms, Control, Scenario, ScenarioFuture};
-use crate::browser::{BrowserPool, BrowserPoolConfig, BrowserSource, Lease};
+use crate::browser::{BrowserPool, BrowserPoolConfig, BrowserSource, FleetPolicy, Lease};
 use crate::cdp::{Batch, SessionPool, SessionPoolConfig};
 use crate::error::{Error, Result};
 use crate::memory::{count_of_kind, MemoryPolicy};

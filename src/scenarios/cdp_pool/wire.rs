@@ -65,6 +65,11 @@ pub(super) async fn wire_figures(urls: Vec<String>, variant: Variant) -> Result<
                 max_size: 1,
                 warm_up: 1,
                 memory: None,
+                // The relay counts every message: no heartbeat among them.
+                fleet: FleetPolicy {
+                    heartbeat: None,
+                    ..FleetPolicy::default()
+                },
                 ..BrowserPoolConfig::default()
             };
             match BrowserPool::new(config).await {

@@ -20,7 +20,7 @@ use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use super::end_to_end::string_value;
 use super::{Control, Scenario, ScenarioFuture};
 use crate::browser::{
-    locate_chromium, BrowserPool, BrowserPoolConfig, BrowserSource, Isolation, Lease,
+    locate_chromium, BrowserPool, BrowserPoolConfig, BrowserSource, FleetPolicy, Isolation, Lease,
 };
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
@@ -338,6 +338,11 @@ async fn census(
                         endpoints: vec![relay.ws_url()],
                     },
                     memory: None,
+                    // The relay counts every message: no heartbeat among them.
+                    fleet: FleetPolicy {
+                        heartbeat: None,
+                        ..FleetPolicy::default()
+                    },
                     ..pool_config(isolation, Variant::Honest)
                 })
                 .await?;
