@@ -60,14 +60,12 @@ pub async fn run_contract(name: &str) -> ScenarioReport {
 /// reports (names and units), its counters, and the contract's thresholds with
 /// their verdicts. Timings are left out, and so are the values of counters
 /// whose [`FigureSpec`](crate::summary::FigureSpec) says they scale with the
-/// iterations: the snapshot is the same under every profile.
+/// iterations or vary with the run's timing: the snapshot is the same under
+/// every profile and every run.
 pub fn snapshot_view(report: &ScenarioReport) -> Value {
     let summary = &report.summary;
     let spec = scenarios::find(&summary.scenario).ok().map(|s| s.spec);
-    let scales = |name: &str| {
-        spec.and_then(|s| s.figure(name))
-            .is_some_and(|f| f.scales_with_iterations)
-    };
+    let figure = |name: &str| spec.and_then(|s| s.figure(name));
     let metrics: Map<String, Value> = summary
         .metrics
         .iter()
@@ -77,10 +75,10 @@ pub fn snapshot_view(report: &ScenarioReport) -> Value {
         .counters
         .iter()
         .map(|(k, v)| {
-            let v = if scales(k) {
-                json!("[scales with iterations]")
-            } else {
-                json!(v)
+            let v = match figure(k) {
+                Some(f) if f.scales_with_iterations => json!("[scales with iterations]"),
+                Some(f) if f.varies => json!("[varies run to run]"),
+                _ => json!(v),
             };
             (k.clone(), v)
         })

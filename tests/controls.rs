@@ -57,6 +57,9 @@ const CONTROLS: &[&str] = &[
     "faults.no_hang_deadline",
     "faults.dropping_batch",
     "faults.no_replacement",
+    "fleet.no_retry",
+    "fleet.no_loss_detection",
+    "fleet.no_rejoin",
 ];
 
 fn contract() -> Contract {
@@ -130,6 +133,9 @@ fn every_control_has_a_test_case_here() {
 #[case::faults_no_hang_deadline("faults.no_hang_deadline")]
 #[case::faults_dropping_batch("faults.dropping_batch")]
 #[case::faults_no_replacement("faults.no_replacement")]
+#[case::fleet_no_retry("fleet.no_retry")]
+#[case::fleet_no_loss_detection("fleet.no_loss_detection")]
+#[case::fleet_no_rejoin("fleet.no_rejoin")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_contract_rejects_the_control(#[case] id: &str) {
     init_tracing();

@@ -14,6 +14,7 @@ mod crawl;
 pub mod end_to_end;
 mod faults;
 mod fixture_roundtrip;
+mod fleet;
 mod memory_pressure;
 mod naive;
 mod urls;
@@ -116,6 +117,7 @@ pub static SCENARIOS: &[Scenario] = &[
     end_to_end::SCENARIO,
     crawl::SCENARIO,
     faults::SCENARIO,
+    fleet::SCENARIO,
 ];
 
 /// The specs of every scenario: what a contract may name.

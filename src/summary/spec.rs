@@ -36,6 +36,9 @@ pub struct FigureSpec {
     /// Measured on the fixture server's own pages: a crawl of other URLs
     /// (`validate --urls`) reports it, but no threshold on it is judged.
     pub fixture_only: bool,
+    /// A count that depends on timing (how many pages a loss caught in
+    /// flight): a snapshot shows a marker instead of its value.
+    pub varies: bool,
 }
 
 impl FigureSpec {
@@ -60,12 +63,19 @@ impl FigureSpec {
             kind,
             scales_with_iterations: false,
             fixture_only: false,
+            varies: false,
         }
     }
 
     /// The same figure, growing with the run's iterations.
     pub const fn scales(mut self) -> FigureSpec {
         self.scales_with_iterations = true;
+        self
+    }
+
+    /// The same figure, its value set by the run's timing.
+    pub const fn varies(mut self) -> FigureSpec {
+        self.varies = true;
         self
     }
 

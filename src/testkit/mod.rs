@@ -26,7 +26,7 @@ mod trace;
 
 pub use client::{get_once, HttpConnection, HttpResponse};
 pub use cpu::{browser_cpu_by_kind, machine_cpu_ms, own_cpu_ms, process_cpu_ms, settle};
-pub use external::ExternalChromium;
+pub use external::{free_port, ExternalChromium};
 pub use logging::{init_tracing, DEFAULT_LOG_FILTER};
 pub use page_check::{check_report_page, PageCheck};
 pub use proxy::CountingProxy;

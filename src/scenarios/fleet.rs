@@ -1,0 +1,569 @@
+//! A pool driving a fleet of three remote browsers, real Chromium processes
+//! started with `--remote-debugging-port` and reached through their
+//! `http://` addresses, while the fleet fails under it. Six workers crawl
+//! the fixture pages, each page in a lease of its own, in three phases:
+//!
+//! 1. all three endpoints up;
+//! 2. one endpoint killed with SIGKILL a tenth of the way in, and left down;
+//! 3. the killed one restarted on its port (a new browser id, found again
+//!    through `/json/version`) and rejoined, then another stopped with
+//!    SIGSTOP a tenth of the way in, and continued 5 s later.
+//!
+//! A page whose attempt fails is retried, on whatever endpoint the pool
+//! gives it. Measured: pages loaded and lost; the failover latency, from a
+//! loss to each of the lost endpoint's pages running elsewhere, against the
+//! scenario's own cold launch of a browser; the throughput with one endpoint
+//! down against all up; how many backoff periods a returning endpoint takes
+//! to rejoin; and each endpoint's leases.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{ms_since, wait_for, Control, Scenario, ScenarioFuture};
+use crate::browser::{
+    BrowserPool, BrowserPoolConfig, BrowserSource, EndpointState, FleetPolicy, Isolation,
+};
+use crate::error::{Error, Result};
+use crate::profile::RunProfile;
+use crate::summary::{FigureSpec, MetricSummary, ScenarioSpec};
+use crate::testkit::{continue_process, free_port, stop_process, ExternalChromium, FixtureServer};
+
+pub(super) const SCENARIO: Scenario = Scenario {
+    spec: ScenarioSpec {
+        name: "fleet",
+        description: "a pool over three remote Chromium endpoints while one is killed and another hung: pages lost, failover latency, throughput with one down, rejoin",
+        figures: &[
+            FigureSpec::counter("pages").scales(),
+            FigureSpec::counter("loaded").scales(),
+            FigureSpec::counter("lost"),
+            FigureSpec::counter("retried").varies(),
+            FigureSpec::measurement("failover_ms", "ms"),
+            FigureSpec::ratio("cold_launch_ms"),
+            FigureSpec::ratio("pages_per_s_all_up"),
+            FigureSpec::ratio("pages_per_s_one_down"),
+            FigureSpec::ratio("rejoin_backoffs"),
+            FigureSpec::counter("endpoint_0_leases").scales(),
+            FigureSpec::counter("endpoint_1_leases").scales(),
+            FigureSpec::counter("endpoint_2_leases").scales(),
+            FigureSpec::counter("endpoint_0_losses").varies(),
+            FigureSpec::counter("endpoint_1_losses").varies(),
+            FigureSpec::counter("endpoint_2_losses").varies(),
+        ],
+    },
+    run: start,
+    needs_browser: true,
+    controls: CONTROLS,
+};
+
+fn start(profile: RunProfile) -> ScenarioFuture {
+    Box::pin(run(profile, Variant::Honest))
+}
+
+/// The pool and workers as they are, or a bad variant a regression could
+/// produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Honest,
+    /// Workers that give a page up when its attempt fails.
+    NoRetry,
+    /// A closed socket noticed only by the CDP deadline (20 s), as before
+    /// the handler patch, and no heartbeat.
+    NoLossDetection,
+    /// A lost endpoint never retried.
+    NoRejoin,
+}
+
+const CONTROLS: &[Control] = &[
+    Control {
+        name: "no_retry",
+        what: "workers that give a page up when its endpoint is lost, instead of retrying it elsewhere",
+        rejects: &["every_page_loads"],
+        run: |p| Box::pin(run(p, Variant::NoRetry)),
+    },
+    Control {
+        name: "no_loss_detection",
+        what: "a closed socket noticed only by the CDP deadline (20 s) and no heartbeat: the connect mode before this issue",
+        rejects: &["failover_within_two_seconds", "throughput_with_one_down"],
+        run: |p| Box::pin(run(p, Variant::NoLossDetection)),
+    },
+    Control {
+        name: "no_rejoin",
+        what: "a pool that never retries a lost endpoint",
+        rejects: &["rejoin_within_three_backoffs"],
+        run: |p| Box::pin(run(p, Variant::NoRejoin)),
+    },
+];
+
+const WORKERS: usize = 6;
+const ENDPOINTS: usize = 3;
+/// A remote browser holds at most this many slots: with one endpoint down,
+/// the other two still hold all six workers' leases.
+const CAP: usize = 3;
+const BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const HEARTBEAT: Duration = Duration::from_millis(500);
+const STOPPED_FOR: Duration = Duration::from_secs(5);
+/// Attempts a page gets before it counts as lost.
+const ATTEMPTS: usize = 5;
+/// How long a returning endpoint is waited for, in backoff periods, before
+/// the wait gives up: the figure then reads this many.
+const REJOIN_PATIENCE: u32 = 4;
+
+/// One attempt at a page.
+#[derive(Debug, Clone)]
+struct Attempt {
+    endpoint: Option<String>,
+    /// When its lease was in hand.
+    leased: Instant,
+    /// When it ended.
+    ended: Instant,
+    ok: bool,
+}
+
+/// One page's attempts, in order.
+type Record = Vec<Attempt>;
+
+/// A loss injected: which endpoint, when.
+#[derive(Debug, Clone)]
+struct Loss {
+    endpoint: String,
+    at: Instant,
+}
+
+struct Fleet {
+    browsers: Vec<Option<ExternalChromium>>,
+    ports: Vec<u16>,
+    launches_ms: Vec<f64>,
+}
+
+impl Fleet {
+    async fn start() -> Result<Fleet> {
+        let mut fleet = Fleet {
+            browsers: Vec::new(),
+            ports: Vec::new(),
+            launches_ms: Vec::new(),
+        };
+        for _ in 0..ENDPOINTS {
+            let port = free_port()?;
+            fleet.ports.push(port);
+            match fleet.launch(port).await {
+                Ok(chromium) => fleet.browsers.push(Some(chromium)),
+                Err(e) => {
+                    fleet.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(fleet)
+    }
+
+    /// Starts a browser on `port` and times it, from spawning to its
+    /// `/json/version` answering: the scenario's cold launch.
+    async fn launch(&mut self, port: u16) -> Result<ExternalChromium> {
+        let started = Instant::now();
+        let chromium = ExternalChromium::start_on(port).await?;
+        self.launches_ms.push(ms_since(started));
+        Ok(chromium)
+    }
+
+    fn endpoint(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    fn pid(&self, i: usize) -> Option<u32> {
+        self.browsers[i].as_ref().and_then(ExternalChromium::pid)
+    }
+
+    async fn kill(&mut self, i: usize) {
+        if let Some(chromium) = self.browsers[i].take() {
+            chromium.stop().await;
+        }
+    }
+
+    async fn restart(&mut self, i: usize) -> Result<()> {
+        let chromium = self.launch(self.ports[i]).await?;
+        self.browsers[i] = Some(chromium);
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        for i in 0..self.browsers.len() {
+            if let Some(pid) = self.pid(i) {
+                continue_process(pid);
+            }
+            self.kill(i).await;
+        }
+    }
+}
+
+fn pool_config(fleet: &Fleet, variant: Variant) -> BrowserPoolConfig {
+    let blind = variant == Variant::NoLossDetection;
+    BrowserPoolConfig {
+        source: BrowserSource::Connect {
+            endpoints: (0..ENDPOINTS).map(|i| fleet.endpoint(i)).collect(),
+        },
+        min_idle: 0,
+        max_size: WORKERS,
+        warm_up: WORKERS,
+        isolation: Isolation::Context,
+        acquire_timeout: Duration::from_secs(60),
+        cdp_timeout: if blind {
+            Duration::from_secs(20)
+        } else {
+            Duration::from_secs(5)
+        },
+        memory: None,
+        fleet: FleetPolicy {
+            max_leases_per_endpoint: Some(CAP),
+            backoff: BACKOFF,
+            max_backoff: MAX_BACKOFF,
+            heartbeat: (!blind).then_some(HEARTBEAT),
+        },
+        ..BrowserPoolConfig::default()
+    }
+}
+
+/// Loads page `n` in a lease of its own, retried up to [`ATTEMPTS`] times
+/// (once, for the no_retry control); its attempts, in order.
+async fn load(pool: &BrowserPool, server: &FixtureServer, n: usize, retry: bool) -> Record {
+    let mut record = Vec::new();
+    for _ in 0..if retry { ATTEMPTS } else { 1 } {
+        let asked = Instant::now();
+        let attempt = async {
+            let lease = pool.acquire().await?;
+            let (endpoint, leased) = (lease.fleet_endpoint(), Instant::now());
+            let done = async {
+                lease.goto(&server.url(&format!("/page/{n}"))).await?;
+                let title: String = lease.evaluate("document.title").await?;
+                if title == format!("Page {n}") {
+                    Ok(())
+                } else {
+                    Err(Error::Task {
+                        what: format!("page {n}"),
+                        message: format!("read the title {title:?}"),
+                    })
+                }
+            }
+            .await;
+            Ok::<_, Error>((endpoint, leased, done))
+        }
+        .await;
+        let (endpoint, leased, ok) = match attempt {
+            Ok((endpoint, leased, done)) => {
+                if let Err(e) = &done {
+                    tracing::debug!(page = n, ?endpoint, error = %e, "a page attempt failed");
+                }
+                (endpoint, leased, done.is_ok())
+            }
+            Err(e) => {
+                tracing::debug!(page = n, error = %e, "no lease for a page");
+                (None, asked, false)
+            }
+        };
+        record.push(Attempt {
+            endpoint,
+            leased,
+            ended: Instant::now(),
+            ok,
+        });
+        if ok {
+            break;
+        }
+    }
+    record
+}
+
+/// Loads `pages` with [`WORKERS`] workers; `at_page` runs once, when that
+/// many of them are done, beside the crawl.
+async fn crawl<F: std::future::Future<Output = ()>>(
+    pool: &BrowserPool,
+    server: &FixtureServer,
+    pages: std::ops::Range<usize>,
+    retry: bool,
+    at_page: Option<(usize, F)>,
+) -> Vec<Record> {
+    let next = Arc::new(Mutex::new(pages.clone()));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let workers = (0..WORKERS).map(|_| {
+        let (next, done, records) = (next.clone(), done.clone(), records.clone());
+        async move {
+            loop {
+                let n = next.lock().ok().and_then(|mut pages| pages.next());
+                let Some(n) = n else { return };
+                let record = load(pool, server, n, retry).await;
+                if let Ok(mut records) = records.lock() {
+                    records.push(record);
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let event = async {
+        if let Some((after, event)) = at_page {
+            wait_for(Duration::from_secs(600), || {
+                done.load(std::sync::atomic::Ordering::SeqCst) >= after
+            })
+            .await;
+            event.await;
+        }
+    };
+    futures::future::join(futures::future::join_all(workers), event).await;
+    let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
+    records
+}
+
+/// Pages per second over `records`, counting the pages done from `from` on.
+fn throughput(records: &[Record], from: Instant) -> f64 {
+    let ends: Vec<Instant> = records
+        .iter()
+        .filter_map(|r| {
+            r.last()
+                .filter(|a| a.ok && a.ended >= from)
+                .map(|a| a.ended)
+        })
+        .collect();
+    let Some(last) = ends.iter().max() else {
+        return 0.0;
+    };
+    ends.len() as f64 / last.duration_since(from).as_secs_f64().max(1e-3)
+}
+
+/// For each page whose attempt on the lost endpoint failed after the loss,
+/// the time from the loss to its next lease in hand elsewhere, ms.
+fn failovers(records: &[Record], loss: &Loss) -> Vec<f64> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let failed = r.iter().position(|a| {
+                !a.ok && a.ended >= loss.at && a.endpoint.as_deref() == Some(&loss.endpoint)
+            })?;
+            let elsewhere = r[failed + 1..]
+                .iter()
+                .find(|a| a.endpoint.as_deref() != Some(&loss.endpoint) && a.endpoint.is_some())?;
+            Some(elsewhere.leased.duration_since(loss.at).as_secs_f64() * 1e3)
+        })
+        .collect()
+}
+
+/// Waits (up to 10 s) until a lease is out on endpoint `i`: a loss is
+/// injected under a page, or there would be no page to fail over. A lease
+/// is out a tenth of a worker's time (the rest goes to readying contexts),
+/// so the look is every 2 ms.
+async fn leased_on(pool: &BrowserPool, i: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool.endpoints()[i].leased == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Waits for endpoint `i` to be up again; returns the wait in backoff
+/// periods (the endpoint's own, as it came back), or [`REJOIN_PATIENCE`]
+/// periods when it never did.
+async fn rejoin(pool: &BrowserPool, i: usize) -> (f64, Duration) {
+    let answered = Instant::now();
+    let backoff = Duration::from_millis(pool.endpoints()[i].backoff_ms.max(1));
+    let up = wait_for(backoff * REJOIN_PATIENCE, || {
+        pool.endpoints()[i].state == EndpointState::Up
+    })
+    .await;
+    let waited = answered.elapsed();
+    let periods = if up {
+        waited.as_secs_f64() / backoff.as_secs_f64()
+    } else {
+        f64::from(REJOIN_PATIENCE)
+    };
+    (periods, waited)
+}
+
+async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
+    let server = FixtureServer::start().await?;
+    let mut fleet = match Fleet::start().await {
+        Ok(fleet) => fleet,
+        Err(e) => {
+            server.shutdown().await;
+            return Err(e);
+        }
+    };
+    let result = measure(profile, variant, &server, &mut fleet).await;
+    fleet.stop().await;
+    server.shutdown().await;
+    result
+}
+
+async fn measure(
+    profile: RunProfile,
+    variant: Variant,
+    server: &FixtureServer,
+    fleet: &mut Fleet,
+) -> Result<MetricSummary> {
+    let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
+    let per_phase = match variant {
+        Variant::Honest => profile.scaled(50, 100),
+        _ => 30,
+    };
+    let retry = variant != Variant::NoRetry;
+    let pool = BrowserPool::new(pool_config(fleet, variant)).await?;
+    if variant == Variant::NoLossDetection {
+        pool.hold_lost_connections_for_control();
+    }
+    if variant == Variant::NoRejoin {
+        pool.never_retry_endpoints_for_control();
+    }
+    let (killed, hung) = (0, 1);
+    let mut records = Vec::new();
+    let mut losses = Vec::new();
+    let mut notes = Vec::new();
+
+    // Phase 1: all up.
+    let p1 = Instant::now();
+    let phase = crawl(
+        &pool,
+        server,
+        0..per_phase,
+        retry,
+        None::<(usize, std::future::Ready<()>)>,
+    )
+    .await;
+    let all_up = throughput(&phase, p1);
+    records.extend(phase);
+
+    // Phase 2: one killed a tenth of the way in, and left down.
+    let kill_at = Arc::new(Mutex::new(None));
+    let pid = fleet.pid(killed);
+    let kill = {
+        let (kill_at, pool) = (kill_at.clone(), &pool);
+        async move {
+            leased_on(pool, killed).await;
+            if let Ok(mut at) = kill_at.lock() {
+                *at = Some(Instant::now());
+            }
+            if let Some(pid) = pid {
+                crate::testkit::kill_process(pid);
+            }
+        }
+    };
+    let phase = crawl(
+        &pool,
+        server,
+        per_phase..2 * per_phase,
+        retry,
+        Some((per_phase / 10, kill)),
+    )
+    .await;
+    let killed_at = kill_at
+        .lock()
+        .ok()
+        .and_then(|at| *at)
+        .unwrap_or_else(Instant::now);
+    let one_down = throughput(&phase, killed_at);
+    losses.push(Loss {
+        endpoint: fleet.endpoint(killed),
+        at: killed_at,
+    });
+    records.extend(phase);
+    fleet.kill(killed).await;
+
+    // Phase 3: the killed one back on its port, rejoined; another hung.
+    fleet.restart(killed).await?;
+    let (killed_rejoin, killed_waited) = rejoin(&pool, killed).await;
+    notes.push(format!(
+        "the killed endpoint, restarted, rejoined {killed_waited:?} after it answered ({killed_rejoin:.2} backoff periods)"
+    ));
+    let stop_at = Arc::new(Mutex::new(None));
+    let hung_pid = fleet.pid(hung);
+    let stop = {
+        let (stop_at, pool) = (stop_at.clone(), &pool);
+        async move {
+            let Some(pid) = hung_pid else { return };
+            leased_on(pool, hung).await;
+            if let Ok(mut at) = stop_at.lock() {
+                *at = Some(Instant::now());
+            }
+            stop_process(pid);
+            tokio::time::sleep(STOPPED_FOR).await;
+            continue_process(pid);
+        }
+    };
+    let phase = crawl(
+        &pool,
+        server,
+        2 * per_phase..3 * per_phase,
+        retry,
+        Some((per_phase / 10, stop)),
+    )
+    .await;
+    let stopped_at = stop_at
+        .lock()
+        .ok()
+        .and_then(|at| *at)
+        .unwrap_or_else(Instant::now);
+    losses.push(Loss {
+        endpoint: fleet.endpoint(hung),
+        at: stopped_at,
+    });
+    records.extend(phase);
+    let (hung_rejoin, hung_waited) = rejoin(&pool, hung).await;
+    notes.push(format!(
+        "the hung endpoint, continued after {STOPPED_FOR:?}, rejoined {hung_waited:?} later ({hung_rejoin:.2} backoff periods)"
+    ));
+
+    let endpoints = pool.endpoints();
+    pool.close().await;
+
+    let pages = records.len() as u64;
+    let loaded = records
+        .iter()
+        .filter(|r| r.last().is_some_and(|a| a.ok))
+        .count() as u64;
+    let retried = records.iter().map(|r| r.len() as u64 - 1).sum::<u64>();
+    s.count("pages", pages);
+    s.count("loaded", loaded);
+    s.count("lost", 3 * per_phase as u64 - loaded);
+    s.count("retried", retried);
+    let mut failover = Vec::new();
+    for (loss, what) in losses.iter().zip(["killed", "hung"]) {
+        let each = failovers(&records, loss);
+        let max = each.iter().copied().fold(0.0, f64::max);
+        notes.push(format!(
+            "{what} endpoint {}: {} pages failed over, the slowest {max:.0} ms after the loss",
+            loss.endpoint,
+            each.len()
+        ));
+        failover.extend(each);
+    }
+    // Without retries (the no_retry control) no page fails over: the
+    // figure is left out, and only the lost pages are judged.
+    if !failover.is_empty() {
+        s.measure("failover_ms", "ms", &failover)?;
+    } else if retry {
+        return Err(Error::Task {
+            what: "fleet".into(),
+            message: "no page was on a lost endpoint when it was lost: no failover to time".into(),
+        });
+    }
+    let cold = crate::stats::percentile("cold launch", &fleet.launches_ms, 0.5)?;
+    s.ratio("cold_launch_ms", cold);
+    s.ratio("pages_per_s_all_up", all_up);
+    s.ratio("pages_per_s_one_down", one_down);
+    s.ratio("rejoin_backoffs", killed_rejoin.max(hung_rejoin));
+    let mut table = vec!["endpoint | leases served | losses | state at the end".to_owned()];
+    for (i, e) in endpoints.iter().enumerate() {
+        s.count(&format!("endpoint_{i}_leases"), e.served);
+        s.count(&format!("endpoint_{i}_losses"), e.losses);
+        table.push(format!(
+            "{} | {} | {} | {:?}",
+            e.endpoint, e.served, e.losses, e.state
+        ));
+    }
+    s.note(table.join("\n"));
+    for note in notes {
+        s.note(note);
+    }
+    s.note(format!(
+        "{WORKERS} workers, {per_phase} pages per phase, each page in a lease of its own (a fresh context), up to {ATTEMPTS} attempts; {ENDPOINTS} endpoints of at most {CAP} leases each, backoff {BACKOFF:?} to {MAX_BACKOFF:?}, heartbeat {:?}; cold launches (ms): {:?}",
+        (variant != Variant::NoLossDetection).then_some(HEARTBEAT),
+        fleet.launches_ms.iter().map(|m| m.round()).collect::<Vec<_>>()
+    ));
+    Ok(s)
+}
