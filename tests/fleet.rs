@@ -14,10 +14,13 @@ use tidepool::browser::{
     KEEP_CONTEXTS_ENV,
 };
 use tidepool::harness::run_contract;
+use tidepool::memory::MemoryPolicy;
 use tidepool::testkit::{
     free_port, init_tracing, kill_process, ExternalChromium, FixtureServer, ResourceCheck,
 };
 use tidepool::Error;
+
+const MB: u64 = 1024 * 1024;
 
 fn fleet_config(endpoints: Vec<String>, cap: usize, max_size: usize) -> BrowserPoolConfig {
     BrowserPoolConfig {
@@ -218,6 +221,90 @@ async fn with_no_endpoint_up_acquire_fails_naming_every_endpoint_and_why() {
         .await
         .expect_err("a wss:// endpoint cannot be reached by this build");
     assert!(err.to_string().contains("source.endpoints[0]"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_v8_heap_limits_apply_per_endpoint_and_an_eviction_spares_the_others() {
+    init_tracing();
+    let server = FixtureServer::start().await.unwrap();
+    let fleet = fleet_of(2).await;
+    let endpoints: Vec<String> = fleet.iter().map(|c| c.http_url()).collect();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        memory: Some(MemoryPolicy {
+            v8_soft_limit_bytes: 40 * MB,
+            v8_hard_limit_bytes: 80 * MB,
+            sample_interval: Duration::from_millis(200),
+            ..MemoryPolicy::default()
+        }),
+        ..fleet_config(endpoints.clone(), 2, 4)
+    })
+    .await
+    .unwrap();
+    let mut on: [Vec<tidepool::browser::Lease>; 2] = Default::default();
+    for _ in 0..4 {
+        let lease = pool.acquire().await.unwrap();
+        lease.goto(&server.url("/page/1")).await.unwrap();
+        let i = endpoints
+            .iter()
+            .position(|e| Some(e) == lease.fleet_endpoint().as_ref())
+            .unwrap();
+        on[i].push(lease);
+    }
+    assert_eq!((on[0].len(), on[1].len()), (2, 2));
+    tokio::time::sleep(Duration::from_millis(600)).await; // three samples
+    assert_eq!(
+        pool.browser_memory().len(),
+        2,
+        "one memory figure per endpoint: {:?}",
+        pool.browser_memory()
+    );
+    // 50 MB more puts endpoint 0's pages over one lease's 80 MB but under
+    // the endpoint's 160 MB (two leases' worth): not evicted.
+    on[0][0].goto(&server.url("/alloc?mb=50")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let heaps = pool.browser_memory();
+    let biggest = heaps.values().copied().max().unwrap_or(0);
+    assert!(
+        biggest > 80 * MB && biggest < 160 * MB,
+        "endpoint 0's heaps read {biggest} bytes: expected between one lease's limit and two"
+    );
+    assert_eq!(
+        pool.stats().memory_evictions,
+        0,
+        "evicted under the endpoint's limit"
+    );
+    let _ = on[0][1].goto(&server.url("/alloc?mb=100")).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let evicted = loop {
+        match on[0][1].evaluate::<u32>("1").await {
+            Err(e) => break e,
+            Ok(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Ok(_) => panic!("150 MB allocated over an endpoint's 160 MB was not evicted in 3 s"),
+        }
+    };
+    assert_matches!(evicted, Error::BrowserEvicted { .. });
+    assert_matches!(
+        on[0][0].evaluate::<u32>("1").await,
+        Err(Error::BrowserEvicted { .. })
+    );
+    for lease in &on[1] {
+        assert_eq!(
+            lease.evaluate::<u32>("1 + 1").await.unwrap(),
+            2,
+            "the other endpoint was disturbed"
+        );
+    }
+    assert_eq!(
+        pool.endpoints()[0].state,
+        EndpointState::Up,
+        "an eviction is not a loss"
+    );
+    drop(on);
+    pool.close().await;
+    stop_all(fleet).await;
+    server.shutdown().await;
 }
 
 /// The client of the test below: holds two leases on the browser named by
