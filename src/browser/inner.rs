@@ -291,13 +291,19 @@ impl PoolInner {
     async fn start_fleet_slot(self: &Arc<Self>, fleet: &Arc<Fleet>) -> Result<Instance> {
         let mut tried = Vec::new();
         let mut retried = false;
+        let started = Instant::now();
         loop {
             let ticket = match fleet.choose(&tried) {
                 Ok(ticket) => ticket,
+                Err(Refusal::AtCapacity) if started.elapsed() >= self.config.acquire_timeout => {
+                    return Err(Error::Timeout {
+                        key: "a free slot on a fleet endpoint (every endpoint up holds max_leases_per_endpoint)".into(),
+                        after: started.elapsed(),
+                    });
+                }
                 Err(Refusal::AtCapacity) => {
                     // Another acquire took the last room since this one
-                    // looked: wait for a slot to close (the caller's
-                    // deadline bounds it).
+                    // looked: wait for a slot to close.
                     let notified = self.changed.notified();
                     let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
                     continue;
@@ -487,8 +493,12 @@ impl PoolInner {
     /// the browser is marked retiring, and its other slots follow as they
     /// come by. A browser's retirement is counted once.
     pub(crate) fn retire(self: &Arc<Self>, instance: Instance, reason: RetireReason) {
-        let browser_wide = reason != RetireReason::IdleTimeout || instance.slots() == 1;
-        if browser_wide && instance.drain(reason) {
+        // A rebalanced slot leaves alone: its endpoint's other slots serve on.
+        let slot_only = matches!(reason, RetireReason::IdleTimeout | RetireReason::Rebalanced);
+        let browser_wide = !slot_only || instance.slots() == 1;
+        if reason == RetireReason::Rebalanced {
+            self.recorder.retired(reason);
+        } else if browser_wide && instance.drain(reason) {
             self.recorder.retired(reason);
         }
         // The last slot leaves the memory watch now, as a lone browser

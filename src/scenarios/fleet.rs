@@ -101,7 +101,7 @@ const ENDPOINTS: usize = 3;
 const CAP: usize = 3;
 const BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-const HEARTBEAT: Duration = Duration::from_millis(500);
+const HEARTBEAT: Duration = Duration::from_millis(300);
 const STOPPED_FOR: Duration = Duration::from_secs(5);
 /// Attempts a page gets before it counts as lost.
 const ATTEMPTS: usize = 5;
