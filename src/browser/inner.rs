@@ -496,9 +496,10 @@ impl PoolInner {
         // A rebalanced slot leaves alone: its endpoint's other slots serve on.
         let slot_only = matches!(reason, RetireReason::IdleTimeout | RetireReason::Rebalanced);
         let browser_wide = !slot_only || instance.slots() == 1;
-        if reason == RetireReason::Rebalanced {
-            self.recorder.retired(reason);
-        } else if browser_wide && instance.drain(reason) {
+        // A rebalanced slot is counted itself; a browser's retirement once.
+        let counted =
+            reason == RetireReason::Rebalanced || (browser_wide && instance.drain(reason));
+        if counted {
             self.recorder.retired(reason);
         }
         // The last slot leaves the memory watch now, as a lone browser
