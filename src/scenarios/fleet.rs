@@ -96,12 +96,16 @@ const CONTROLS: &[Control] = &[
 
 const WORKERS: usize = 6;
 const ENDPOINTS: usize = 3;
-/// A remote browser holds at most this many slots: with one endpoint down,
-/// the other two still hold all six workers' leases.
-const CAP: usize = 3;
+/// A remote browser holds at most this many slots.
+const CAP: usize = 4;
+/// Slots in the pool: every endpoint's cap, twice the workers. A lease's
+/// fresh context is readied (~0.2 s on two loaded cores) while other slots
+/// serve, and a page retried after a loss finds one ready: with one
+/// endpoint down, eight slots remain for six workers.
+const SLOTS: usize = CAP * ENDPOINTS;
 const BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-const HEARTBEAT: Duration = Duration::from_millis(300);
+const HEARTBEAT: Duration = Duration::from_millis(250);
 const STOPPED_FOR: Duration = Duration::from_secs(5);
 /// Attempts a page gets before it counts as lost.
 const ATTEMPTS: usize = 5;
@@ -203,9 +207,11 @@ fn pool_config(fleet: &Fleet, variant: Variant) -> BrowserPoolConfig {
             endpoints: (0..ENDPOINTS).map(|i| fleet.endpoint(i)).collect(),
         },
         min_idle: 0,
-        max_size: WORKERS,
-        warm_up: WORKERS,
+        max_size: SLOTS,
+        warm_up: SLOTS,
         isolation: Isolation::Context,
+        // A crawl that reads the DOM: no painting, a third less CPU a page.
+        hidden_pages: true,
         acquire_timeout: Duration::from_secs(60),
         cdp_timeout: if blind {
             Duration::from_secs(20)
@@ -273,15 +279,18 @@ async fn load(pool: &BrowserPool, server: &FixtureServer, n: usize, retry: bool)
     record
 }
 
-/// Loads `pages` with [`WORKERS`] workers; `at_page` runs once, when that
-/// many of them are done, beside the crawl.
-async fn crawl<F: std::future::Future<Output = ()>>(
+/// Loads `pages` with [`WORKERS`] workers. A `loss` is injected beside the
+/// crawl once a tenth of the pages are done, and once a lease is out on
+/// its endpoint; it returns when it struck, which is returned with the
+/// pages' records.
+async fn crawl<F: std::future::Future<Output = Instant>>(
     pool: &BrowserPool,
     server: &FixtureServer,
     pages: std::ops::Range<usize>,
     retry: bool,
-    at_page: Option<(usize, F)>,
-) -> Vec<Record> {
+    loss: Option<(usize, F)>,
+) -> (Vec<Record>, Option<Instant>) {
+    let after = pages.len() / 10;
     let next = Arc::new(Mutex::new(pages.clone()));
     let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let records = Arc::new(Mutex::new(Vec::new()));
@@ -300,17 +309,17 @@ async fn crawl<F: std::future::Future<Output = ()>>(
         }
     });
     let event = async {
-        if let Some((after, event)) = at_page {
-            wait_for(Duration::from_secs(600), || {
-                done.load(std::sync::atomic::Ordering::SeqCst) >= after
-            })
-            .await;
-            event.await;
-        }
+        let (endpoint, inject) = loss?;
+        wait_for(Duration::from_secs(600), || {
+            done.load(std::sync::atomic::Ordering::SeqCst) >= after
+        })
+        .await;
+        leased_on(pool, endpoint).await;
+        Some(inject.await)
     };
-    futures::future::join(futures::future::join_all(workers), event).await;
+    let (_, struck) = futures::future::join(futures::future::join_all(workers), event).await;
     let records = std::mem::take(&mut *records.lock().unwrap_or_else(|p| p.into_inner()));
-    records
+    (records, struck)
 }
 
 /// Pages per second over `records`, counting the pages done from `from` on.
@@ -341,19 +350,35 @@ fn failovers(records: &[Record], loss: &Loss) -> Vec<f64> {
             let elsewhere = r[failed + 1..]
                 .iter()
                 .find(|a| a.endpoint.as_deref() != Some(&loss.endpoint) && a.endpoint.is_some())?;
+            tracing::debug!(
+                detected_ms = r[failed]
+                    .ended
+                    .saturating_duration_since(loss.at)
+                    .as_millis() as u64,
+                leased_ms = elsewhere.leased.duration_since(r[failed].ended).as_millis() as u64,
+                attempts = r.len(),
+                "failover"
+            );
             Some(elsewhere.leased.duration_since(loss.at).as_secs_f64() * 1e3)
         })
         .collect()
 }
 
-/// Waits (up to 10 s) until a lease is out on endpoint `i`: a loss is
-/// injected under a page, or there would be no page to fail over. A lease
-/// is out a tenth of a worker's time (the rest goes to readying contexts),
-/// so the look is every 2 ms.
+/// Waits until leases are out on endpoint `i`: a loss is injected under
+/// pages, or there would be none to fail over. Two are waited for (up to
+/// 5 s), then one (up to 5 s more): a lease is out about a quarter of a
+/// worker's time (the rest goes to readying contexts) and ends within
+/// ~0.1 s of the look, so the look is every 2 ms, and with two out one is
+/// all but sure to be struck mid-call.
 async fn leased_on(pool: &BrowserPool, i: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pool.endpoints()[i].leased == 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    for wanted in [2, 1] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if pool.endpoints()[i].leased >= wanted {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
     }
 }
 
@@ -417,45 +442,35 @@ async fn measure(
 
     // Phase 1: all up.
     let p1 = Instant::now();
-    let phase = crawl(
+    let (phase, _) = crawl(
         &pool,
         server,
         0..per_phase,
         retry,
-        None::<(usize, std::future::Ready<()>)>,
+        None::<(usize, std::future::Ready<Instant>)>,
     )
     .await;
     let all_up = throughput(&phase, p1);
     records.extend(phase);
 
     // Phase 2: one killed a tenth of the way in, and left down.
-    let kill_at = Arc::new(Mutex::new(None));
     let pid = fleet.pid(killed);
-    let kill = {
-        let (kill_at, pool) = (kill_at.clone(), &pool);
-        async move {
-            leased_on(pool, killed).await;
-            if let Ok(mut at) = kill_at.lock() {
-                *at = Some(Instant::now());
-            }
-            if let Some(pid) = pid {
-                crate::testkit::kill_process(pid);
-            }
+    let kill = async move {
+        let at = Instant::now();
+        if let Some(pid) = pid {
+            crate::testkit::kill_process(pid);
         }
+        at
     };
-    let phase = crawl(
+    let (phase, struck) = crawl(
         &pool,
         server,
         per_phase..2 * per_phase,
         retry,
-        Some((per_phase / 10, kill)),
+        Some((killed, kill)),
     )
     .await;
-    let killed_at = kill_at
-        .lock()
-        .ok()
-        .and_then(|at| *at)
-        .unwrap_or_else(Instant::now);
+    let killed_at = struck.unwrap_or_else(Instant::now);
     let one_down = throughput(&phase, killed_at);
     losses.push(Loss {
         endpoint: fleet.endpoint(killed),
@@ -470,34 +485,25 @@ async fn measure(
     notes.push(format!(
         "the killed endpoint, restarted, rejoined {killed_waited:?} after it answered ({killed_rejoin:.2} backoff periods)"
     ));
-    let stop_at = Arc::new(Mutex::new(None));
     let hung_pid = fleet.pid(hung);
-    let stop = {
-        let (stop_at, pool) = (stop_at.clone(), &pool);
-        async move {
-            let Some(pid) = hung_pid else { return };
-            leased_on(pool, hung).await;
-            if let Ok(mut at) = stop_at.lock() {
-                *at = Some(Instant::now());
-            }
+    let stop = async move {
+        let at = Instant::now();
+        if let Some(pid) = hung_pid {
             stop_process(pid);
             tokio::time::sleep(STOPPED_FOR).await;
             continue_process(pid);
         }
+        at
     };
-    let phase = crawl(
+    let (phase, struck) = crawl(
         &pool,
         server,
         2 * per_phase..3 * per_phase,
         retry,
-        Some((per_phase / 10, stop)),
+        Some((hung, stop)),
     )
     .await;
-    let stopped_at = stop_at
-        .lock()
-        .ok()
-        .and_then(|at| *at)
-        .unwrap_or_else(Instant::now);
+    let stopped_at = struck.unwrap_or_else(Instant::now);
     losses.push(Loss {
         endpoint: fleet.endpoint(hung),
         at: stopped_at,
@@ -561,7 +567,7 @@ async fn measure(
         s.note(note);
     }
     s.note(format!(
-        "{WORKERS} workers, {per_phase} pages per phase, each page in a lease of its own (a fresh context), up to {ATTEMPTS} attempts; {ENDPOINTS} endpoints of at most {CAP} leases each, backoff {BACKOFF:?} to {MAX_BACKOFF:?}, heartbeat {:?}; cold launches (ms): {:?}",
+        "{WORKERS} workers, {per_phase} pages per phase, each page in a lease of its own (a fresh context), up to {ATTEMPTS} attempts; {SLOTS} slots over {ENDPOINTS} endpoints of at most {CAP} leases each, backoff {BACKOFF:?} to {MAX_BACKOFF:?}, heartbeat {:?}; cold launches (ms): {:?}",
         (variant != Variant::NoLossDetection).then_some(HEARTBEAT),
         fleet.launches_ms.iter().map(|m| m.round()).collect::<Vec<_>>()
     ));
