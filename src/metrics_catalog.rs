@@ -16,8 +16,10 @@
 //! | `tidepool_browser_budget_waits_total` | counter | | acquires that waited on the memory budget |
 //! | `tidepool_browser_launches_total` | counter | | browsers launched or connected |
 //! | `tidepool_browser_replacements_total` | counter | | browsers started to make up for retired ones |
-//! | `tidepool_browser_retirements_total` | counter | `reason`: `idle_timeout`, `lifetime`, `max_uses`, `unhealthy`, `crashed`, `memory`, `closed`, `hook`, `cancelled` | browsers retired (crashes and memory evictions included) |
+//! | `tidepool_browser_retirements_total` | counter | `reason`: `idle_timeout`, `lifetime`, `max_uses`, `unhealthy`, `crashed`, `memory`, `closed`, `hook`, `cancelled`, `rebalanced` | browsers retired (crashes and memory evictions included; `rebalanced` counts remote slots moved to a lighter endpoint) |
 //! | `tidepool_browser_soft_warnings_total` | counter | | soft memory limit crossings |
+//! | `tidepool_browser_endpoint_losses_total` | counter | | remote endpoints lost (socket closed, heartbeat missed, refused) |
+//! | `tidepool_browser_endpoints_down` | gauge | | remote endpoints down or backing off now |
 //! | `tidepool_browser_idle` | gauge | | idle lease slots |
 //! | `tidepool_browser_in_use` | gauge | | leased slots |
 //! | `tidepool_browser_starting` | gauge | | slots being launched or connected |

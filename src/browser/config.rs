@@ -277,6 +277,21 @@ impl BrowserPoolConfig {
                         );
                     }
                 }
+                let Some(cap) = self.fleet.max_leases_per_endpoint else {
+                    return Ok(());
+                };
+                let room = cap * endpoints.len();
+                for (name, n) in [("warm_up", self.warm_up), ("min_idle", self.min_idle)] {
+                    if n > room {
+                        return field(
+                            name,
+                            format!(
+                                "is {n} but {} endpoints of at most {cap} leases (fleet.max_leases_per_endpoint) hold {room}",
+                                endpoints.len()
+                            ),
+                        );
+                    }
+                }
                 Ok(())
             }
             BrowserSource::Launch { .. } => Ok(()),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::recording::gauge_add;
 
 /// How a pool in connect mode spreads its leases over the endpoints and
 /// treats one that fails.
@@ -48,10 +49,10 @@ pub struct FleetPolicy {
     pub backoff: Duration,
     /// The longest wait between two retries (default 10 s).
     pub max_backoff: Duration,
-    /// How often each connection is asked for its version, and how long it
-    /// has to answer (default 1 s). A browser that hangs (stopped,
+    /// How often each connection is asked for its version (default 1 s);
+    /// it has two periods to answer. A browser that hangs (stopped,
     /// deadlocked, its host swapping) keeps its socket open; the heartbeat
-    /// is what finds it, within two periods, leases or not. `None` leaves
+    /// is what finds it, within three periods, leases or not. `None` leaves
     /// it to the deadlines of the calls.
     pub heartbeat: Option<Duration>,
 }
@@ -151,6 +152,8 @@ struct Health {
     served: u64,
     losses: u64,
     last_error: Option<String>,
+    /// A connection to it is being opened.
+    connecting: bool,
 }
 
 /// The endpoints of a pool in connect mode and where each stands.
@@ -158,6 +161,8 @@ struct Health {
 pub(crate) struct Fleet {
     policy: FleetPolicy,
     health: Mutex<Vec<Health>>,
+    /// A connection opening finished (or failed).
+    connected: tokio::sync::Notify,
     /// The negative control of the rejoin threshold: a lost endpoint is
     /// never retried.
     #[cfg(feature = "testkit")]
@@ -192,11 +197,13 @@ impl Fleet {
                 served: 0,
                 losses: 0,
                 last_error: None,
+                connecting: false,
             })
             .collect();
         Fleet {
             policy,
             health: Mutex::new(health),
+            connected: tokio::sync::Notify::new(),
             #[cfg(feature = "testkit")]
             never_retry_for_control: Default::default(),
             hold_lost_for_control: Default::default(),
@@ -253,6 +260,26 @@ impl Fleet {
         }
     }
 
+    /// The right to open a connection to endpoint `index`, if no one else
+    /// is opening one: the endpoint's other slots wait for it and open in
+    /// it, so that its slots share one connection (and one memory limit).
+    pub(crate) fn claim_connect(self: &Arc<Self>, index: usize) -> Option<ConnectClaim> {
+        let mut health = self.lock();
+        if health[index].connecting {
+            return None;
+        }
+        health[index].connecting = true;
+        Some(ConnectClaim {
+            fleet: self.clone(),
+            index,
+        })
+    }
+
+    /// Completes when a connection opening next finishes, however it ends.
+    pub(crate) fn connect_finished(&self) -> tokio::sync::futures::Notified<'_> {
+        self.connected.notified()
+    }
+
     /// Marks endpoint `index` lost for `why`: its slots go as they are
     /// found dead, and it is retried after its backoff. An endpoint already
     /// down keeps its schedule.
@@ -264,6 +291,8 @@ impl Fleet {
         }
         h.state = EndpointState::BackingOff;
         h.losses += 1;
+        metrics::counter!(LOSSES).increment(1);
+        gauge_add(DOWN, 1.0);
         h.backoff = self.policy.backoff;
         h.retry_at = Instant::now() + jittered(h.backoff);
         h.last_error = Some(why.to_owned());
@@ -301,6 +330,7 @@ impl Fleet {
         match outcome {
             Ok(()) => {
                 h.state = EndpointState::Up;
+                gauge_add(DOWN, -1.0);
                 h.failed_retries = 0;
                 h.backoff = self.policy.backoff;
                 tracing::info!(endpoint = %h.endpoint, "browser endpoint is up again");
@@ -381,6 +411,22 @@ impl Fleet {
     }
 }
 
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // A dropped pool's down endpoints leave the process-wide gauge.
+        let down = self
+            .lock()
+            .iter()
+            .filter(|h| h.state != EndpointState::Up)
+            .count();
+        gauge_add(DOWN, -(down as f64));
+    }
+}
+
+/// The metrics of the fleet (see [`crate::metrics_catalog`]).
+const LOSSES: &str = "tidepool_browser_endpoint_losses_total";
+const DOWN: &str = "tidepool_browser_endpoints_down";
+
 /// The error of an acquire that found no endpoint up: each one, where it
 /// stands and why.
 fn none_up(health: &[Health], cap: usize) -> Error {
@@ -411,6 +457,21 @@ fn none_up(health: &[Health], cap: usize) -> Error {
 /// `base`, ±25 %.
 fn jittered(base: Duration) -> Duration {
     base.mul_f64(0.75 + fastrand::f64() * 0.5)
+}
+
+/// The claim of one connection being opened to an endpoint; released,
+/// and its waiters woken, when dropped.
+#[derive(Debug)]
+pub(crate) struct ConnectClaim {
+    fleet: Arc<Fleet>,
+    index: usize,
+}
+
+impl Drop for ConnectClaim {
+    fn drop(&mut self) {
+        self.fleet.lock()[self.index].connecting = false;
+        self.fleet.connected.notify_waiters();
+    }
 }
 
 /// One lease slot counted on its endpoint, from the choice of the endpoint

@@ -245,11 +245,26 @@ impl PoolInner {
     /// A new slot, prepared: in a started browser with room for it (see
     /// [`BrowserPoolConfig::leases_per_browser`]), or in a new browser.
     pub(super) async fn start_slot(self: &Arc<Self>) -> Result<Instance> {
+        self.start_slot_if_room()
+            .await?
+            .ok_or_else(|| {
+                Error::Timeout {
+            key: "a free slot on a fleet endpoint (every endpoint up holds max_leases_per_endpoint)"
+                .into(),
+            after: Duration::ZERO,
+        }
+            })
+    }
+
+    /// [`start_slot`](Self::start_slot), or `None` when every fleet endpoint
+    /// up holds its cap of slots: the caller then waits for one of them to
+    /// come back idle, as it would at `max_size`.
+    pub(super) async fn start_slot_if_room(self: &Arc<Self>) -> Result<Option<Instance>> {
         if let Some(fleet) = &self.fleet {
             return self.start_fleet_slot(fleet).await;
         }
         let Some(mut slot) = self.open_room(None) else {
-            return self.start_instance().await;
+            return self.start_instance().await.map(Some);
         };
         match slot.prepare().await {
             Ok(()) => {
@@ -259,7 +274,7 @@ impl PoolInner {
                     slots = slot.slots(),
                     "slot opened"
                 );
-                Ok(slot)
+                Ok(Some(slot))
             }
             Err(e) => {
                 self.retire(slot, RetireReason::Unhealthy);
@@ -288,26 +303,15 @@ impl PoolInner {
     /// that has room, else in a new one. An endpoint that fails to connect
     /// is marked lost and the next one tried; with none up, the endpoints
     /// due for a retry are retried here, and the error names them all.
-    async fn start_fleet_slot(self: &Arc<Self>, fleet: &Arc<Fleet>) -> Result<Instance> {
+    async fn start_fleet_slot(self: &Arc<Self>, fleet: &Arc<Fleet>) -> Result<Option<Instance>> {
         let mut tried = Vec::new();
         let mut retried = false;
-        let started = Instant::now();
         loop {
             let ticket = match fleet.choose(&tried) {
                 Ok(ticket) => ticket,
-                Err(Refusal::AtCapacity) if started.elapsed() >= self.config.acquire_timeout => {
-                    return Err(Error::Timeout {
-                        key: "a free slot on a fleet endpoint (every endpoint up holds max_leases_per_endpoint)".into(),
-                        after: started.elapsed(),
-                    });
-                }
-                Err(Refusal::AtCapacity) => {
-                    // Another acquire took the last room since this one
-                    // looked: wait for a slot to close.
-                    let notified = self.changed.notified();
-                    let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
-                    continue;
-                }
+                // Slots come back to idle: waiting for room would wait for
+                // a slot to close, which may never happen.
+                Err(Refusal::AtCapacity) => return Ok(None),
                 Err(Refusal::NoneUp(e)) if retried || !tried.is_empty() => return Err(e),
                 Err(Refusal::NoneUp(e)) => {
                     retried = true;
@@ -321,7 +325,7 @@ impl PoolInner {
             if let Some(mut slot) = self.open_room(Some(index)) {
                 slot.fleet_slot = Some(ticket);
                 match slot.prepare().await {
-                    Ok(()) => return Ok(slot),
+                    Ok(()) => return Ok(Some(slot)),
                     Err(e) => {
                         tracing::debug!(pool = self.id, endpoint = index, error = %e, "a slot did not open");
                         self.retire(slot, RetireReason::Unhealthy);
@@ -330,8 +334,29 @@ impl PoolInner {
                     }
                 }
             }
-            match self.start_instance_with(None, Some(ticket)).await {
-                Ok(instance) => return Ok(instance),
+            // With slots sharing a connection, one opens at a time per
+            // endpoint; the others wait and take a slot in it.
+            let claim = if self.config.slots_per_browser() > 1 {
+                let finished = fleet.connect_finished();
+                tokio::pin!(finished);
+                finished.as_mut().enable();
+                match fleet.claim_connect(index) {
+                    Some(claim) => Some(claim),
+                    None => {
+                        // The opening's end wakes this; the bound covers a
+                        // room that filled meanwhile.
+                        let _ = tokio::time::timeout(Duration::from_millis(100), finished).await;
+                        drop(ticket);
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let started = self.start_instance_with(None, Some(ticket)).await;
+            drop(claim);
+            match started {
+                Ok(instance) => return Ok(Some(instance)),
                 Err(e) => {
                     fleet.lost(index, &e.to_string());
                     tried.push(index);

@@ -329,21 +329,23 @@ impl Instance {
         };
         let browser = Arc::new(browser);
         let heartbeat = heartbeat.map(|period| {
-            let (browser, gone) = (Arc::downgrade(&browser), dead_tx.clone());
+            let (browser, gone, at) = (Arc::downgrade(&browser), dead_tx.clone(), url.clone());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(period).await;
                     let Some(browser) = browser.upgrade() else {
                         return;
                     };
+                    // Two periods to answer: a browser on loaded cores
+                    // can take one, a stopped one never answers.
                     if !matches!(
-                        tokio::time::timeout(period, browser.version()).await,
+                        tokio::time::timeout(period * 2, browser.version()).await,
                         Ok(Ok(_))
                     ) {
                         tracing::warn!(browser = id, "a remote browser missed its heartbeat");
                         mark_gone(
                             &gone,
-                            &format!("not responding: no answer to the heartbeat (Browser.getVersion) within {period:?}"),
+                            &format!("not responding: {at} did not answer its heartbeat (Browser.getVersion) within {:?}", period * 2),
                         );
                         return;
                     }

@@ -319,8 +319,13 @@ impl BrowserPool {
                     }
                     flight
                 }
-                Next::Launch => match tokio::time::timeout_at(deadline, inner.start_slot()).await {
-                    Ok(Ok(instance)) => {
+                Next::Launch => match tokio::time::timeout_at(deadline, inner.start_slot_if_room())
+                    .await
+                {
+                    // Every fleet endpoint up is at its cap: wait for an
+                    // idle slot instead (the slot counted here is freed).
+                    Ok(Ok(None)) => continue,
+                    Ok(Ok(Some(instance))) => {
                         let mut flight = InFlight::new(inner, instance);
                         if proxy.is_some() {
                             // Started with the pool's default context: this
