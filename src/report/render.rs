@@ -120,7 +120,7 @@ pub fn markdown_table(header: &[&str], rows: &[Vec<String>]) -> String {
 pub fn to_markdown(r: &ScenarioReport) -> String {
     let s = &r.summary;
     let mut out = format!(
-        "### {}\n\n{:?} run, {} iterations, commit {}, {} CPUs{}\n\n",
+        "### {}\n\n{:?} run, {} iterations, commit {}, {} CPUs, build: {}{}\n\n",
         s.scenario,
         s.depth,
         s.iterations,
@@ -128,6 +128,7 @@ pub fn to_markdown(r: &ScenarioReport) -> String {
             .as_deref()
             .map_or("unknown", |c| &c[..c.len().min(12)]),
         s.machine.cpus,
+        s.machine.build.as_deref().unwrap_or("unknown"),
         if s.complete {
             ""
         } else {

@@ -18,6 +18,11 @@ pub struct MachineInfo {
     /// it (`off (root)`, `on (TIDEPOOL_SANDBOX)`), for scenarios that launch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// The build the figures were measured on: cargo profile, opt-level and
+    /// debug assertions (`profile measure, opt-level 3, debug assertions
+    /// off`). Reports older than this field read `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 impl MachineInfo {
@@ -41,6 +46,7 @@ impl MachineInfo {
             kernel: sysinfo::System::kernel_version().ok(),
             chromium: None,
             sandbox: None,
+            build: Some(env!("TIDEPOOL_BUILD").to_owned()),
         }
     }
 }
