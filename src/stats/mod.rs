@@ -8,14 +8,22 @@ mod changepoint;
 mod compare;
 mod input;
 mod paired;
+mod prediction;
+mod shift;
+mod signed_rank;
 mod summary;
 
 pub use changepoint::{change_points, ChangePoint, ChangePointOptions};
 pub use compare::Comparison;
 pub use input::parse_samples;
-pub use paired::{
-    holm, min_detectable_effect, paired_change, wilcoxon_min_p, wilcoxon_signed_rank, PairedChange,
+pub use paired::{holm, mcnemar_p};
+pub use prediction::prediction_p;
+#[cfg(test)]
+pub(crate) use shift::standard_normal;
+pub use shift::{
+    hodges_lehmann, lower_bound, min_detectable_shift, p_above, simulated_power, upper_bound,
 };
+pub use signed_rank::{signed_rank_min_p, signed_rank_p, Alternative, EXACT_MAX};
 pub use summary::{percentile, Interval, Outliers, Statistic, Summary};
 
 #[cfg(test)]
