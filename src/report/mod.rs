@@ -22,7 +22,7 @@ pub use crate::summary::{
 };
 pub use ab::{
     ab_markdown, ab_rows, ab_table, analyse, AbFigure, AbOptions, AbReport, AbRound, AbVerdict,
-    Direction, AB_HEADER,
+    Direction, Role, Test, AB_HEADER,
 };
 pub use compare::{compare, compare_history, MetricChange, ALPHA};
 pub use history::{history_shifts, read_history, FigureShift};

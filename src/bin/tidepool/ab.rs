@@ -40,10 +40,15 @@ pub(crate) struct AbArgs {
     /// Run only these scenarios (repeatable); all by default.
     #[arg(long = "scenario", value_name = "NAME")]
     pub(crate) scenarios: Vec<String>,
-    /// Rounds. With n rounds the signed-rank test cannot go below p = 2/2^n:
-    /// 12 reach p < 0.05 after Holm's correction over up to 100 figures.
+    /// Most rounds. With n rounds the one-sided signed-rank test cannot go
+    /// below p = 1/2^n: 12 decide a scenario's family of up to 200 figures.
     #[arg(long, default_value_t = 12)]
     pub(crate) rounds: usize,
+    /// Fewest rounds: from here on the check stops as soon as nothing is
+    /// flagged and every judged figure is shown not worse by the threshold
+    /// (stopping then can only give up a flag, never add one).
+    #[arg(long, default_value_t = 8)]
+    pub(crate) min_rounds: usize,
     /// Base iteration count of each run (default: 20, the quick sizes).
     #[arg(long, value_parser = parse_iterations, default_value = "20")]
     pub(crate) iterations: usize,
@@ -85,6 +90,12 @@ pub(crate) fn run(args: &AbArgs) -> tidepool::Result<ExitCode> {
     if args.rounds < 2 {
         return Err(Error::config("--rounds", "must be at least 2"));
     }
+    if args.min_rounds > args.rounds {
+        return Err(Error::config(
+            "--min-rounds",
+            format!("must be at most --rounds ({})", args.rounds),
+        ));
+    }
     for (flag, bin) in [
         ("--baseline-bin", &args.baseline_bin),
         ("--current-bin", &args.current_bin),
@@ -112,6 +123,11 @@ pub(crate) fn run(args: &AbArgs) -> tidepool::Result<ExitCode> {
     });
     let runs_dir = args.out_dir.join("runs");
     std::fs::create_dir_all(&runs_dir).map_err(|e| Error::io("creating", &runs_dir, e))?;
+    let options = AbOptions {
+        threshold_pct: args.threshold,
+        seed,
+        ..AbOptions::default()
+    };
     let mut rng = fastrand::Rng::with_seed(seed);
     let interactive = std::io::stderr().is_terminal();
     let total = args.rounds * chosen.len() * 2;
@@ -158,13 +174,18 @@ pub(crate) fn run(args: &AbArgs) -> tidepool::Result<ExitCode> {
             }
         }
         rounds.push(this);
+        if round >= args.min_rounds && round < args.rounds {
+            let so_far = report::analyse(&rounds, &contract, &options);
+            if !so_far.undecided(args.rounds - round) {
+                eprintln!(
+                    "tidepool ab: stopping after {round} of {} rounds: nothing flagged and every judged figure cleared",
+                    args.rounds
+                );
+                break;
+            }
+        }
     }
     bar.finish_and_clear();
-    let options = AbOptions {
-        threshold_pct: args.threshold,
-        seed,
-        ..AbOptions::default()
-    };
     let mut verdict = report::analyse(&rounds, &contract, &options);
     verdict.order = order;
     verdict.retried = retried;
@@ -196,13 +217,20 @@ pub(crate) fn run(args: &AbArgs) -> tidepool::Result<ExitCode> {
         }
     );
     for f in &regressions {
+        let how = match (f.events, f.bound_pct) {
+            (Some(e), _) => format!("its limit breached in {} rounds, {} before", e[1], e[0]),
+            (None, Some(b)) => format!(
+                "{:+.1}%, worse by at least {b:.1}%",
+                f.change_pct.unwrap_or(f64::NAN)
+            ),
+            (None, None) => "worse".to_owned(),
+        };
         eprintln!(
-            "regression: {}.{} {:+.1}% (interval {:?}, corrected p {:.2e})",
+            "regression: {}.{}: {how} (corrected p {:.2e} in a family of {})",
             f.scenario,
             f.figure,
-            f.change_pct.unwrap_or(f64::INFINITY),
-            f.interval_pct,
-            f.p_corrected.unwrap_or(1.0)
+            f.p_corrected.unwrap_or(1.0),
+            verdict.families.get(&f.scenario).copied().unwrap_or(0)
         );
     }
     Ok(if regressions.is_empty() {

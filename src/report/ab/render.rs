@@ -1,24 +1,26 @@
 //! An A/B check as rows, a Markdown summary and a terminal table.
 
-use super::{AbFigure, AbReport, AbVerdict};
+use super::{AbFigure, AbReport, AbVerdict, Role, Test};
 use crate::report::{format_figure, layout_table, markdown_table};
-use crate::stats::{percentile, wilcoxon_min_p};
+use crate::stats::percentile;
 
 /// The columns of [`ab_rows`].
-pub const AB_HEADER: [&str; 10] = [
+pub const AB_HEADER: [&str; 11] = [
     "scenario",
     "figure",
+    "judged as",
     "baseline",
     "current",
     "change",
     "interval",
+    "worse by at least",
     "corrected p",
     "detectable",
     "verdict",
-    "unit",
 ];
 
-/// One row per figure, judged ones first, regressions at the top.
+/// One row per figure: regressions first, then the judged ones, then the
+/// figures shown for reading.
 pub fn ab_rows(report: &AbReport) -> Vec<Vec<String>> {
     let mut figures: Vec<&AbFigure> = report.figures.iter().collect();
     let rank = |v: AbVerdict| match v {
@@ -27,7 +29,7 @@ pub fn ab_rows(report: &AbReport) -> Vec<Vec<String>> {
         AbVerdict::NoChange => 2,
         AbVerdict::NotJudged => 3,
     };
-    figures.sort_by_key(|f| rank(f.verdict));
+    figures.sort_by_key(|f| (rank(f.verdict), f.role != Role::Contract));
     let pct = |x: f64| {
         if x.abs() >= 1e4 {
             format!("{:+.0e}%", x)
@@ -38,27 +40,38 @@ pub fn ab_rows(report: &AbReport) -> Vec<Vec<String>> {
     figures
         .iter()
         .map(|f| {
+            let judged_as = match (f.role, f.test) {
+                (_, None) => f.note.clone().unwrap_or_else(|| "shown".into()),
+                (Role::Contract, Some(Test::Events)) => "contract, limit breaches".into(),
+                (Role::Contract, Some(Test::LogRatio)) => "contract".into(),
+                (_, Some(_)) => "part, physical direction".into(),
+            };
             vec![
                 f.scenario.clone(),
                 f.figure.clone(),
-                format_figure(median(&f.baseline)),
-                format_figure(median(&f.current)),
+                judged_as,
+                format!("{} {}", format_figure(median(&f.baseline)), f.unit),
+                format!("{} {}", format_figure(median(&f.current)), f.unit),
                 f.change_pct.map_or("n/a".into(), pct),
-                f.interval_pct.map_or("n/a".into(), |[lo, hi]| {
-                    format!("[{}, {}]", pct(lo), pct(hi))
-                }),
+                match (f.events, f.interval_pct) {
+                    (Some(e), _) => format!("breached in {} → {} rounds", e[0], e[1]),
+                    (None, Some([lo, hi])) => format!("[{}, {}]", pct(lo), pct(hi)),
+                    (None, None) => "n/a".into(),
+                },
+                f.bound_pct.map_or(String::new(), pct),
                 f.p_corrected
-                    .map_or_else(|| format!("({:.2e})", f.p_value), |p| format!("{p:.2e}")),
-                f.min_detectable_pct
-                    .map_or("none".into(), |m| format!("±{m:.1}%")),
+                    .map_or_else(String::new, |p| format!("{p:.2e}")),
+                match (f.test, f.min_detectable_pct) {
+                    (Some(Test::LogRatio), Some(m)) => format!("{m:.1}%"),
+                    (Some(Test::LogRatio), None) => "none".into(),
+                    _ => String::new(),
+                },
                 match f.verdict {
-                    AbVerdict::Regression if f.from_zero => "REGRESSION (from 0)".into(),
                     AbVerdict::Regression => "REGRESSION".into(),
                     AbVerdict::Improvement => "improvement".into(),
                     AbVerdict::NoChange => "no change".into(),
                     AbVerdict::NotJudged => "not judged".into(),
                 },
-                f.unit.clone(),
             ]
         })
         .collect()
@@ -85,28 +98,30 @@ pub fn ab_markdown(report: &AbReport, baseline: &str, current: &str) -> String {
                 .join(", ")
         )
     };
-    let reachable = wilcoxon_min_p(report.rounds) < report.alpha / report.judged.max(1) as f64;
+    let undecidable = report.undecidable_families();
     format!(
         "### tidepool ab: {current} against {baseline}\n\n{headline}\n\n\
          {rounds} interleaved rounds ({wall:.0} s); each round ran every scenario once with each build, the order drawn at random. \
-         A figure regresses when the {conf:.0} % bootstrap interval of its change lies entirely beyond ±{t}% on its worse side \
-         *and* its Wilcoxon signed-rank test is significant after Holm's correction across the {m} judged figures (p < {alpha}); \
-         a counter the contract holds down that leaves 0 always regresses. \
-         \"detectable\" is the smallest change this run could have caught (80 % power) at the noise it measured.{warn}\n\n{table}",
+         Judged: what the contract promises ({m} figures in {fams} families, one per scenario): each threshold's subject in the contract's direction, \
+         the parts of its ratios and the statistics it names in their own direction (a time is worse up, a rate down). \
+         A figure regresses when the exact one-sided signed-rank test of its per-round log ratios rejects \"worse by at most {t}%\" \
+         after Holm's correction in its scenario (p < {alpha}); \"worse by at least\" is the same test inverted, so it exceeds {t}% exactly then. \
+         A count or a band is judged by the rounds breaching its contract limit on one side only (exact McNemar). \
+         \"detectable\" is the worsening this run flags with 80 % power at the noise it measured, simulated for the rule as implemented.{warn}\n\n{table}",
         rounds = report.rounds,
         wall = report.wall_s,
-        conf = report.confidence * 100.0,
-        t = report.threshold_pct,
         m = report.judged,
+        fams = report.families.len(),
+        t = report.threshold_pct,
         alpha = report.alpha,
-        warn = if reachable {
+        warn = if undecidable.is_empty() {
             String::new()
         } else {
             format!(
-                "\n\n**{} rounds cannot reach significance over {} figures** (the smallest possible p is {:.2e}): only counters leaving 0 can be flagged. Raise the rounds.",
+                "\n\n**{} rounds cannot reach significance in {}** (the smallest possible p is {:.2e}): raise the rounds.",
                 report.rounds,
-                report.judged,
-                wilcoxon_min_p(report.rounds)
+                undecidable.join(", "),
+                crate::stats::signed_rank_min_p(report.rounds)
             )
         },
         table = markdown_table(&AB_HEADER, &ab_rows(report)),
@@ -132,9 +147,10 @@ fn retried(report: &AbReport) -> String {
 /// The check as a plain table for terminals.
 pub fn ab_table(report: &AbReport) -> String {
     format!(
-        "{} rounds, {} judged figures, threshold {}%, {:.0} s\n{}",
+        "{} rounds, {} judged figures in {} families, threshold {}%, {:.0} s\n{}",
         report.rounds,
         report.judged,
+        report.families.len(),
         report.threshold_pct,
         report.wall_s,
         layout_table(&AB_HEADER, &ab_rows(report))

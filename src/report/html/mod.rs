@@ -131,10 +131,11 @@ impl<'a> HtmlReport<'a> {
             let m = &s.machine;
             let _ = writeln!(
                 out,
-                "<p>Commit <code>{}</code>, {} profile, {}. Machine: {} CPUs, {:.1} GiB, {}, kernel {}{}.</p>",
+                "<p>Commit <code>{}</code>, {} profile, {}. Build: {}. Machine: {} CPUs, {:.1} GiB, {}, kernel {}{}.</p>",
                 escape(s.git_commit.as_deref().unwrap_or("unknown")),
                 if s.depth == crate::profile::Depth::Full { "perf" } else { "quick" },
                 escape(&s.timestamp),
+                escape(m.build.as_deref().unwrap_or("unknown")),
                 m.cpus,
                 m.memory_bytes as f64 / f64::from(1u32 << 30),
                 escape(&m.os),
@@ -313,14 +314,16 @@ fn ab_section(out: &mut String, ab: &AbReport) -> Result<()> {
         ab.confidence * 100.0,
         ab.regressions().count(),
     );
-    let mut figures: Vec<&super::AbFigure> = ab.figures.iter().collect();
+    // The judged figures only: the shown ones are in ab.md's table.
+    let mut figures: Vec<&super::AbFigure> =
+        ab.figures.iter().filter(|f| f.test.is_some()).collect();
     figures.sort_by_key(|f| f.verdict != super::AbVerdict::Regression);
     for f in figures {
         let svg = plots::ab(f)?;
         let bad = f.verdict == super::AbVerdict::Regression;
         let _ = writeln!(
             out,
-            "<figure class=\"{}\" data-kind=\"ab\">{svg}<figcaption><b>{}.{}</b> ({}): {:?}; change {}, interval {}, smallest detectable change {}</figcaption></figure>",
+            "<figure class=\"{}\" data-kind=\"ab\">{svg}<figcaption><b>{}.{}</b> ({}): {:?}; change {}, interval {}, worse by at least {}, smallest detectable worsening {}</figcaption></figure>",
             if bad { "fail" } else { "pass" },
             escape(&f.scenario),
             escape(&f.figure),
@@ -329,6 +332,7 @@ fn ab_section(out: &mut String, ab: &AbReport) -> Result<()> {
             f.change_pct.map_or("n/a".into(), |c| format!("{c:+.1} %")),
             f.interval_pct
                 .map_or("n/a".into(), |[lo, hi]| format!("{lo:+.1} % .. {hi:+.1} %")),
+            f.bound_pct.map_or("n/a".into(), |b| format!("{b:+.1} %")),
             f.min_detectable_pct
                 .map_or("n/a (too few rounds)".into(), |m| format!("{m:.1} %")),
         );

@@ -196,10 +196,10 @@ pub(super) fn threshold(v: &Verdict) -> Result<String> {
 }
 
 /// An A/B figure: current / baseline in each round as points, 1.0 as a
-/// line, the bootstrap interval of the change as a band.
+/// line, the interval of the change as a band.
 pub(super) fn ab(f: &AbFigure) -> Result<String> {
-    let points: Vec<(f64, f64)> = f
-        .round_ratios
+    let ratios = f.round_ratios();
+    let points: Vec<(f64, f64)> = ratios
         .iter()
         .enumerate()
         .filter_map(|(i, r)| r.map(|r| ((i + 1) as f64, r)))
@@ -211,7 +211,7 @@ pub(super) fn ab(f: &AbFigure) -> Result<String> {
     if let Some((lo, hi)) = band {
         ys.extend([lo, hi]);
     }
-    let end = f.round_ratios.len().max(1) as f64 + 0.5;
+    let end = ratios.len().max(1) as f64 + 0.5;
     let frame = Frame {
         height: 180,
         x: 0.5..end,

@@ -87,23 +87,28 @@ fn text_from_reports_is_escaped() {
 
 #[test]
 fn an_ab_check_plots_each_figure_with_its_interval_and_a_history_names_its_change_points() {
-    use crate::report::{AbFigure, AbVerdict, Direction};
+    use crate::report::{AbFigure, AbVerdict, Direction, Role, Test};
     use crate::stats::ChangePointOptions;
 
     let figure = |name: &str, verdict| AbFigure {
         scenario: "alpha".into(),
         figure: name.into(),
+        thresholds: Vec::new(),
+        role: Role::Contract,
         unit: "ms".into(),
         direction: Direction::UpIsWorse,
+        test: Some(Test::LogRatio),
         baseline: vec![10.0; 6],
         current: vec![12.0; 6],
-        round_ratios: vec![Some(1.2); 6],
+        events: None,
         change_pct: Some(20.0),
         interval_pct: Some([15.0, 25.0]),
+        bound_pct: Some(12.0),
         p_value: 0.03,
         p_corrected: Some(0.03),
         min_detectable_pct: Some(4.5),
-        from_zero: false,
+        note: None,
+        cleared: false,
         verdict,
     };
     let ab = AbReport {
@@ -112,6 +117,7 @@ fn an_ab_check_plots_each_figure_with_its_interval_and_a_history_names_its_chang
         alpha: 0.05,
         confidence: 0.95,
         judged: 2,
+        families: [("alpha".to_owned(), 2)].into_iter().collect(),
         seed: 1,
         figures: vec![
             figure("steady_ms.p50", AbVerdict::NoChange),
@@ -133,7 +139,7 @@ fn an_ab_check_plots_each_figure_with_its_interval_and_a_history_names_its_chang
     let regression = html.find("alpha.page_ms.p50").unwrap();
     assert!(regression < html.find("alpha.steady_ms.p50").unwrap());
     assert!(html[regression..]
-        .contains("interval +15.0 % .. +25.0 %, smallest detectable change 4.5 %"));
+        .contains("interval +15.0 % .. +25.0 %, worse by at least +12.0 %, smallest detectable worsening 4.5 %"));
     // One plot per figure of the history: page_ms.p50 and the crashes counter.
     assert_eq!(count(&html, "data-kind=\"history\"><svg"), 2);
     assert!(
