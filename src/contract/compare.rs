@@ -4,6 +4,8 @@
 use serde::Serialize;
 
 use super::{Contract, Op, Subject};
+use crate::report::ALPHA;
+use crate::stats::prediction_p;
 use crate::summary::MetricSummary;
 
 /// How one judged figure that keeps no samples (a counter, a ratio, or a
@@ -23,20 +25,24 @@ pub struct FigureChange {
     /// Change, percent (infinite from a baseline of 0).
     pub percent_change: f64,
     /// Worse by more than the noise threshold in the direction the threshold
-    /// guards, or a count that was 0 and no longer is.
+    /// guards (beyond the runs' spread, given three or more), or a count
+    /// now breaching the limit the baseline held.
     pub regression: bool,
 }
 
 impl Contract {
     /// Compares every figure the contract judges that keeps no samples: the
     /// counters and ratios. Their direction comes from the threshold (`<=`:
-    /// up is worse; `>=`: down is worse). A single value has no spread to
-    /// test, so a change is a regression when it is worse by more than
-    /// `threshold_pct`; and a figure held at 0 (a crash, a leak, a lost
-    /// command) regresses when it becomes at least 1, whatever the noise.
-    /// Thresholds on measurements are judged by the samples' own comparison
-    /// (`report::compare`). `baseline` holds one or more runs; each figure's
-    /// baseline is its median over them.
+    /// up is worse; `>=`: down is worse). Against three or more baseline
+    /// runs, a figure regresses when the current run lies more than
+    /// `threshold_pct` worse than what the runs' own spread predicts
+    /// ([`prediction_p`], one value per run); against fewer, when it is
+    /// worse by more than `threshold_pct`, for a single value has no spread
+    /// to test. A count regresses when it breaches the contract's limit and
+    /// the baseline did not: a count moving within what the contract allows
+    /// is no regression. Thresholds on measurements are judged by the
+    /// samples' own comparison (`report::compare`). Each figure's baseline
+    /// is its median over the baseline runs.
     pub fn compare_figures(
         &self,
         baseline: &[&[MetricSummary]],
@@ -83,11 +89,20 @@ impl Contract {
                 } else {
                     (now / base - 1.0) * 100.0
                 };
-                let worse = match t.op {
-                    Op::AtMost => percent_change > threshold_pct,
-                    Op::AtLeast => percent_change < -threshold_pct,
+                let holds = |v: f64| match t.op {
+                    Op::AtMost => v <= t.value,
+                    Op::AtLeast => v >= t.value,
                 };
-                let from_zero = t.op == Op::AtMost && base == 0.0 && now >= 1.0;
+                let worse = if t.unit == "count" {
+                    !holds(now) && holds(base)
+                } else if before.len() >= 3 {
+                    prediction_p(&before, now, threshold_pct, t.op == Op::AtMost) < ALPHA
+                } else {
+                    match t.op {
+                        Op::AtMost => percent_change > threshold_pct,
+                        Op::AtLeast => percent_change < -threshold_pct,
+                    }
+                };
                 out.push(FigureChange {
                     scenario: cur.scenario.clone(),
                     threshold: t.name.clone(),
@@ -95,7 +110,7 @@ impl Contract {
                     baseline: base,
                     current: now,
                     percent_change,
-                    regression: worse || from_zero,
+                    regression: worse,
                 });
             }
         }

@@ -104,6 +104,44 @@ fn counters_and_ratios_are_compared_in_the_direction_their_threshold_guards() {
 }
 
 #[test]
+fn a_count_within_its_limit_and_a_ratio_within_the_runs_spread_are_no_regression() {
+    let c = parse(
+        "[demo]
+few_crashes = { metric = \"crashes\", op = \"<=\", value = 4 }
+hits = { metric = \"hit_rate\", op = \">=\", value = 0.5 }
+",
+    )
+    .unwrap();
+    let run = |crashes: u64, hit_rate: f64| {
+        let mut s = MetricSummary::new("demo", RunProfile::new(Depth::Quick, None));
+        s.count("crashes", crashes);
+        s.ratio("hit_rate", hit_rate);
+        s
+    };
+    // 0 -> 1 where the contract allows 4: the old rule flagged it.
+    let within = c.compare_figures(&[&[run(0, 0.9)]], &[run(1, 0.9)], 5.0);
+    assert!(within.iter().all(|f| !f.regression), "{within:?}");
+    let past = c.compare_figures(&[&[run(0, 0.9)]], &[run(5, 0.9)], 5.0);
+    assert!(past
+        .iter()
+        .any(|f| f.threshold == "few_crashes" && f.regression));
+    // Five runs whose hit rate wanders 0.80-0.95: 0.76 is within what they
+    // predict; 0.5 is not.
+    let history: Vec<Vec<MetricSummary>> = [0.95, 0.80, 0.90, 0.85, 0.93]
+        .iter()
+        .map(|&h| vec![run(0, h)])
+        .collect();
+    let window: Vec<&[MetricSummary]> = history.iter().map(Vec::as_slice).collect();
+    let wander = c.compare_figures(&window, &[run(0, 0.76)], 5.0);
+    assert!(wander.iter().all(|f| !f.regression), "{wander:?}");
+    let drop = c.compare_figures(&window, &[run(0, 0.5)], 5.0);
+    assert!(
+        drop.iter().any(|f| f.threshold == "hits" && f.regression),
+        "{drop:?}"
+    );
+}
+
+#[test]
 fn verdicts_compare_actual_with_limit_and_fail_when_past_it() {
     let c = parse(
             "[demo]\nwarm_vs_cold = { ratio = [\"warm_ms.p50\", \"cold_ms.p50\"], op = \"<=\", value = 0.35, why = \"the pool must pay for itself\" }\nno_crashes = { metric = \"crashes\", op = \"<=\", value = 0 }\nhits = { metric = \"hit_rate\", op = \">=\", value = 0.9 }\n",

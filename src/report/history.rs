@@ -1,5 +1,6 @@
 //! Where figures moved over a history of runs (`compare --history`): change
-//! points by E-divisive means, each named by the run (and commit) after it.
+//! points as Hunter finds them (see [`crate::stats::change_points`]), each
+//! named by the run (and commit) after it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -54,7 +55,8 @@ pub struct FigureShift {
     pub mean_after: f64,
     /// `(after / before - 1) * 100`, or infinite from 0.
     pub percent_change: f64,
-    /// Welch t-test p-value between the two sides of the split.
+    /// Student's t-test p-value between the segments on either side,
+    /// corrected for the positions the split was chosen from.
     pub p_value: f64,
 }
 

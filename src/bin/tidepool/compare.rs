@@ -115,7 +115,7 @@ pub(crate) fn run(args: &CompareArgs) -> tidepool::Result<ExitCode> {
         );
     }
     if args.format != Format::Json && !figures.is_empty() {
-        println!("\ncounters and ratios (no samples: judged against the noise threshold alone; a count off 0 always counts):");
+        println!("\ncounters and ratios (no samples: against three or more runs, judged by their spread; else by the noise threshold alone; a count regresses when it breaches its contract limit):");
         for f in &figures {
             println!(
                 "  {}.{}: {} {} -> {} ({:+.1}%){}",
