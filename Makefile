@@ -20,7 +20,8 @@ deps:
 		cargo install cargo-nextest --locked; \
 	fi
 
-## test: every suite at quick iteration counts, plus the doc examples
+## test: every suite at quick iteration counts, plus the doc examples; like everything
+##   here it builds the measurement build (the dev profile is release plus line tables)
 test: deps
 	cargo nextest run --profile default
 	cargo test --doc --quiet
@@ -58,7 +59,8 @@ pr-check: deps
 	@if [ -z "$(BASE)" ]; then echo "usage: make pr-check BASE=<git ref> [ROUNDS=12] [ITERATIONS=20] [SCENARIOS='cdp_pool ...']"; exit 2; fi
 	ITERATIONS=$(ITERATIONS) ROUNDS=$(ROUNDS) SCENARIOS="$(SCENARIOS)" .ci/pr-check $(BASE)
 
-## pr-check-selftest: shows the check flags a real slowdown and passes an A/A run
-##   (in a temporary clone; CHECKS=5 for the acceptance runs)
+## pr-check-selftest: measures the check: graded slowdowns (SIZES, default "5 10 20") in
+##   three places (PLACES, default "cdp acquire wasm_hot") and A/A runs, CHECKS times each
+##   (in a temporary clone; AA_CHECKS and WHOLE_AA for more A/A runs)
 pr-check-selftest: deps
-	CHECKS=$(CHECKS) .ci/pr-check-selftest
+	CHECKS=$(CHECKS) AA_CHECKS=$(AA_CHECKS) WHOLE_AA=$(WHOLE_AA) SIZES="$(SIZES)" PLACES="$(PLACES)" .ci/pr-check-selftest
