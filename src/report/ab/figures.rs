@@ -227,6 +227,8 @@ fn events(thresholds: &[Threshold], baseline: &[f64], current: &[f64]) -> [usize
 /// One figure of one record.
 pub(crate) struct FigureValue {
     pub(crate) name: String,
+    // Read by the HTML report's history plots only.
+    #[cfg_attr(not(feature = "html"), allow(dead_code))]
     pub(crate) unit: String,
     pub(crate) value: f64,
 }
