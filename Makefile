@@ -44,13 +44,16 @@ scenario: deps
 bench: deps
 	cargo run --release -- validate --output target/tidepool/results.json --format table
 
-## lint: formatting, clippy (also of examples/embed, the lean build a service makes), rustdoc
-##   without warnings and the GitHub workflows (actionlint), as CI expects them
+## lint: formatting, clippy of all three crates (and of the library without its WASM pool, and
+##   of examples/embed, the crate a service writes), rustdoc without warnings, the library's
+##   package as crates.io would take it, and the GitHub workflows (actionlint), as CI expects them
 lint:
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p tidepool-pools --no-default-features -- -D warnings
 	cargo clippy --manifest-path examples/embed/Cargo.toml --locked --target-dir target/embed -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+	cargo package -p tidepool-pools --locked --offline --allow-dirty --no-verify --quiet
 	.ci/actionlint
 
 ## pr-check BASE=<git ref>: this tree against BASE in interleaved rounds (tidepool ab);

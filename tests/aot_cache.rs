@@ -4,9 +4,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
 use tidepool::harness::run_contract;
-use tidepool::wasm::{
-    fixtures, AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig,
-};
+use tidepool::testkit::wasm_fixtures as fixtures;
+use tidepool::wasm::{AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig};
 
 fn temp(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("tidepool-aot-test-{tag}-{}", std::process::id()));

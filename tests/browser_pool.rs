@@ -9,7 +9,7 @@ use assert_matches::assert_matches;
 use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource};
 use tidepool::harness::run_contract;
 use tidepool::testkit::{init_tracing, ExternalChromium, FixtureServer, ResourceCheck};
-use tidepool::Error;
+use tidepool_pools::Error;
 
 fn small_pool(max_size: usize) -> BrowserPoolConfig {
     BrowserPoolConfig {

@@ -10,7 +10,7 @@ use tidepool::browser::{BrowserPool, BrowserPoolConfig};
 use tidepool::cdp::{SessionPool, SessionPoolConfig};
 use tidepool::harness::run_contract;
 use tidepool::testkit::{init_tracing, FixtureServer, ResourceCheck};
-use tidepool::Error;
+use tidepool_pools::Error;
 
 fn one_browser() -> BrowserPoolConfig {
     BrowserPoolConfig {

@@ -11,14 +11,13 @@ use assert_matches::assert_matches;
 use chromiumoxide::cdp::browser_protocol::target::GetTargetsParams;
 use tidepool::browser::{
     BrowserPool, BrowserPoolConfig, BrowserSource, EndpointState, FleetPolicy, Isolation,
-    KEEP_CONTEXTS_ENV,
 };
 use tidepool::harness::run_contract;
 use tidepool::memory::MemoryPolicy;
 use tidepool::testkit::{
     free_port, init_tracing, kill_process, ExternalChromium, FixtureServer, ResourceCheck,
 };
-use tidepool::Error;
+use tidepool_pools::Error;
 
 const MB: u64 = 1024 * 1024;
 
@@ -307,6 +306,10 @@ async fn the_v8_heap_limits_apply_per_endpoint_and_an_eviction_spares_the_others
     server.shutdown().await;
 }
 
+/// Set in the client's environment by the control below: its contexts
+/// outlive its connection.
+const KEEP_CONTEXTS: &str = "TIDEPOOL_FLEET_CLIENT_KEEPS_CONTEXTS";
+
 /// The client of the test below: holds two leases on the browser named by
 /// `TIDEPOOL_FLEET_CLIENT_OF`, prints their contexts, and waits to be killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,6 +317,9 @@ async fn fleet_client_process() {
     let Ok(endpoint) = std::env::var("TIDEPOOL_FLEET_CLIENT_OF") else {
         return; // Run as a test of its own: nothing to do.
     };
+    if std::env::var_os(KEEP_CONTEXTS).is_some() {
+        tidepool_pools::controls::keep_contexts_after_disconnect();
+    }
     let pool = BrowserPool::new(fleet_config(vec![endpoint], 2, 2))
         .await
         .unwrap();
@@ -344,7 +350,7 @@ async fn kill_a_client_holding_leases(
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true);
     if keep_contexts {
-        command.env(KEEP_CONTEXTS_ENV, "1");
+        command.env(KEEP_CONTEXTS, "1");
     }
     let mut client = command.spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(client.stdout.take().unwrap()).lines();

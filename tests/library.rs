@@ -7,14 +7,17 @@ use std::sync::atomic::{AtomicIsize, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::collections::BTreeSet;
+
 use assert_matches::assert_matches;
 use tidepool::browser::{BrowserPool, BrowserPoolConfig, Hooks, LeaseOptions};
+use tidepool::testkit::wasm_fixtures as fixtures;
 use tidepool::testkit::{get_once, init_tracing, CountingProxy, FixtureServer, ResourceCheck};
 use tidepool::wasm::{
-    fixtures, AotCache, ModuleOptions, Tier, WasmCacheConfig, WasmEngine, WasmEngineConfig,
-    WasmPool, WasmPoolConfig,
+    AotCache, ModuleOptions, Tier, WasmCacheConfig, WasmEngine, WasmEngineConfig, WasmPool,
+    WasmPoolConfig,
 };
-use tidepool::Error;
+use tidepool_pools::Error;
 
 /// Counts the bytes this test process has allocated and not freed.
 struct CountingAllocator;
@@ -360,55 +363,135 @@ async fn the_examples_that_need_no_network_run() {
     resources.assert_clean().await;
 }
 
-/// What a service must not compile when it embeds only the pools. (hyper
-/// is not among them: chromiumoxide itself depends on reqwest, and through
-/// it on hyper.)
-const CLI_ONLY: [&str; 6] = [
+/// What the library must not compile: the suite's and the testkit's
+/// dependencies. (hyper is not among them: chromiumoxide itself depends on
+/// reqwest, and through it on hyper's client.)
+const NOT_IN_THE_LIBRARY: [&str; 9] = [
     "axum",
     "clap",
+    "csv",
     "indicatif",
+    "plotters",
     "tracing-subscriber",
     "wat",
-    "csv",
+    "tidepool",
+    "tidepool-testkit",
 ];
 
-#[test]
-fn a_service_without_default_features_compiles_none_of_the_cli() {
-    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/embed/Cargo.toml");
+/// `cargo tree` of `args`, as the set of packages and of `package/feature`
+/// pairs it shows.
+fn cargo_tree(args: &[&str]) -> (BTreeSet<String>, BTreeSet<String>) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
-        .args(["tree", "--locked", "--manifest-path", manifest])
-        .args([
-            "--edges",
-            "normal,build",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["tree", "--locked", "--edges", "normal,build,features"])
+        .args(["--prefix", "none", "--format", "{p} {f}"])
+        .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "cargo tree: {}",
+        "cargo tree {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tree = String::from_utf8_lossy(&out.stdout);
-    let packages: std::collections::BTreeSet<&str> = tree
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
-    assert!(packages.contains("tidepool"), "{tree}");
-    let present: Vec<&str> = CLI_ONLY
+    let (mut packages, mut features) = (BTreeSet::new(), BTreeSet::new());
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut words = line.split_whitespace();
+        let Some(package) = words.next() else {
+            continue;
+        };
+        packages.insert(package.to_owned());
+        // `{f}` is the package's enabled features, comma-separated, after
+        // its version and (for a path dependency) its path.
+        for word in words.filter(|w| !w.starts_with('v') && !w.starts_with('(')) {
+            for f in word.split(',') {
+                features.insert(format!("{package}/{f}"));
+            }
+        }
+    }
+    (packages, features)
+}
+
+#[test]
+fn the_library_compiles_none_of_the_suite_or_the_testkit() {
+    let (packages, features) = cargo_tree(&["-p", "tidepool-pools"]);
+    assert!(packages.contains("tidepool-pools"), "{packages:?}");
+    let present: Vec<&str> = NOT_IN_THE_LIBRARY
         .into_iter()
-        .filter(|p| packages.contains(p))
+        .filter(|p| packages.contains(*p))
         .collect();
     assert!(
         present.is_empty(),
-        "the lean build compiles {present:?}; its packages: {packages:?}"
+        "the library compiles {present:?}; its packages: {packages:?}"
     );
-    println!(
-        "a service embedding tidepool compiles {} packages",
-        packages.len()
+    let servers: Vec<&String> = features
+        .iter()
+        .filter(|f| f.starts_with("hyper-util/server") || f.starts_with("hyper/server"))
+        .collect();
+    assert!(
+        servers.is_empty(),
+        "the library compiles an HTTP server: {servers:?}"
     );
+    assert!(
+        !features.contains("tidepool-pools/controls"),
+        "the controls' seams are on in the library's own build: {features:?}"
+    );
+    println!("the library compiles {} packages", packages.len());
+
+    // A service outside the workspace, depending on the library by path.
+    let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/embed/Cargo.toml");
+    let (embedded, features) = cargo_tree(&["--manifest-path", manifest]);
+    assert!(embedded.contains("tidepool-pools"), "{embedded:?}");
+    let present: Vec<&str> = NOT_IN_THE_LIBRARY
+        .into_iter()
+        .filter(|p| embedded.contains(*p))
+        .collect();
+    assert!(
+        present.is_empty(),
+        "a service embedding the pools compiles {present:?}"
+    );
+    assert!(
+        !features.contains("tidepool-pools/controls"),
+        "{features:?}"
+    );
+}
+
+/// The library reads no environment switch but the two a user sets
+/// (`$CHROME`, where Chromium is; `TIDEPOOL_SANDBOX`, its sandbox) and
+/// `PATH`: no test or control switches its behaviour from outside.
+#[test]
+fn the_library_reads_only_the_documented_environment() {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/tidepool-pools/src");
+    let mut reads = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(src)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                if line.contains("env::var") || line.contains("env!(") {
+                    reads.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    reads.sort();
+    let allowed = [
+        "std::env::var(k)",
+        "var_os(\"PATH\")",
+        "std::env::var(SANDBOX_ENV)",
+    ];
+    let unexpected: Vec<&String> = reads
+        .iter()
+        .filter(|r| !allowed.iter().any(|a| r.contains(a)))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "undocumented environment reads: {unexpected:#?}"
+    );
+    assert_eq!(reads.len(), allowed.len(), "{reads:#?}");
 }

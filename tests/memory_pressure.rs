@@ -11,7 +11,7 @@ use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource, MemoryEve
 use tidepool::harness::run_contract;
 use tidepool::memory::{tree_memory, MemoryPolicy};
 use tidepool::testkit::{init_tracing, ExternalChromium, FixtureServer, ResourceCheck};
-use tidepool::Error;
+use tidepool_pools::Error;
 
 const MB: u64 = 1_000_000;
 

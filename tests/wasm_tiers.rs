@@ -6,11 +6,12 @@ use std::time::{Duration, Instant};
 
 use assert_matches::assert_matches;
 use tidepool::harness::run_contract;
+use tidepool::testkit::wasm_fixtures as fixtures;
 use tidepool::wasm::{
-    fixtures, AotCache, ModuleOptions, Tier, WasmCacheConfig, WasmEngine, WasmEngineConfig,
-    WasmPool, WasmPoolConfig,
+    AotCache, ModuleOptions, Tier, WasmCacheConfig, WasmEngine, WasmEngineConfig, WasmPool,
+    WasmPoolConfig,
 };
-use tidepool::{Error, WasmFault};
+use tidepool_pools::{Error, WasmFault};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wasm_tiers_meets_its_contract() {

@@ -9,9 +9,8 @@ use tidepool::profile::{Depth, RunProfile};
 use tidepool::report::ScenarioReport;
 use tidepool::summary::MetricSummary;
 use tidepool::testkit::scratch_dir;
-use tidepool::wasm::{
-    fixtures, AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig,
-};
+use tidepool::testkit::wasm_fixtures as fixtures;
+use tidepool::wasm::{AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig};
 
 const PREVIOUS: &str = "<!DOCTYPE html><p>the previous report</p>";
 

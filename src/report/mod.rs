@@ -38,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::Verdict;
 use crate::error::{Error, Result};
+use tidepool_pools::Error as PoolError;
 
 /// One scenario's report: its record and the contract's verdicts on it.
 ///
@@ -97,11 +98,11 @@ pub fn default_dir() -> PathBuf {
 pub fn write_json(report: &ScenarioReport, dir: &Path) -> Result<PathBuf> {
     let scenario = &report.summary.scenario;
     let path = dir.join(format!("{scenario}.json"));
-    let json = serde_json::to_vec_pretty(report).map_err(|source| Error::Json {
+    let json = serde_json::to_vec_pretty(report).map_err(|source| PoolError::Json {
         what: format!("report of scenario {scenario}"),
         source,
     })?;
-    crate::atomic_file::write_atomic(&path, &json)?;
+    crate::write_atomic(&path, &json)?;
     Ok(path)
 }
 

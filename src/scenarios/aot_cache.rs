@@ -10,10 +10,10 @@ use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::summary::MetricSummary;
 use crate::summary::{FigureSpec, ScenarioSpec};
-use crate::wasm::{
-    fixtures, plain_hash_entry, AotCache, CacheOutcome, WasmCacheConfig, WasmEngine,
-    WasmEngineConfig, ENTRY_HEADER,
-};
+use crate::testkit::wasm_fixtures as fixtures;
+use crate::wasm::{AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig};
+use tidepool_pools::controls::{encode_entry, plain_hash_entry, skip_checksum, ENTRY_HEADER};
+use tidepool_pools::Error as PoolError;
 
 pub(super) const SCENARIO: Scenario = Scenario {
     spec: ScenarioSpec {
@@ -94,7 +94,7 @@ fn measure(
 ) -> Result<MetricSummary> {
     let mut cache = AotCache::open(WasmCacheConfig::new(dir), engine)?;
     if variant == Variant::UnverifiedCache {
-        cache = cache.skipping_checksum_for_control();
+        cache = skip_checksum(cache);
     }
     let cache = Arc::new(cache);
     let engine = engine.clone();
@@ -132,11 +132,12 @@ fn measure(
         let (_, outcome) = cache.load(&engine, "generated", &wasm)?;
         load.push(ms(t));
         if outcome != CacheOutcome::Hit {
-            return Err(Error::Wasm {
+            return Err(PoolError::Wasm {
                 module: "generated".into(),
                 fault: crate::WasmFault::Usage,
                 message: format!("expected a cache hit, got {outcome:?}"),
-            });
+            }
+            .into());
         }
     }
     s.measure("compile_ms", "ms", &compile)?;
@@ -151,19 +152,19 @@ fn measure(
     let small_path = cache.entry_path(&small);
     cache.load(&engine, "extractor", &small)?;
     let foreign_engine =
-        wasmtime::Engine::new(&wasmtime::Config::new()).map_err(|e| Error::Wasm {
+        wasmtime::Engine::new(&wasmtime::Config::new()).map_err(|e| PoolError::Wasm {
             module: "<foreign engine>".into(),
             fault: crate::WasmFault::Compile,
             message: e.to_string(),
         })?;
     let foreign = wasmtime::Module::new(&foreign_engine, &small)
         .and_then(|m| m.serialize())
-        .map_err(|e| Error::Wasm {
+        .map_err(|e| PoolError::Wasm {
             module: "extractor".into(),
             fault: crate::WasmFault::Compile,
             message: e.to_string(),
         })?;
-    let foreign_entry = cache.encode_entry(&foreign);
+    let foreign_entry = encode_entry(&cache, &foreign);
     let mut injections: Vec<Injection> = vec![
         (
             "one flipped byte",

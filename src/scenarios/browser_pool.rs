@@ -14,6 +14,7 @@ use crate::profile::RunProfile;
 use crate::summary::MetricSummary;
 use crate::summary::{FigureSpec, ScenarioSpec};
 use crate::testkit::{kill_process, leftover_browser_processes, FixtureServer};
+use tidepool_pools::Error as PoolError;
 
 pub(super) const SCENARIO: Scenario = Scenario {
     spec: ScenarioSpec {
@@ -125,10 +126,10 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     }
     if variant == Variant::AbandonedBrowser {
         let instance = naive::launch(&executable, &flags).await?;
-        let left = instance.abandon_for_control();
+        let left = instance.abandon();
         s.count("leftover_processes", leftovers().await);
-        if let Some((tag, dir)) = left {
-            crate::browser::clean_up_after_control(tag, dir).await;
+        if let Some(left) = left {
+            left.clean_up().await;
         }
     }
     server.shutdown().await;
@@ -232,10 +233,11 @@ async fn one_at_a_time(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
     }
     // Every dropped lease's recycling done first: a crash is counted there.
     if !pool.settle(Duration::from_secs(30)).await {
-        return Err(Error::Timeout {
+        return Err(PoolError::Timeout {
             key: "the browser pool settling before its crash count".into(),
             after: Duration::from_secs(30),
-        });
+        }
+        .into());
     }
     let crashed = pool.stats().crashed;
     pool.close().await;
@@ -306,10 +308,11 @@ async fn crawl(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
     }
     // Every dropped lease's recycling done first: a crash is counted there.
     if !pool.settle(Duration::from_secs(30)).await {
-        return Err(Error::Timeout {
+        return Err(PoolError::Timeout {
             key: "the browser pool settling before its crash count".into(),
             after: Duration::from_secs(30),
-        });
+        }
+        .into());
     }
     let crashed = pool.stats().crashed;
     pool.close().await;

@@ -106,7 +106,7 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let n = profile.iterations();
     let (mut fresh, mut kept) = (Vec::with_capacity(n), Vec::with_capacity(n));
     let mut failed = 0u64;
-    let ok = |r: &Result<HttpResponse>| matches!(r, Ok(resp) if resp.status == 200);
+    let ok = |r: &tidepool_pools::Result<HttpResponse>| matches!(r, Ok(resp) if resp.status == 200);
     for i in 0..n {
         let path = format!("/page/{i}");
         let t = Instant::now();

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::summary::{FigureSpec, MetricSummary, ScenarioSpec};
 use crate::testkit::{continue_process, free_port, stop_process, ExternalChromium, FixtureServer};
+use tidepool_pools::Error as PoolError;
 
 pub(super) const SCENARIO: Scenario = Scenario {
     spec: ScenarioSpec {
@@ -242,12 +243,13 @@ async fn load(pool: &BrowserPool, server: &FixtureServer, n: usize, retry: bool)
                 lease.goto(&server.url(&format!("/page/{n}"))).await?;
                 let title: String = lease.evaluate("document.title").await?;
                 if title == format!("Page {n}") {
-                    Ok(())
+                    Ok::<(), Error>(())
                 } else {
-                    Err(Error::Task {
+                    Err(PoolError::Task {
                         what: format!("page {n}"),
                         message: format!("read the title {title:?}"),
-                    })
+                    }
+                    .into())
                 }
             }
             .await;
@@ -430,10 +432,10 @@ async fn measure(
     let retry = variant != Variant::NoRetry;
     let pool = BrowserPool::new(pool_config(fleet, variant)).await?;
     if variant == Variant::NoLossDetection {
-        pool.hold_lost_connections_for_control();
+        tidepool_pools::controls::hold_lost_connections(&pool);
     }
     if variant == Variant::NoRejoin {
-        pool.never_retry_endpoints_for_control();
+        tidepool_pools::controls::never_retry_endpoints(&pool);
     }
     let (killed, hung) = (0, 1);
     let mut records = Vec::new();
@@ -551,10 +553,11 @@ async fn measure(
     if !failover.is_empty() {
         s.measure("failover_ms", "ms", &failover)?;
     } else if retry {
-        return Err(Error::Task {
+        return Err(PoolError::Task {
             what: "fleet".into(),
             message: "no page was on a lost endpoint when it was lost: no failover to time".into(),
-        });
+        }
+        .into());
     }
     let cold = crate::stats::percentile("cold launch", &fleet.launches_ms, 0.5)?;
     s.ratio("cold_launch_ms", cold);

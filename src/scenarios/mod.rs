@@ -30,6 +30,7 @@ use crate::profile::RunProfile;
 use crate::report::{self, ScenarioReport};
 use crate::summary::MetricSummary;
 use crate::summary::ScenarioSpec;
+use tidepool_pools::Error as PoolError;
 
 pub use control::{
     all_controls, coverage_gaps, find_control, run_control, Control, ControlOutcome,
@@ -67,10 +68,11 @@ pub(crate) async fn warm_before(
     if pool.wait_until_idle(n, timeout).await {
         Ok(())
     } else {
-        Err(Error::Timeout {
+        Err(PoolError::Timeout {
             key: format!("{n} idle browsers before {what} (pool: {:?})", pool.stats()),
             after: timeout,
-        })
+        }
+        .into())
     }
 }
 

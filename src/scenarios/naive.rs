@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::target::CreateTargetParams;
 
-use crate::browser::{own_tag_prefix, Instance, Sandbox};
+use crate::browser::{own_tag_prefix, Sandbox};
 use crate::error::Result;
+use tidepool_pools::controls::UnpooledBrowser;
 
 /// Timings of one naive page load.
 #[derive(Debug, Clone)]
@@ -25,11 +26,11 @@ pub(crate) struct NaiveLoad {
 const GRACE: Duration = Duration::from_secs(2);
 
 /// Launches a browser of its own, outside any pool, tagged as this process's.
-pub(crate) async fn launch(executable: &Path, flags: &[String]) -> Result<Instance> {
+pub(crate) async fn launch(executable: &Path, flags: &[String]) -> Result<UnpooledBrowser> {
     static N: AtomicU64 = AtomicU64::new(1);
     let id = N.fetch_add(1, Ordering::Relaxed);
     let tag = format!("{}naive-{id}", own_tag_prefix());
-    Instance::launch(
+    let browser = UnpooledBrowser::launch(
         id,
         executable,
         flags,
@@ -39,7 +40,8 @@ pub(crate) async fn launch(executable: &Path, flags: &[String]) -> Result<Instan
         Duration::from_secs(20),
         Duration::from_secs(10),
     )
-    .await
+    .await?;
+    Ok(browser)
 }
 
 /// Launches a browser, opens a page, navigates to `url`, evaluates each of
@@ -53,9 +55,9 @@ pub(crate) async fn load_page(
 ) -> Result<NaiveLoad> {
     let t0 = Instant::now();
     let instance = launch(executable, flags).await?;
-    let id = instance.id;
+    let id = instance.id();
     let result = async {
-        let browser = instance.browser.clone();
+        let browser = instance.browser().clone();
         let version = instance
             .cdp("Browser.getVersion", browser.version())
             .await?;
@@ -77,9 +79,9 @@ pub(crate) async fn load_page(
                     page.evaluate(expression),
                 )
                 .await?;
-            values.push(value.into_value().map_err(|e| crate::Error::Cdp {
+            values.push(value.into_value().map_err(|e| tidepool_pools::Error::Cdp {
                 browser: id,
-                endpoint: instance.endpoint.clone(),
+                endpoint: instance.endpoint().to_owned(),
                 action: format!("reading the result of {expression}"),
                 message: e.to_string(),
             })?);

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::*;
 use crate::Error;
+use tidepool_pools::Error as PoolError;
 
 fn one_to_hundred() -> Vec<f64> {
     (1..=100).map(f64::from).collect()
@@ -69,7 +70,10 @@ fn empty_and_non_finite_input_are_errors_that_name_the_sample() {
         Comparison::of("latency", &[1.0], &[f64::INFINITY]),
         Err(Error::NonFiniteSample { index: 0, .. })
     );
-    assert_matches!(percentile("x", &[1.0], 1.5), Err(Error::Config { .. }));
+    assert_matches!(
+        percentile("x", &[1.0], 1.5),
+        Err(Error::Pool(PoolError::Config { .. }))
+    );
 }
 
 #[derive(Deserialize)]

@@ -1,13 +1,13 @@
-//! A service's use of tidepool with `default-features = false`: a browser
+//! A service's use of tidepool-pools: a browser
 //! pool rendering pages and a timeout that learns from the calls it guards.
 //!
 //! `cargo run --manifest-path examples/embed/Cargo.toml -- 'data:text/html,<title>hi</title>'`
 
-use tidepool::browser::{BrowserPool, BrowserPoolConfig};
-use tidepool::timeout::{AdaptiveTimeouts, AdaptiveTimeoutsConfig};
+use tidepool_pools::browser::{BrowserPool, BrowserPoolConfig};
+use tidepool_pools::timeout::{AdaptiveTimeouts, AdaptiveTimeoutsConfig};
 
 #[tokio::main]
-async fn main() -> tidepool::Result<()> {
+async fn main() -> tidepool_pools::Result<()> {
     let urls: Vec<String> = std::env::args().skip(1).collect();
     let urls = if urls.is_empty() {
         vec!["data:text/html,<title>embedded</title>".to_owned()]

@@ -2,12 +2,14 @@
 
 use tidepool::report::ScenarioReport;
 use tidepool::Error;
+use tidepool_pools::Error as PoolError;
 
 fn failed(e: impl std::fmt::Display) -> Error {
-    Error::Task {
+    PoolError::Task {
         what: "writing CSV".into(),
         message: e.to_string(),
     }
+    .into()
 }
 
 /// A header and rows as CSV.

@@ -24,6 +24,7 @@ use tidepool::Error;
 use ab::AbArgs;
 use compare::CompareArgs;
 use report::ReportArgs;
+use tidepool_pools::Error as PoolError;
 use validate::ValidateArgs;
 
 #[derive(Parser)]
@@ -98,10 +99,11 @@ fn main() -> ExitCode {
         Command::Ab(args) => ab::run(&args),
         Command::Validate(args) => match tokio::runtime::Runtime::new() {
             Ok(rt) => rt.block_on(validate::run(args)),
-            Err(e) => Err(Error::Task {
+            Err(e) => Err(PoolError::Task {
                 what: "the async runtime".into(),
                 message: e.to_string(),
-            }),
+            }
+            .into()),
         },
     };
     match outcome {
@@ -114,16 +116,19 @@ fn main() -> ExitCode {
 }
 
 pub(crate) fn json<T: serde::Serialize>(value: &T, what: &str) -> tidepool::Result<String> {
-    serde_json::to_string_pretty(value).map_err(|source| Error::Json {
-        what: what.into(),
-        source,
+    serde_json::to_string_pretty(value).map_err(|source| {
+        PoolError::Json {
+            what: what.into(),
+            source,
+        }
+        .into()
     })
 }
 
 /// The contract at `path`; a missing file says where to run from.
 pub(crate) fn load_contract(path: &Path) -> tidepool::Result<Contract> {
     Contract::load(path, &scenarios::catalog()).map_err(|e| match e {
-        Error::Io { .. } => Error::config(
+        Error::Pool(PoolError::Io { .. }) => Error::config(
             "--contract",
             format!("{e}; run from the repository root or pass --contract PATH"),
         ),

@@ -11,6 +11,7 @@ use tidepool::summary::MetricSummary;
 use tidepool::Error;
 
 use crate::json;
+use tidepool_pools::Error as PoolError;
 
 /// How `report` renders.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -144,7 +145,7 @@ pub(crate) fn run(args: &ReportArgs) -> tidepool::Result<ExitCode> {
 /// Opens the page in Chromium: exit 1 when a plot is missing, the console
 /// shows an error or the page made a request.
 fn check_page(page: &Path, png: &Path, reports: &[ScenarioReport]) -> tidepool::Result<ExitCode> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| Error::Task {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| PoolError::Task {
         what: "the async runtime".into(),
         message: e.to_string(),
     })?;

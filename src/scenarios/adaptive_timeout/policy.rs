@@ -2,6 +2,7 @@
 //! what its outcomes add up to.
 
 use super::*;
+use tidepool_pools::Error as PoolError;
 
 #[derive(Clone)]
 pub(super) enum Policy {
@@ -63,7 +64,7 @@ pub(super) async fn run_policy(
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| Error::Task {
+            .map_err(|e| PoolError::Task {
                 what: "timeout trace".into(),
                 message: e.to_string(),
             })?;

@@ -119,10 +119,12 @@ impl Variant {
         }
     }
 
-    async fn send<'a>(self, batch: Batch<'a>) -> Vec<Result<serde_json::Value>> {
+    async fn send<'a>(self, batch: Batch<'a>) -> Vec<tidepool_pools::Result<serde_json::Value>> {
         match self {
             Variant::SequentialBatch => batch.send_sequential().await,
-            Variant::CoalescingBatch => batch.send_coalescing_by_method_for_control().await,
+            Variant::CoalescingBatch => {
+                tidepool_pools::controls::BrokenBatch::send_coalescing_by_method(batch).await
+            }
             _ => batch.send().await,
         }
     }

@@ -3,6 +3,7 @@
 //! check of a batch.
 
 use super::*;
+use tidepool_pools::Error as PoolError;
 
 /// The baseline request: a new page target, navigation, the seven commands
 /// one round trip each, and closing the target (the pooled side's reset is
@@ -13,7 +14,7 @@ pub(super) async fn baseline_request(lease: &Lease, url: &str) -> Result<(f64, f
         .url("about:blank")
         .browser_context_id(lease.context_id().clone())
         .build()
-        .map_err(|message| Error::Cdp {
+        .map_err(|message| PoolError::Cdp {
             browser: lease.browser_id(),
             endpoint: String::new(),
             action: "building Target.createTarget".into(),
@@ -96,12 +97,13 @@ pub(super) async fn pooled_request(
     let results = variant.send(batch).await;
     let batch_ms = ms(sent);
     if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
-        return Err(Error::Cdp {
+        return Err(PoolError::Cdp {
             browser: lease.browser_id(),
             endpoint: String::new(),
             action: "a pooled step".into(),
             message: e.to_string(),
-        });
+        }
+        .into());
     }
     session.release().await;
     Ok((ms(t), batch_ms))

@@ -78,10 +78,10 @@ pub(super) async fn wire_figures(urls: Vec<String>, variant: Variant) -> Result<
                     pool.close().await;
                     measured
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             }
         }
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     };
     chromium.stop().await;
     measured
@@ -113,7 +113,7 @@ pub(super) async fn through_relay(
         });
         session.release().await;
         if let Some(err) = results.into_iter().find_map(|r| r.err()) {
-            return Err(err);
+            return Err(err.into());
         }
         wire.waits += waits;
         wire.commands += commands;

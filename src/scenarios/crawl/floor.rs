@@ -17,8 +17,10 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::browser::{own_tag_prefix, LocalProcess, Sandbox, DEFAULT_FLAGS};
-use crate::error::{Error, Result};
+use crate::browser::{own_tag_prefix, Sandbox, DEFAULT_FLAGS};
+use crate::error::Result;
+use tidepool_pools::controls::RawProcess as LocalProcess;
+use tidepool_pools::Error as PoolError;
 
 /// How long a floor page may take to load.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -39,7 +41,7 @@ struct Connection {
 
 impl Connection {
     async fn open(endpoint: &str) -> Result<Connection> {
-        let fail = |message: String| Error::Cdp {
+        let fail = |message: String| PoolError::Cdp {
             browser: 0,
             endpoint: endpoint.to_owned(),
             action: "connecting the floor client".into(),
@@ -104,7 +106,7 @@ impl Connection {
         }
         let (tx, rx) = oneshot::channel();
         lock(&self.replies).insert(id, tx);
-        let fail = |message: String| Error::Cdp {
+        let fail = |message: String| PoolError::Cdp {
             browser: 0,
             endpoint: self.endpoint.clone(),
             action: format!("floor {method}"),
@@ -115,14 +117,15 @@ impl Connection {
             .map_err(|_| fail("connection closed".into()))?;
         match tokio::time::timeout(LOAD_TIMEOUT, rx).await {
             Ok(Ok(Ok(result))) => Ok(result),
-            Ok(Ok(Err(message))) => Err(fail(message)),
-            Ok(Err(_)) => Err(fail("connection closed".into())),
+            Ok(Ok(Err(message))) => Err(fail(message).into()),
+            Ok(Err(_)) => Err(fail("connection closed".into()).into()),
             Err(_) => {
                 lock(&self.replies).remove(&id);
-                Err(Error::Timeout {
+                Err(PoolError::Timeout {
                     key: format!("floor {method}"),
                     after: LOAD_TIMEOUT,
-                })
+                }
+                .into())
             }
         }
     }
@@ -167,14 +170,15 @@ pub(super) async fn launch_browser(
 ) -> Result<(LocalProcess, String)> {
     let flags: Vec<String> = DEFAULT_FLAGS.iter().map(|f| f.to_string()).collect();
     let tag = format!("{}floor-{tag}", own_tag_prefix());
-    LocalProcess::launch(
+    let launched = LocalProcess::launch(
         executable,
         &flags,
         Sandbox::Auto,
         &tag,
         Duration::from_secs(20),
     )
-    .await
+    .await?;
+    Ok(launched)
 }
 
 /// One page of the floor: its session and its load events.
@@ -216,7 +220,7 @@ impl Floor {
 
     /// The browser's pid.
     pub(super) fn pid(&self) -> u32 {
-        self.process.pid
+        self.process.pid()
     }
 
     /// Opens a blank page in a minimized window, attaches to it, and
@@ -246,7 +250,7 @@ impl Floor {
             .await?;
         let session = attached["sessionId"]
             .as_str()
-            .ok_or_else(|| Error::Cdp {
+            .ok_or_else(|| PoolError::Cdp {
                 browser: 0,
                 endpoint: c.endpoint.clone(),
                 action: "floor Target.attachToTarget".into(),
@@ -303,24 +307,27 @@ impl Floor {
             .call(Some(&page.session), "Page.navigate", json!({ "url": url }))
             .await?;
         if let Some(error) = nav.get("errorText").and_then(Value::as_str) {
-            return Err(Error::Task {
+            return Err(PoolError::Task {
                 what: format!("floor navigation to {url}"),
                 message: error.to_owned(),
-            });
+            }
+            .into());
         }
         match tokio::time::timeout(LOAD_TIMEOUT, page.loaded.recv()).await {
             Ok(Some(())) => {}
             Ok(None) => {
-                return Err(Error::Task {
+                return Err(PoolError::Task {
                     what: format!("floor navigation to {url}"),
                     message: "the connection closed before the load".into(),
-                })
+                }
+                .into())
             }
             Err(_) => {
-                return Err(Error::Timeout {
+                return Err(PoolError::Timeout {
                     key: format!("floor load of {url}"),
                     after: LOAD_TIMEOUT,
-                })
+                }
+                .into())
             }
         }
         let result = c
@@ -332,10 +339,11 @@ impl Floor {
             .await?;
         match result["result"]["value"].as_str() {
             Some(s) => Ok(s.to_owned()),
-            None => Err(Error::Task {
+            None => Err(PoolError::Task {
                 what: format!("floor evaluation of {expression} on {url}"),
                 message: format!("expected a string, got {}", result["result"]),
-            }),
+            }
+            .into()),
         }
     }
 

@@ -22,7 +22,7 @@ use super::{Control, Scenario, ScenarioFuture};
 use crate::browser::{
     locate_chromium, BrowserPool, BrowserPoolConfig, BrowserSource, FleetPolicy, Isolation, Lease,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::profile::RunProfile;
 use crate::summary::{FigureSpec, MetricSummary, ScenarioSpec};
 use crate::testkit::{
@@ -30,6 +30,7 @@ use crate::testkit::{
     CdpRelay, FixtureServer,
 };
 use floor::Floor;
+use tidepool_pools::Error as PoolError;
 
 /// How long a browser of the census gets to close before it is killed.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -294,7 +295,7 @@ async fn census(
         Ok(relay) => relay,
         Err(e) => {
             process.terminate(CLOSE_GRACE).await;
-            return Err(e);
+            return Err(e.into());
         }
     };
     match side {
@@ -650,7 +651,7 @@ async fn visit(lease: &Lease, url: &str) -> Result<String> {
         .expression(EXPRESSION)
         .return_by_value(true)
         .build()
-        .map_err(|message| Error::Task {
+        .map_err(|message| PoolError::Task {
             what: "building Runtime.evaluate".into(),
             message,
         })?;

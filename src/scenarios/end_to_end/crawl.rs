@@ -3,6 +3,7 @@
 //! work queue.
 
 use super::*;
+use tidepool_pools::Error as PoolError;
 
 /// The pooled crawl of `urls` with `concurrency` workers, each page in a
 /// lease of its own (a fresh incognito context): isolated from every other
@@ -47,13 +48,14 @@ pub(super) async fn crawl_pooled_variant(
                     let lease = own
                         .as_ref()
                         .or(shared.as_deref())
-                        .ok_or(Error::PoolClosed { what: "browser" })?;
+                        .ok_or(PoolError::PoolClosed { what: "browser" })?;
                     // The shared page's crawler reads whatever the page
                     // shows when its navigation was cut off by another's.
                     let must_load = shared.is_none();
                     timeouts
                         .run(&host_of(url), leased_step(lease, url, must_load))
                         .await
+                        .map_err(Error::from)
                         .and_then(|r| r)
                 }
                 .await
@@ -75,7 +77,7 @@ pub(super) async fn crawl_pooled_variant(
 /// page unless `must_load` is off (the shared-page control's sloppy crawler).
 pub(super) async fn leased_step(lease: &Lease, url: &str, must_load: bool) -> Result<Vec<String>> {
     match lease.goto(url).await {
-        Err(e) if must_load => return Err(e),
+        Err(e) if must_load => return Err(e.into()),
         _ => {}
     }
     let replies = futures::future::join_all(STEP.iter().map(|expression| async move {
@@ -98,10 +100,11 @@ pub(super) async fn leased_step(lease: &Lease, url: &str, must_load: bool) -> Re
 pub(crate) fn string_value(result: EvaluateReturns, expression: &str, url: &str) -> Result<String> {
     match result.result.value {
         Some(serde_json::Value::String(s)) => Ok(s),
-        other => Err(Error::Task {
+        other => Err(PoolError::Task {
             what: format!("evaluating {expression} on {url}"),
             message: format!("expected a string, got {other:?}"),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -142,16 +145,19 @@ pub async fn crawl_pooled_shared(urls: &[String], concurrency: usize) -> Result<
                     Some((_, sessions)) => timeouts
                         .run(&host_of(url), pooled_step(sessions, url))
                         .await
+                        .map_err(Error::from)
                         .and_then(|r| r)
                         .and_then(|values| {
                             Extracted::from_step(values, |html| extract(&wasm_pool, html))
                         }),
-                    None => Err(Error::PoolClosed { what: "browser" }),
+                    None => Err(PoolError::PoolClosed { what: "browser" }.into()),
                 };
                 // A lease whose browser crashed or was evicted is given back for a new one.
                 let lost = matches!(
                     result,
-                    Err(Error::BrowserCrashed { .. } | Error::BrowserEvicted { .. })
+                    Err(Error::Pool(
+                        PoolError::BrowserCrashed { .. } | PoolError::BrowserEvicted { .. }
+                    ))
                 );
                 work.record("pooled shared", url, t0.elapsed(), result);
                 if lost {
@@ -222,10 +228,11 @@ pub async fn crawl_naive(urls: &[String], concurrency: usize) -> Result<CrawlOut
                     Ok(Err(e)) => (FIXED_TIMEOUT, Err(e)),
                     Err(_) => (
                         FIXED_TIMEOUT,
-                        Err(Error::Timeout {
+                        Err(PoolError::Timeout {
                             key: host_of(url),
                             after: FIXED_TIMEOUT,
-                        }),
+                        }
+                        .into()),
                     ),
                 };
                 work.record("naive", url, took, result);

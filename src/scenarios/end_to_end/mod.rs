@@ -22,16 +22,18 @@ use chromiumoxide::cdp::js_protocol::runtime::{EvaluateParams, EvaluateReturns};
 use super::{naive, Control, Scenario, ScenarioFuture};
 use crate::browser::{locate_chromium, BrowserPool, BrowserPoolConfig, Lease, DEFAULT_FLAGS};
 use crate::cdp::{typed, SessionPool, SessionPoolConfig};
-use crate::error::{Error, Result, WasmFault};
+use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::summary::MetricSummary;
 use crate::summary::{FigureSpec, ScenarioSpec};
+use crate::testkit::wasm_fixtures as fixtures;
 use crate::testkit::FixtureServer;
 use crate::timeout::{AdaptiveTimeouts, AdaptiveTimeoutsConfig};
 use crate::wasm::{
-    fixtures, AotCache, ModuleOptions, WasmCacheConfig, WasmEngine, WasmEngineConfig, WasmPool,
+    AotCache, ModuleOptions, WasmCacheConfig, WasmEngine, WasmEngineConfig, WasmPool,
     WasmPoolConfig,
 };
+use crate::WasmFault;
 
 mod crawl;
 mod setup;

@@ -2,6 +2,7 @@
 //! to, and the warm pools of the pooled side.
 
 use super::*;
+use tidepool_pools::Error as PoolError;
 
 /// What the crawl took from one page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,10 +22,12 @@ impl Extracted {
         extract: impl FnOnce(&str) -> Result<i32>,
     ) -> Result<Self> {
         let [html, title, final_url]: [String; 3] =
-            values.try_into().map_err(|v: Vec<String>| Error::Task {
-                what: "a crawl step".into(),
-                message: format!("{} values for {} commands", v.len(), STEP.len()),
-            })?;
+            values
+                .try_into()
+                .map_err(|v: Vec<String>| PoolError::Task {
+                    what: "a crawl step".into(),
+                    message: format!("{} values for {} commands", v.len(), STEP.len()),
+                })?;
         Ok(Extracted {
             links: extract(&html)?,
             title,
@@ -95,7 +98,7 @@ pub fn host_of(url: &str) -> String {
 pub(super) fn extract(pool: &WasmPool, html: &str) -> Result<i32> {
     let mut lease = pool.acquire("extractor")?;
     let ptr = lease.write_input(html.as_bytes())?;
-    lease.call("count_links", (ptr, html.len() as u32))
+    Ok(lease.call("count_links", (ptr, html.len() as u32))?)
 }
 
 /// The naive extractor: compile the module, instantiate, run, throw away.
@@ -103,7 +106,7 @@ pub(super) fn extract_naive(engine: &WasmEngine, wasm: &[u8], html: &str) -> Res
     let module = engine.compile("extractor", wasm)?;
     let pre = engine.prepare("extractor", &module)?;
     let mut store = engine.store();
-    let usage = |message: String| Error::Wasm {
+    let usage = |message: String| PoolError::Wasm {
         module: "extractor".into(),
         fault: WasmFault::Usage,
         message,
@@ -127,9 +130,10 @@ pub(super) fn extract_naive(engine: &WasmEngine, wasm: &[u8], html: &str) -> Res
     memory
         .write(&mut store, ptr as usize, html.as_bytes())
         .map_err(|e| usage(e.to_string()))?;
-    count
+    let links = count
         .call(&mut store, (ptr, html.len() as u32))
-        .map_err(|e| engine.fault("extractor", &store, e))
+        .map_err(|e| engine.fault("extractor", &store, e))?;
+    Ok(links)
 }
 
 /// What the pooled side keeps warm besides its browsers: the extractor's

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::testkit::{
     continue_process, kill_process, process_alive, stop_process, FixtureServer, SeededRng,
 };
+use tidepool_pools::Error as PoolError;
 
 /// The pool's CDP timeout: a hung browser must fail its lease within it.
 pub(super) const CDP_TIMEOUT: Duration = Duration::from_secs(2);
@@ -61,7 +62,7 @@ pub(super) async fn inject(
         Ok(pool) => pool,
         Err(e) => {
             server.shutdown().await;
-            return Err(e);
+            return Err(e.into());
         }
     };
     let mut bench = Bench {
@@ -191,7 +192,9 @@ impl Bench<'_> {
         }
         let send = async {
             match self.variant {
-                Variant::DroppingBatch => batch.send_stopping_at_first_error_for_control().await,
+                Variant::DroppingBatch => {
+                    tidepool_pools::controls::BrokenBatch::send_stopping_at_first_error(batch).await
+                }
                 _ => batch.send().await,
             }
         };
@@ -204,9 +207,9 @@ impl Bench<'_> {
         let detected = Instant::now();
         let answered_in = killed_at.elapsed();
         let results = results.unwrap_or_default();
-        let right = |k: usize, r: &Result<serde_json::Value>| match r {
+        let right = |k: usize, r: &tidepool_pools::Result<serde_json::Value>| match r {
             Ok(v) => v.pointer("/result/value").and_then(|v| v.as_u64()) == Some(k as u64 * 7919),
-            Err(Error::BrowserCrashed { .. }) => true,
+            Err(PoolError::BrowserCrashed { .. }) => true,
             Err(_) => false,
         };
         let wrong = results
@@ -254,7 +257,7 @@ impl Bench<'_> {
         let detected = Instant::now();
         let answered_in = killed_at.elapsed();
         let (named, lost) = match &outcome {
-            Ok(Err(Error::BrowserCrashed { .. })) => (true, 0),
+            Ok(Err(PoolError::BrowserCrashed { .. })) => (true, 0),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "a killed navigation failed with another error");
                 (false, 0)
@@ -360,7 +363,7 @@ impl Bench<'_> {
         let detected = Instant::now();
         let took = t.elapsed();
         let (failed, lost) = match &outcome {
-            Ok(Err(Error::PageCrashed { .. })) => (true, 0),
+            Ok(Err(PoolError::PageCrashed { .. })) => (true, 0),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "a crashed page's call failed with another error");
                 (false, 0)

@@ -11,10 +11,10 @@ use crate::error::{Error, Result};
 use crate::profile::{Depth, RunProfile};
 use crate::report::{self, ScenarioReport};
 use crate::summary::MetricSummary;
+use crate::testkit::wasm_fixtures as fixtures;
 use crate::testkit::{scratch_dir, SeededRng};
-use crate::wasm::{
-    fixtures, AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig,
-};
+use crate::wasm::{AotCache, CacheOutcome, WasmCacheConfig, WasmEngine, WasmEngineConfig};
+use tidepool_pools::Error as PoolError;
 
 /// Runs `n` injections of a file kind.
 pub(super) fn inject(kind: Kind, n: usize) -> Result<Tally> {
@@ -48,8 +48,9 @@ fn bad_cache_entries(n: usize) -> Result<Tally> {
             }
             1 => bytes.truncate(bytes.len() / 3),
             _ => {
-                let payload = bytes.split_off(crate::wasm::ENTRY_HEADER.min(bytes.len()));
-                bytes = crate::wasm::plain_hash_entry(&payload);
+                let payload =
+                    bytes.split_off(tidepool_pools::controls::ENTRY_HEADER.min(bytes.len()));
+                bytes = tidepool_pools::controls::plain_hash_entry(&payload);
             }
         }
         std::fs::write(&entry, &bytes).map_err(|e| Error::io("writing", &entry, e))?;
@@ -78,7 +79,7 @@ fn bad_cache_entries(n: usize) -> Result<Tally> {
 fn extract(engine: &WasmEngine, id: &str, module: &wasmtime::Module) -> Result<i32> {
     let pre = engine.prepare(id, module)?;
     let mut store = engine.store();
-    let fault = |fault, e: wasmtime::Error| Error::Wasm {
+    let fault = |fault, e: wasmtime::Error| PoolError::Wasm {
         module: id.to_owned(),
         fault,
         message: e.to_string(),
@@ -90,8 +91,10 @@ fn extract(engine: &WasmEngine, id: &str, module: &wasmtime::Module) -> Result<i
         .get_typed_func::<(), i32>(&mut store, "id")
         .map_err(|e| fault(crate::WasmFault::Usage, e))?;
     engine.arm(&mut store);
-    f.call(&mut store, ())
-        .map_err(|e| fault(crate::WasmFault::Trap, e))
+    let id = f
+        .call(&mut store, ())
+        .map_err(|e| fault(crate::WasmFault::Trap, e))?;
+    Ok(id)
 }
 
 /// A report cut at a seeded random byte, as a copy or a writer killed

@@ -50,9 +50,11 @@ pub(super) async fn leak_check(
                         ),
                     )
                     .await?;
-                let connection = chromiumoxide::Browser::connect(lease.websocket_url())
-                    .await
-                    .map_err(|e| Error::config("control", e.to_string()))?;
+                let connection = chromiumoxide::Browser::connect(
+                    tidepool_pools::controls::websocket_url(&lease),
+                )
+                .await
+                .map_err(|e| Error::config("control", e.to_string()))?;
                 leaked.push((page, connection));
                 // And every tenth cycle a helper browser it never closes.
                 if c % 10 == 0 {
@@ -63,7 +65,7 @@ pub(super) async fn leak_check(
                         .collect();
                     if let Some(left) = crate::scenarios::naive::launch(&executable, &flags)
                         .await?
-                        .abandon_for_control()
+                        .abandon()
                     {
                         abandoned.push(left);
                     }
@@ -97,8 +99,8 @@ pub(super) async fn leak_check(
     // The leaked connections' handler tasks are never polled: dropping them
     // closes their sockets.
     drop(leaked);
-    for (tag, dir) in abandoned {
-        crate::browser::clean_up_after_control(tag, dir).await;
+    for left in abandoned {
+        left.clean_up().await;
     }
     pool.close().await;
     let fit = least_squares(&xs, &ys);

@@ -2,6 +2,7 @@
 //! limit warns once per crossing and never evicts.
 
 use super::*;
+use tidepool_pools::Error as PoolError;
 
 /// Part 3: the hard limit, set just above the measured idle footprint.
 pub(super) async fn hard_limit(
@@ -72,7 +73,7 @@ pub(super) async fn hard_limit(
     for _ in 0..attempts {
         match greedy.new_page(&alloc).await {
             Ok(p) => pages.push(p),
-            Err(Error::BrowserEvicted { .. }) => {
+            Err(PoolError::BrowserEvicted { .. }) => {
                 evicted_at = Some(Instant::now());
                 break;
             }
@@ -81,7 +82,7 @@ pub(super) async fn hard_limit(
                 evicted_at = Some(Instant::now());
                 break;
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
         if wait_for(Duration::from_millis(400), || evicted(&pool)).await {
             evicted_at = Some(Instant::now());
@@ -122,10 +123,11 @@ pub(super) async fn hard_limit(
             .await;
             let recovery = ms(evicted_at);
             if !recovered && variant == Variant::Honest {
-                Err(Error::Timeout {
+                Err(PoolError::Timeout {
                     key: "replacement of the evicted browser".into(),
                     after: patience,
-                })
+                }
+                .into())
             } else {
                 s.measure("recovery_ms", "ms", &[recovery]).map(|_| ())
             }
@@ -196,7 +198,7 @@ pub(super) async fn soft_limit(
     })
     .await?;
     if variant == Variant::UnlatchedSoftLimit {
-        pool.unlatch_soft_limit_for_control();
+        tidepool_pools::controls::unlatch_soft_limit(&pool);
     }
     let lease = pool.acquire().await?;
     let watcher = lease.pid().map(|pid| {
@@ -238,8 +240,8 @@ pub(super) async fn soft_limit(
             .await
         {
             Ok(page) => page,
-            Err(Error::BrowserEvicted { .. }) if variant == Variant::SoftAsHard => break,
-            Err(e) => return Err(e),
+            Err(PoolError::BrowserEvicted { .. }) if variant == Variant::SoftAsHard => break,
+            Err(e) => return Err(e.into()),
         };
         let patience = if variant == Variant::LongSoftWindow {
             Duration::from_secs(4)

@@ -2,6 +2,7 @@
 //! residency, and the oracle of that residency.
 
 use super::*;
+use tidepool_pools::Error as PoolError;
 
 /// A store and its instance, ready to call.
 pub(super) type Ready = (wasmtime::Store<HostState>, wasmtime::Instance);
@@ -173,7 +174,7 @@ impl<'a> FifoPool<'a> {
         pre: &wasmtime::InstancePre<HostState>,
     ) -> Result<Ready> {
         let mut store = self.engine.store();
-        let instance = pre.instantiate(&mut store).map_err(|e| Error::Wasm {
+        let instance = pre.instantiate(&mut store).map_err(|e| PoolError::Wasm {
             module: id.to_owned(),
             fault: crate::WasmFault::Instantiate,
             message: e.to_string(),
@@ -196,7 +197,7 @@ impl<'a> FifoPool<'a> {
         self.by_path[path].1 += 1;
         let f = instance
             .get_typed_func::<(), i32>(&mut store, "id")
-            .map_err(|e| Error::Wasm {
+            .map_err(|e| PoolError::Wasm {
                 module: id.to_owned(),
                 fault: crate::WasmFault::Usage,
                 message: e.to_string(),

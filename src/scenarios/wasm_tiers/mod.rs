@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Control, Scenario, ScenarioFuture};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::profile::RunProfile;
 use crate::summary::MetricSummary;
 use crate::summary::{FigureSpec, ScenarioSpec};
+use crate::testkit::wasm_fixtures as fixtures;
 use crate::testkit::SeededRng;
 use crate::wasm::{
-    fixtures, AotCache, HostState, ModuleOptions, Tier, WasmCacheConfig, WasmEngine,
-    WasmEngineConfig, WasmPool, WasmPoolConfig,
+    AotCache, HostState, ModuleOptions, Tier, WasmCacheConfig, WasmEngine, WasmEngineConfig,
+    WasmPool, WasmPoolConfig,
 };
 
 mod fifo;
@@ -242,7 +243,7 @@ impl Bench {
                 Some(t) if t == i as usize => fixtures::trapping_variant(i),
                 _ => fixtures::extractor_variant(i),
             })
-            .collect::<Result<_>>()?;
+            .collect::<tidepool_pools::Result<_>>()?;
         // Every module has a cache entry: cold means "deserialize", as in service.
         for (i, wasm) in modules.iter().enumerate() {
             cache.load(&engine, &module_id(i), wasm)?;

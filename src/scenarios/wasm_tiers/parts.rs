@@ -2,6 +2,7 @@
 //! oracle, tiered against FIFO, and the seeded replay behind the snapshot.
 
 use super::*;
+use tidepool_pools::Error as PoolError;
 
 /// Part 1: per-tier latency. Module 0 is made hot, 1 warm, and with one hot
 /// and one warm slot, 2 has no room above cold: every acquire of it
@@ -45,11 +46,12 @@ pub(super) fn tier_latencies(
             let lease = pool.acquire_at(&module_id(m), 0.0)?;
             samples.push(t.elapsed().as_secs_f64() * 1e6);
             if check_tiers && lease.tier() != tier {
-                return Err(Error::Wasm {
+                return Err(PoolError::Wasm {
                     module: module_id(m),
                     fault: crate::WasmFault::Usage,
                     message: format!("expected {tier:?}, served {:?}", lease.tier()),
-                });
+                }
+                .into());
             }
         }
     }
@@ -262,9 +264,10 @@ pub(super) fn engine_call(
     id: &str,
 ) -> Result<i32> {
     engine.arm(store);
-    f.call(&mut *store, ()).map_err(|e| Error::Wasm {
+    let id = f.call(&mut *store, ()).map_err(|e| PoolError::Wasm {
         module: id.to_owned(),
         fault: crate::WasmFault::Trap,
         message: e.to_string(),
-    })
+    })?;
+    Ok(id)
 }

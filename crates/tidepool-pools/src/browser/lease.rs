@@ -1,0 +1,298 @@
+use std::future::Future;
+use std::sync::Arc;
+
+use chromiumoxide::cdp::browser_protocol::browser::BrowserContextId;
+use chromiumoxide::cdp::browser_protocol::target::TargetId;
+use chromiumoxide::cdp::js_protocol::runtime::GetHeapUsageParams;
+use chromiumoxide::{Browser, Page};
+use serde::de::DeserializeOwned;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+
+use super::inner::PoolInner;
+use super::instance::{page_params, Instance};
+use super::isolation::Isolation;
+use super::watch::guarded;
+use crate::error::{Error, Result};
+
+/// A lease's browser, context and death watch, shared with the session pool
+/// working in that context.
+#[derive(Debug, Clone)]
+pub(crate) struct BrowserHandle {
+    pub(crate) id: u64,
+    pub(crate) endpoint: String,
+    pub(crate) browser: Arc<Browser>,
+    pub(crate) context: BrowserContextId,
+    pub(crate) dead: tokio::sync::watch::Receiver<Option<String>>,
+}
+
+impl BrowserHandle {
+    /// Awaits a CDP future, failing at once if the browser dies, and after
+    /// `timeout` if given.
+    pub(crate) async fn call<T>(
+        &self,
+        action: &str,
+        timeout: Option<std::time::Duration>,
+        fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
+    ) -> Result<T> {
+        guarded(
+            self.id,
+            &self.endpoint,
+            self.dead.clone(),
+            timeout,
+            action,
+            fut,
+        )
+        .await
+    }
+}
+
+/// Exclusive use of one pooled browser's context and page: of the whole
+/// browser by default, of one of its slots when the pool serves several
+/// leases per browser ([`BrowserPoolConfig::leases_per_browser`](super::BrowserPoolConfig::leases_per_browser)).
+///
+/// Under the default [`Isolation::Context`], cookies, storage and cache of the
+/// lease live in a context of its own, disposed when the lease ends, so the
+/// next lease of the same browser sees none of them. Dropping the lease
+/// returns the browser: the pool readies it for the next lease in the
+/// background, to the isolation this lease asked for (a fresh context, a
+/// wipe, or nothing), and puts it back, or retires it when it crashed or
+/// reached its lifetime or use limit.
+///
+/// Every call made through the lease fails at once with
+/// [`Error::BrowserCrashed`] if the browser dies meanwhile, instead of waiting
+/// for a reply that will never come. Code that uses [`Lease::page`] directly
+/// can get the same protection by wrapping its futures in [`Lease::call`].
+#[must_use = "dropping a lease returns its browser at once"]
+pub struct Lease {
+    pool: Arc<PoolInner>,
+    instance: Option<Instance>,
+    isolation: Isolation,
+    /// Pages opened through [`Lease::new_page`], closed when it ends.
+    opened: std::sync::Mutex<Vec<TargetId>>,
+    _permit: OwnedSemaphorePermit,
+    span: tracing::Span,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("browser", &self.browser_id())
+            .field("pid", &self.pid())
+            .finish()
+    }
+}
+
+impl Lease {
+    pub(crate) fn new(
+        pool: Arc<PoolInner>,
+        instance: Instance,
+        permit: OwnedSemaphorePermit,
+        id: u64,
+        isolation: Isolation,
+    ) -> Lease {
+        let span = tracing::info_span!("lease", lease = id, browser = instance.id, %isolation);
+        tracing::debug!(parent: &span, "leased");
+        Lease {
+            pool,
+            instance: Some(instance),
+            isolation,
+            opened: std::sync::Mutex::new(Vec::new()),
+            _permit: permit,
+            span,
+        }
+    }
+
+    fn instance(&self) -> &Instance {
+        // Present from construction until Drop takes it.
+        self.instance
+            .as_ref()
+            .expect("a live lease holds its browser")
+    }
+
+    /// The pool's id of the browser behind this lease.
+    pub fn browser_id(&self) -> u64 {
+        self.instance.as_ref().map_or(0, |i| i.id)
+    }
+
+    /// The browser's process id, when the pool launched it.
+    pub fn pid(&self) -> Option<u32> {
+        self.instance.as_ref().and_then(Instance::pid)
+    }
+
+    /// How many leases this browser served before this one.
+    pub fn previous_uses(&self) -> u32 {
+        self.instance().uses()
+    }
+
+    /// The isolation this lease was given.
+    pub fn isolation(&self) -> Isolation {
+        self.isolation
+    }
+
+    /// The lease's incognito context: its own under [`Isolation::Context`],
+    /// the browser's reused one otherwise.
+    pub fn context_id(&self) -> &BrowserContextId {
+        &self.prepared().context
+    }
+
+    /// The page prepared for this lease: blank, in the lease's context, ready to navigate.
+    pub fn page(&self) -> &Page {
+        &self.prepared().page
+    }
+
+    fn prepared(&self) -> &super::instance::Prepared {
+        // acquire() hands out only prepared instances; release() takes the
+        // preparation away only after the lease has ended.
+        self.instance()
+            .prepared
+            .as_ref()
+            .expect("a leased browser is prepared")
+    }
+
+    /// The chromiumoxide browser, for what the lease does not wrap. Pages made
+    /// outside [`Lease::new_page`] are not in the lease's context.
+    pub fn browser(&self) -> &Browser {
+        &self.instance().browser
+    }
+
+    /// Awaits a chromiumoxide future, failing with [`Error::BrowserCrashed`] as
+    /// soon as the browser dies instead of waiting out the CDP timeout.
+    pub async fn call<T>(
+        &self,
+        action: &str,
+        fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
+    ) -> Result<T> {
+        let i = self.instance();
+        // `instrument`, not `enter`: an entered span held across an await
+        // would tag whatever else runs on this thread meanwhile.
+        let call = guarded(i.id, &i.endpoint, i.dead.clone(), None, action, fut)
+            .instrument(self.span.clone());
+        tokio::select! {
+            r = call => r,
+            never = i.watch_responsive() => match never {},
+        }
+    }
+
+    /// [`call`](Self::call) for a call on the lease's first page: it also
+    /// fails with [`Error::PageCrashed`] as soon as that page's renderer
+    /// crashes (or at once, if it already has).
+    async fn call_on_page<T>(
+        &self,
+        action: &str,
+        fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
+    ) -> Result<T> {
+        let crashed = self.instance().page_crashed(self.page().target_id());
+        tokio::select! {
+            r = self.call(action, fut) => r,
+            () = crashed => Err(Error::PageCrashed {
+                browser: self.browser_id(),
+                action: action.to_owned(),
+            }),
+        }
+    }
+
+    /// Opens another page in the lease's context.
+    pub async fn new_page(&self, url: &str) -> Result<Page> {
+        let params = page_params(url, self.context_id(), self.instance().hidden_pages)
+            .build()
+            .map_err(|e| Error::Cdp {
+                browser: self.browser_id(),
+                endpoint: self.instance().endpoint.clone(),
+                action: "building Target.createTarget".into(),
+                message: e,
+            })?;
+        let page = self
+            .call(
+                &format!("opening page {url}"),
+                self.browser().new_page(params),
+            )
+            .await?;
+        self.opened
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(page.target_id().clone());
+        Ok(page)
+    }
+
+    /// Navigates the lease's first page to `url` and waits for it to load.
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.call_on_page(&format!("navigating to {url}"), async {
+            self.page().goto(url).await.map(|_| ())
+        })
+        .await
+    }
+
+    /// Evaluates `expression` on the lease's first page and deserialises the result.
+    pub async fn evaluate<T: DeserializeOwned>(&self, expression: &str) -> Result<T> {
+        let result = self
+            .call_on_page(
+                &format!("evaluating {expression:?}"),
+                self.page().evaluate(expression),
+            )
+            .await?;
+        result.into_value().map_err(|e| Error::Cdp {
+            browser: self.browser_id(),
+            endpoint: self.instance().endpoint.clone(),
+            action: format!("reading the result of {expression:?}"),
+            message: e.to_string(),
+        })
+    }
+
+    /// The fleet endpoint the lease is on, as configured, in connect mode.
+    pub fn fleet_endpoint(&self) -> Option<String> {
+        let on = self.instance().fleet_slot.as_ref()?;
+        Some(on.fleet().endpoint(on.index))
+    }
+
+    /// The browser's CDP endpoint (`ws://...`), for a second connection.
+    #[cfg(feature = "controls")]
+    pub(crate) fn websocket_url(&self) -> &str {
+        &self.instance().endpoint
+    }
+
+    /// What a session pool in this lease's context needs to work on its own.
+    pub(crate) fn handle(&self) -> BrowserHandle {
+        let i = self.instance();
+        BrowserHandle {
+            id: i.id,
+            endpoint: i.endpoint.clone(),
+            browser: i.browser.clone(),
+            context: self.context_id().clone(),
+            dead: i.dead.clone(),
+        }
+    }
+
+    /// The V8 heap of the lease's first page: `(used, total)` bytes, from
+    /// `Runtime.getHeapUsage`. For a connected browser, whose processes the
+    /// pool cannot measure, this is the memory figure there is.
+    pub async fn v8_heap(&self) -> Result<(u64, u64)> {
+        let heap = self
+            .call_on_page(
+                "Runtime.getHeapUsage",
+                self.page().execute(GetHeapUsageParams::default()),
+            )
+            .await?;
+        Ok((heap.result.used_size as u64, heap.result.total_size as u64))
+    }
+
+    /// Returns the browser to the pool; the same as dropping the lease.
+    pub fn release(self) {}
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(instance) = self.instance.take() {
+            tracing::debug!(parent: &self.span, "released");
+            if let Some(on) = &instance.fleet_slot {
+                on.lease_ended();
+            }
+            self.pool.lease_ended();
+            let pool = self.pool.clone();
+            let opened = std::mem::take(self.opened.get_mut().unwrap_or_else(|p| p.into_inner()));
+            self.pool
+                .runtime
+                .spawn(pool.release(instance, self.isolation, opened));
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! [`BrowserPool`]: pre-warmed, bounded Chromium browsers, leased one at a
+//! time in incognito contexts isolated as each lease asks ([`Isolation`]),
+//! health-checked, retired and replaced.
+
+mod config;
+mod endpoint;
+mod fleet;
+mod hooks;
+mod inner;
+mod instance;
+mod isolation;
+mod lease;
+mod locate;
+mod maintain;
+mod pool;
+mod process;
+mod sampler;
+mod sandbox;
+mod stats;
+mod watch;
+mod wipe;
+
+pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
+pub use endpoint::resolve as resolve_endpoint;
+pub use fleet::{EndpointState, EndpointStats, FleetPolicy};
+pub use hooks::{HookContext, HookResult, Hooks};
+#[cfg(feature = "controls")]
+pub(crate) use instance::{keep_contexts_after_disconnect, Instance};
+pub use isolation::{Isolation, LeaseOptions};
+pub(crate) use lease::BrowserHandle;
+pub use lease::Lease;
+pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
+pub use pool::BrowserPool;
+#[cfg(feature = "controls")]
+pub(crate) use process::{clean_up_after_control, LocalProcess};
+pub use process::{
+    own_tag_prefix, processes_naming_own_profiles, tagged_processes, PROFILE_PREFIX, TAG_ENV,
+};
+pub use sampler::{MemoryEvent, MemoryEventKind};
+pub use sandbox::{Sandbox, SandboxChoice, SANDBOX_ENV};
+pub use stats::{BrowserPoolStats, RetireReason};

@@ -1,0 +1,562 @@
+//! The pool's public face: building it, acquiring leases, its snapshot, and
+//! closing it. The state it shares with its leases is in `inner`, the
+//! retirements in `maintain`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+use tokio::sync::{Notify, Semaphore};
+
+use super::config::{BrowserPoolConfig, BrowserSource};
+use super::fleet::Fleet;
+use super::hooks::{HookPoint, Hooks};
+use super::inner::{InFlight, PoolInner, Slot, SlotGuard, State, CLOSE_GRACE};
+use super::instance::Instance;
+use super::isolation::LeaseOptions;
+use super::lease::Lease;
+use super::locate::locate_chromium;
+use super::stats::{BrowserPoolStats, BrowserRecorder, RetireReason};
+use super::watch::Alive;
+use crate::error::{Error, Result};
+use crate::retention::Decision;
+
+static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
+
+/// A bounded, pre-warmed pool of Chromium browsers.
+///
+/// Browsers are launched locally or reached at remote `ws://` endpoints (see
+/// [`BrowserSource`]). The pool keeps `min_idle` idle browsers ready, never runs
+/// more than `max_size`, and retires browsers by idle time, lifetime, use count,
+/// failed health probes and crashes. With `leases_per_browser` above 1 these
+/// counts are of lease slots, several to a browser, each with its own context
+/// and page. An idle browser already holds the next
+/// lease's incognito context with a blank page, readied in the background after
+/// each release to the isolation that lease asked for ([`Isolation`](super::Isolation)),
+/// so [`acquire`](BrowserPool::acquire) hands out a page that is ready to
+/// navigate.
+///
+/// No lock is held across a CDP call: the state lock guards only counters and
+/// the idle queue, and every browser operation happens on an instance that one
+/// task owns at a time.
+///
+/// # Example
+///
+/// ```no_run
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use tidepool_pools::browser::{BrowserPool, BrowserPoolConfig};
+///
+/// let pool = BrowserPool::new(BrowserPoolConfig::default()).await?;
+/// {
+///     let lease = pool.acquire().await?;
+///     lease.goto("https://example.com").await?;
+///     println!("{}", lease.evaluate::<String>("document.title").await?);
+/// } // the lease returns its browser here; its context is disposed
+/// pool.close().await;
+/// # Ok::<(), tidepool_pools::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct BrowserPool {
+    pub(crate) inner: Arc<PoolInner>,
+}
+
+impl BrowserPool {
+    /// Builds the pool and returns once `warm_up` browsers are ready.
+    ///
+    /// Fails on an invalid config, a missing Chromium binary, or a warm-up
+    /// browser that does not start (the message says why, with its stderr).
+    pub async fn new(config: BrowserPoolConfig) -> Result<BrowserPool> {
+        BrowserPool::with_hooks(config, Hooks::default()).await
+    }
+
+    /// [`new`](Self::new) with lifecycle [`Hooks`]: code of the service's
+    /// own run after each launch, before each lease, after each release.
+    pub async fn with_hooks(config: BrowserPoolConfig, hooks: Hooks) -> Result<BrowserPool> {
+        config.validate()?;
+        let executable = match &config.source {
+            BrowserSource::Launch { executable } => Some(locate_chromium(executable.as_deref())?),
+            BrowserSource::Connect { .. } => None,
+        };
+        let browser_memory =
+            (config.memory.as_ref()).map(|m| m.for_leases(config.slots_per_browser()));
+        let fleet = match &config.source {
+            BrowserSource::Connect { endpoints } => {
+                Some(Arc::new(Fleet::new(endpoints, config.fleet.clone())))
+            }
+            BrowserSource::Launch { .. } => None,
+        };
+        let inner = Arc::new(PoolInner {
+            permits: Arc::new(Semaphore::new(config.max_size)),
+            config,
+            executable,
+            id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
+            state: Mutex::new(State::default()),
+            changed: Notify::new(),
+            maintain: Notify::new(),
+            alive: Arc::new(Alive::default()),
+            recorder: BrowserRecorder::default(),
+            members: Default::default(),
+            browser_memory,
+            rooms: Mutex::new(Vec::new()),
+            started: Instant::now(),
+            next_browser: AtomicU64::new(1),
+            next_lease: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            maintainer: Mutex::new(None),
+            runtime: tokio::runtime::Handle::current(),
+            hooks,
+            fleet,
+        });
+        let pool = BrowserPool { inner };
+        let warm_up = pool.inner.config.warm_up;
+        if let Err(e) = pool.warm_up_fleet().await {
+            pool.close().await;
+            return Err(e);
+        }
+        // The browsers all at once, and the other slots in them as soon as
+        // they are connected, each slot preparing its context and page
+        // beside the others.
+        let browsers = match pool.inner.fleet {
+            Some(_) => 0,
+            None => warm_up.div_ceil(pool.inner.config.leases_per_browser),
+        };
+        let (signals, connected): (Vec<_>, Vec<_>) = (0..browsers)
+            .map(|_| tokio::sync::oneshot::channel::<()>())
+            .unzip();
+        // A browser that fails before it connects drops its signal: the
+        // slots then open nowhere, and its error closes the pool below.
+        let connected = futures::future::join_all(connected)
+            .map(|signals| signals.iter().all(Result::is_ok))
+            .shared();
+        let launches = signals.into_iter().map(|signal| async {
+            let slot = pool.inner.reserve(Slot::Starting);
+            (
+                slot,
+                pool.inner.start_instance_with(Some(signal), None).await,
+            )
+        });
+        let slots = (browsers..warm_up).filter(|_| browsers > 0).map(|_| {
+            let connected = connected.clone();
+            async {
+                if !connected.await {
+                    return None;
+                }
+                let slot = pool.inner.reserve(Slot::Starting);
+                Some((slot, pool.inner.start_slot().await))
+            }
+        });
+        let (launched, opened) = futures::future::join(
+            futures::future::join_all(launches),
+            futures::future::join_all(slots),
+        )
+        .await;
+        let mut first_error = None;
+        for (slot, result) in launched.into_iter().chain(opened.into_iter().flatten()) {
+            match result {
+                Ok(instance) => {
+                    if let Some(instance) = slot.into_idle(instance) {
+                        pool.inner.retire(instance, RetireReason::Closed);
+                    }
+                }
+                Err(e) => {
+                    drop(slot);
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            pool.close().await;
+            return Err(e);
+        }
+        let weak = Arc::downgrade(&pool.inner);
+        let handle = tokio::spawn(PoolInner::maintain_loop(weak.clone()));
+        *pool
+            .inner
+            .maintainer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        if let Some(policy) = pool.inner.browser_memory.clone() {
+            // Ends by itself when the pool is dropped or closed.
+            drop(tokio::spawn(PoolInner::memory_loop(weak, policy)));
+        }
+        tracing::info!(pool = pool.inner.id, warm_up, "browser pool ready");
+        Ok(pool)
+    }
+
+    /// In connect mode, the warm-up slots: the first on each endpoint
+    /// together, then the rest together in the connections those opened.
+    async fn warm_up_fleet(&self) -> Result<()> {
+        let (Some(fleet), inner) = (&self.inner.fleet, &self.inner) else {
+            return Ok(());
+        };
+        let warm_up = inner.config.warm_up;
+        let first = warm_up.min(fleet.stats().len());
+        for round in [first, warm_up - first] {
+            let slots = (0..round).map(|_| async {
+                let slot = inner.reserve(Slot::Starting);
+                (slot, inner.start_slot().await)
+            });
+            for (slot, result) in futures::future::join_all(slots).await {
+                let instance = result?;
+                if let Some(instance) = slot.into_idle(instance) {
+                    inner.retire(instance, RetireReason::Closed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes a browser for exclusive use, waiting in FIFO order when all
+    /// `max_size` are leased, up to `acquire_timeout`.
+    ///
+    /// The lease is isolated from the ones before it as
+    /// [`BrowserPoolConfig::isolation`] says (by default in its own incognito
+    /// context), with a blank page ready ([`Lease::page`]). Dropping the
+    /// lease returns the browser.
+    pub async fn acquire(&self) -> Result<Lease> {
+        self.acquire_with(LeaseOptions::default()).await
+    }
+
+    /// [`acquire`](Self::acquire) with choices of this lease's own: an
+    /// isolation other than the pool's default. An idle browser readied for
+    /// a weaker isolation is brought up to the asked one before it is handed
+    /// out (a wipe, or a fresh context), on this call's time.
+    pub async fn acquire_with(&self, options: LeaseOptions) -> Result<Lease> {
+        let inner = &self.inner;
+        options.validate()?;
+        let isolation = options.isolation.unwrap_or(inner.config.isolation);
+        let proxy = options.context_proxy();
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + inner.config.acquire_timeout;
+        if inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::PoolClosed { what: "browser" });
+        }
+        let must_wait = inner.permits.available_permits() == 0;
+        if must_wait {
+            inner.recorder.acquire_waits.incr();
+        }
+        let permit =
+            match tokio::time::timeout_at(deadline, inner.permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(Error::PoolClosed { what: "browser" }),
+                Err(_) => return Err(inner.acquire_timeout(started)),
+            };
+        let mut budget_counted = false;
+        loop {
+            let notified = inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Read before the state lock: the locks are never nested.
+            let over_budget = inner.over_budget();
+            let loads = inner.fleet.as_ref().map(|f| f.loads());
+            let fleet_full = inner.fleet.as_ref().is_some_and(|f| f.at_capacity());
+            let next = {
+                let mut state = inner.lock();
+                if let Some(instance) = state.take_newest_idle(loads.as_deref()) {
+                    Next::Take(Box::new(instance))
+                } else if state.total() < inner.config.max_size && !over_budget && !fleet_full {
+                    state.count(Slot::Starting);
+                    Next::Launch
+                } else {
+                    if state.total() < inner.config.max_size && !budget_counted {
+                        budget_counted = true;
+                        inner.recorder.budget_waits.incr();
+                        tracing::debug!(
+                            pool = inner.id,
+                            "acquire waits: the pool's memory budget is used up"
+                        );
+                    }
+                    Next::Wait
+                }
+            };
+            // The slot taken above is given back when this guard drops: on
+            // every path, including a caller that cancels the acquire.
+            let _slot = match next {
+                Next::Take(_) => Some(SlotGuard::new(inner, Slot::Busy)),
+                Next::Launch => Some(SlotGuard::new(inner, Slot::Starting)),
+                Next::Wait => None,
+            };
+            // From here until the lease exists, a cancelled acquire (its
+            // future dropped mid-probe, mid-preparation or mid-hook) retires
+            // the browser through `flight` instead of losing it with its
+            // memory watch and budget share.
+            let mut flight = match next {
+                Next::Take(instance) => {
+                    let mut flight = InFlight::new(inner, *instance);
+                    let instance = flight.get();
+                    let retention = &inner.config.retention;
+                    // An idle browser is kept whatever its idleness here: a
+                    // waiting caller wants it, and min_idle is maintenance's.
+                    let decision = retention.decide(instance.stamps(), false);
+                    // A slot of a browser retiring, or used up by its other
+                    // slots' leases, follows it out instead of serving.
+                    let used_up = (inner.config.max_uses)
+                        .is_some_and(|max| instance.uses() >= max)
+                        .then_some(RetireReason::MaxUses);
+                    if let Some(reason) = instance.draining().or(used_up) {
+                        flight.retire(reason);
+                        continue;
+                    }
+                    let healthy = match (instance.death(), decision) {
+                        (Some(_), _) | (None, Decision::Expired) => false,
+                        (None, Decision::Probe) => {
+                            instance.probe(retention.health_check_timeout).await.is_ok()
+                        }
+                        (None, _) => true,
+                    };
+                    if !healthy || instance.make_ready(isolation, proxy.clone()).await.is_err() {
+                        let reason = if instance.death().is_some() {
+                            RetireReason::Crashed
+                        } else if decision == Decision::Expired {
+                            RetireReason::Lifetime
+                        } else {
+                            RetireReason::Unhealthy
+                        };
+                        flight.retire(reason);
+                        continue;
+                    }
+                    flight
+                }
+                Next::Launch => match tokio::time::timeout_at(deadline, inner.start_slot_if_room())
+                    .await
+                {
+                    // Every fleet endpoint up is at its cap: wait for an
+                    // idle slot instead (the slot counted here is freed).
+                    Ok(Ok(None)) => continue,
+                    Ok(Ok(Some(instance))) => {
+                        let mut flight = InFlight::new(inner, instance);
+                        if proxy.is_some() {
+                            // Started with the pool's default context: this
+                            // lease's replaces it.
+                            if let Err(e) = flight.get().make_ready(isolation, proxy.clone()).await
+                            {
+                                flight.retire(RetireReason::Unhealthy);
+                                return Err(e);
+                            }
+                        }
+                        flight
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Err(inner.acquire_timeout(started)),
+                },
+                Next::Wait => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(inner.acquire_timeout(started));
+                    }
+                    continue;
+                }
+            };
+            if inner.closed.load(Ordering::SeqCst) {
+                flight.retire(RetireReason::Closed);
+                return Err(Error::PoolClosed { what: "browser" });
+            }
+            let instance = flight.get();
+            let before_lease =
+                inner
+                    .hooks
+                    .run(HookPoint::BeforeLease, inner.config.cdp_timeout, || {
+                        instance.hook_context()
+                    });
+            if before_lease.await.is_err() {
+                flight.retire(RetireReason::Hook);
+                continue;
+            }
+            let instance = flight.into_instance();
+            if let Some(on) = &instance.fleet_slot {
+                on.lease_started();
+            }
+            // Counted leased before the busy or starting slot is given back
+            // (when `_slot` drops): over-counted for a moment, never under.
+            inner.lock().count(Slot::Leased);
+            inner.recorder.acquires.incr();
+            inner.recorder.record_acquire(started.elapsed());
+            let lease_id = inner.next_lease.fetch_add(1, Ordering::Relaxed);
+            return Ok(Lease::new(
+                self.inner.clone(),
+                instance,
+                permit,
+                lease_id,
+                isolation,
+            ));
+        }
+    }
+
+    /// Waits until at least `n` browsers are idle and prepared, or `timeout`
+    /// passes; returns whether they are. For start-up sequencing and for
+    /// measurements that must begin from a warm pool.
+    pub async fn wait_until_idle(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self
+                .inner
+                .lock()
+                .idle
+                .iter()
+                .filter(|i| i.prepared.is_some())
+                .count()
+                >= n
+            {
+                return true;
+            }
+            self.inner.maintain.notify_one();
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    /// Waits until no returned lease is still being recycled or retired in
+    /// the background, and no browser is starting, or `timeout` passes;
+    /// returns whether the pool settled. Read [`stats`](Self::stats) after it
+    /// when a count must include every lease already dropped: a crash is
+    /// counted when its lease's recycling finds it.
+    pub async fn settle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let state = self.inner.lock();
+                if state.busy() == 0 && state.starting() == 0 {
+                    return true;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            // `changed` wakes one waiter: an acquirer may take the wake-up,
+            // so this also looks again every few milliseconds.
+            let _ = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(20)),
+                notified,
+            )
+            .await;
+        }
+    }
+
+    /// Counters and current sizes.
+    pub fn stats(&self) -> BrowserPoolStats {
+        let state = self.inner.lock();
+        self.inner.recorder.snapshot(
+            self.inner.config.max_size,
+            state.idle.len(),
+            state.leased(),
+            state.starting() + state.busy(),
+        )
+    }
+
+    /// Each remote endpoint's state and counts, in the order of
+    /// [`BrowserSource::Connect`]'s list; empty for a pool that launches.
+    pub fn endpoints(&self) -> Vec<super::fleet::EndpointStats> {
+        self.inner
+            .fleet
+            .as_ref()
+            .map(|f| f.stats())
+            .unwrap_or_default()
+    }
+
+    /// Stops retrying lost endpoints: the negative control of the rejoin
+    /// threshold.
+    #[cfg(feature = "controls")]
+    pub(crate) fn never_retry_endpoints_for_control(&self) {
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.never_retry_for_control.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Leaves the closed sockets of connections opened from now on
+    /// unnoticed, as the handler did before its patch: the negative control
+    /// of loss detection.
+    #[cfg(feature = "controls")]
+    pub(crate) fn hold_lost_connections_for_control(&self) {
+        if let Some(fleet) = &self.inner.fleet {
+            fleet.hold_lost_for_control.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Memory-policy events so far (soft-limit warnings and clears, evictions).
+    pub fn memory_events(&self) -> Vec<super::sampler::MemoryEvent> {
+        self.inner
+            .members
+            .events
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
+    }
+
+    /// The last memory figure of each browser, bytes, by browser id: the PSS
+    /// of a launched browser's process tree, the V8 heaps of the pool's pages
+    /// in a connected one.
+    pub fn browser_memory(&self) -> std::collections::BTreeMap<u64, u64> {
+        let members = self.inner.members.lock();
+        members.iter().map(|(id, m)| (*id, m.last_bytes)).collect()
+    }
+
+    /// The pids of the browsers this pool launched and that are alive now:
+    /// idle, leased or recycling.
+    pub fn pids(&self) -> Vec<u32> {
+        self.inner.members.pids()
+    }
+
+    /// Takes the latch off the pool's soft-limit trackers, so a browser
+    /// hovering over the soft limit is warned about on every sample. For the
+    /// negative control of `one_warning_per_crossing` only.
+    #[cfg(feature = "controls")]
+    pub(crate) fn unlatch_soft_limit_for_control(&self) {
+        self.inner.members.unlatch_for_control();
+    }
+
+    /// Closes every browser (`Browser.close`, SIGKILL after a grace period, reap,
+    /// leftover processes killed, profile removed), stops the background task,
+    /// and waits for leased browsers to come back and be closed too (up to
+    /// `acquire_timeout`). Connected browsers are left running; only the pool's
+    /// contexts in them are disposed.
+    pub async fn close(&self) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::SeqCst);
+        inner.permits.close();
+        if let Some(handle) = inner
+            .maintainer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            handle.abort();
+        }
+        let idle: Vec<Instance> = inner.lock().idle.drain(..).collect();
+        for instance in idle {
+            inner.retire(instance, RetireReason::Closed);
+        }
+        let deadline = tokio::time::Instant::now() + inner.config.acquire_timeout + CLOSE_GRACE * 3;
+        loop {
+            let drained = inner.alive.drained();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            let alive = inner.alive.count() + inner.lock().starting();
+            if alive == 0 {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                tracing::warn!(
+                    pool = inner.id,
+                    alive,
+                    "close: browsers still alive after the deadline"
+                );
+                break;
+            }
+        }
+        tracing::info!(pool = inner.id, "browser pool closed");
+    }
+}
+
+enum Next {
+    Take(Box<Instance>),
+    Launch,
+    Wait,
+}

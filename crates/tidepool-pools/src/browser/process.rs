@@ -1,0 +1,429 @@
+//! One local Chromium process: launch, watch, kill, reap, clean up.
+//!
+//! The pool launches Chromium itself rather than through chromiumoxide's
+//! launcher, then connects over CDP like any remote browser. Owning the process
+//! lets it pass exactly the caller's flags, keep draining stderr (an undrained
+//! pipe eventually blocks the browser), learn of a crash the moment the process
+//! exits (chromiumoxide's handler never ends on a closed socket), and tag every
+//! process of the launch with an environment variable. The tag matters because
+//! Chromium's crashpad handlers re-parent to PID 1: walking the browser's process
+//! tree misses them, and only the tag finds them to kill at retirement.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, Signal, UpdateKind};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{oneshot, watch};
+
+use super::sandbox::Sandbox;
+use crate::error::{Error, Result};
+
+/// Environment variable set on every process a pool launches; its value names
+/// the test process, the pool and the browser (`<pid>-<pool>-<browser>`).
+pub const TAG_ENV: &str = "TIDEPOOL_BROWSER_TAG";
+
+/// Lines of stderr kept for error messages.
+const STDERR_TAIL: usize = 20;
+
+/// A launched Chromium: its pid, profile, and the task that reaps it.
+#[derive(Debug)]
+pub(crate) struct LocalProcess {
+    pub(crate) pid: u32,
+    pub(crate) profile_dir: PathBuf,
+    tag: String,
+    kill: Option<oneshot::Sender<()>>,
+    exited: watch::Receiver<Option<String>>,
+    terminated: bool,
+}
+
+impl LocalProcess {
+    /// Starts `executable` with `flags` plus the pool's own, and waits up to
+    /// `timeout` for its DevTools URL. Returns the process and the `ws://` URL.
+    pub(crate) async fn launch(
+        executable: &Path,
+        flags: &[String],
+        sandbox: Sandbox,
+        tag: &str,
+        timeout: Duration,
+    ) -> Result<(LocalProcess, String)> {
+        let profile_dir = fresh_profile_dir(tag)?;
+        let mut cmd = tokio::process::Command::new(executable);
+        cmd.args(flags);
+        if !flags.iter().any(|f| f.starts_with("--headless")) {
+            cmd.arg("--headless=new");
+        }
+        let choice = sandbox.resolve()?;
+        static NOTED: std::sync::Once = std::sync::Once::new();
+        NOTED.call_once(|| {
+            tracing::info!(
+                on = choice.on,
+                by = choice.by,
+                "Chromium's sandbox (set TIDEPOOL_SANDBOX=on|off|auto to choose)"
+            );
+        });
+        if !choice.on && !flags.iter().any(|f| f == "--no-sandbox") {
+            cmd.arg("--no-sandbox");
+        }
+        cmd.arg(format!("--user-data-dir={}", profile_dir.display()))
+            .arg("--remote-debugging-port=0")
+            .arg("about:blank")
+            .env(TAG_ENV, tag)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // The safety net for a pool dropped without close(): the reaper
+            // task's child is killed when the runtime drops the task.
+            .kill_on_drop(true);
+        let launch_err = |message: String| Error::Launch {
+            executable: executable.to_owned(),
+            message,
+        };
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&profile_dir);
+                return Err(launch_err(format!("could not start: {e}")));
+            }
+        };
+        let pid = child.id().unwrap_or(0);
+
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let (url_tx, url_rx) = oneshot::channel::<String>();
+        if let Some(stderr) = child.stderr.take() {
+            let tail = tail.clone();
+            tokio::spawn(async move {
+                let mut url_tx = Some(url_tx);
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                        if let Some(tx) = url_tx.take() {
+                            let _ = tx.send(url.trim().to_owned());
+                        }
+                    }
+                    tracing::trace!(target: "tidepool_pools::chromium", pid, "{line}");
+                    if let Ok(mut t) = tail.lock() {
+                        if t.len() == STDERR_TAIL {
+                            t.pop_front();
+                        }
+                        t.push_back(line);
+                    }
+                }
+            });
+        }
+
+        let (kill_tx, kill_rx) = oneshot::channel::<()>();
+        let (exit_tx, exited) = watch::channel(None);
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                status = child.wait() => Some(status),
+                _ = kill_rx => None,
+            };
+            let status = match status {
+                Some(status) => status,
+                None => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            let text = match status {
+                Ok(s) => s.to_string(),
+                Err(e) => format!("could not be waited for: {e}"),
+            };
+            let _ = exit_tx.send(Some(text));
+        });
+
+        let mut process = LocalProcess {
+            pid,
+            profile_dir,
+            tag: tag.to_owned(),
+            kill: Some(kill_tx),
+            exited,
+            terminated: false,
+        };
+        let stderr_tail = || {
+            tail.lock()
+                .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n    "))
+                .unwrap_or_default()
+        };
+        let mut exited = process.exited.clone();
+        let outcome = tokio::time::timeout(timeout, async {
+            tokio::select! {
+                url = url_rx => url.ok(),
+                _ = exited.wait_for(Option::is_some) => None,
+            }
+        })
+        .await;
+        match outcome {
+            Ok(Some(url)) => Ok((process, url)),
+            Ok(None) => {
+                let status = process
+                    .exit_status()
+                    .unwrap_or_else(|| "closed stderr".into());
+                process.terminate(Duration::ZERO).await;
+                Err(launch_err(format!(
+                    "exited before it was ready ({status}); last stderr lines:\n    {}",
+                    stderr_tail()
+                )))
+            }
+            Err(_) => {
+                process.terminate(Duration::ZERO).await;
+                Err(launch_err(format!(
+                    "printed no DevTools URL within {timeout:?}; last stderr lines:\n    {}",
+                    stderr_tail()
+                )))
+            }
+        }
+    }
+
+    /// How the process ended, if it has.
+    pub(crate) fn exit_status(&self) -> Option<String> {
+        self.exited.borrow().clone()
+    }
+
+    /// A receiver that changes to `Some(status)` when the process exits.
+    pub(crate) fn exit_watch(&self) -> watch::Receiver<Option<String>> {
+        self.exited.clone()
+    }
+
+    /// Waits up to `grace` for the process to exit by itself (after a
+    /// `Browser.close`), kills it if it has not, reaps it, kills any process
+    /// still carrying its tag (crashpad handlers), and removes its profile.
+    pub(crate) async fn terminate(&mut self, grace: Duration) {
+        let mut exited = self.exited.clone();
+        let on_its_own = tokio::time::timeout(grace, exited.wait_for(Option::is_some))
+            .await
+            .is_ok();
+        if !on_its_own {
+            if let Some(kill) = self.kill.take() {
+                let _ = kill.send(());
+            }
+            // SIGKILL cannot be refused; the wait only covers the reap.
+            let _ = tokio::time::timeout(Duration::from_secs(10), exited.wait_for(Option::is_some))
+                .await;
+        }
+        self.kill.take();
+        let tag = self.tag.clone();
+        let dir = self.profile_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            kill_tagged(&tag);
+            remove_profile(&dir);
+        })
+        .await;
+        self.terminated = true;
+    }
+}
+
+impl LocalProcess {
+    /// A broken shutdown, for the negative control of the leftover check
+    /// only: the handle is dropped without `Browser.close`, a kill or a reap
+    /// (the zombie bug of chromiumoxide #50), so the browser lives on.
+    /// Returns what it left, for [`clean_up_after_control`].
+    #[cfg(feature = "controls")]
+    pub(crate) fn abandon_for_control(mut self) -> (String, PathBuf) {
+        // A dropped sender would tell the reaper to kill: it is leaked instead.
+        std::mem::forget(self.kill.take());
+        self.terminated = true;
+        (self.tag.clone(), self.profile_dir.clone())
+    }
+}
+
+/// Kills what [`LocalProcess::abandon_for_control`] left and removes
+/// its profile.
+#[cfg(feature = "controls")]
+pub(crate) async fn clean_up_after_control(tag: String, dir: PathBuf) {
+    let _ = tokio::task::spawn_blocking(move || {
+        kill_tagged(&tag);
+        remove_profile(&dir);
+    })
+    .await;
+}
+
+/// Live (not zombie) processes whose command line names a profile directory
+/// of a browser this process launched, as (pid, command line): the leftover
+/// check through another lens than the environment tag the cleanup uses.
+pub fn processes_naming_own_profiles() -> Vec<(u32, String)> {
+    let needle = std::env::temp_dir()
+        .join(format!("{PROFILE_PREFIX}{}", own_tag_prefix()))
+        .display()
+        .to_string();
+    let me = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // The state follows the command name's closing parenthesis.
+            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+            if matches!(state, "Z" | "X") {
+                return None;
+            }
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            cmdline.contains(&needle).then_some((pid, cmdline))
+        })
+        .collect()
+}
+
+impl Drop for LocalProcess {
+    /// The path for a pool dropped without `close()` or a launch abandoned
+    /// mid-way: no await is possible here, so every process carrying the tag
+    /// (the browser included) gets SIGKILL at once and the profile is removed.
+    /// The reaper task, told by the dropped kill sender, reaps the browser.
+    fn drop(&mut self) {
+        if !self.terminated {
+            let sweep = || {
+                kill_tagged(&self.tag);
+                remove_profile(&self.profile_dir);
+            };
+            // The sweep sleeps between rounds: on a worker of a multi-thread
+            // runtime it runs with the worker's other tasks handed off. It
+            // stays synchronous, so a test (or a service) that drops a pool
+            // and then checks for leftovers finds none.
+            match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+                Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+                    tokio::task::block_in_place(sweep)
+                }
+                _ => sweep(),
+            }
+        }
+    }
+}
+
+/// Removes a profile directory; called once every process that could write
+/// to it has been killed.
+///
+/// A process killed in the middle of a write may finish creating its file
+/// after `remove_dir_all` listed the directory ("Directory not empty", seen
+/// in a control that retires a browser per lease): the removal is retried
+/// a few times before it is reported.
+fn remove_profile(dir: &Path) {
+    for attempt in 1..=SWEEP_ROUNDS {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempt < SWEEP_ROUNDS =>
+            {
+                std::thread::sleep(SWEEP_PAUSE);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove browser profile");
+                return;
+            }
+        }
+    }
+}
+
+/// A new profile directory, created fresh (never an existing one) with an
+/// unpredictable name under the tagged prefix the leftover checks look for,
+/// owner-only: nobody can prepare a profile for a browser to pick up.
+fn fresh_profile_dir(tag: &str) -> Result<PathBuf> {
+    let prefix = format!("{PROFILE_PREFIX}{tag}-");
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .rand_bytes(12)
+        .tempdir()
+        .map(tempfile::TempDir::keep)
+        .map_err(|e| {
+            Error::io(
+                "creating browser profile",
+                std::env::temp_dir().join(prefix),
+                e,
+            )
+        })
+}
+
+/// Prefix of every profile directory the pool creates under the temp dir.
+pub const PROFILE_PREFIX: &str = "tidepool-profile-";
+
+/// Live (not zombie) processes whose tag starts with `prefix`, as (pid, tag).
+pub fn tagged_processes(prefix: &str) -> Vec<(u32, String)> {
+    let Ok(mut system) = sysinfo::System::new() else {
+        return Vec::new();
+    };
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::All,
+        true,
+        ProcessRefreshKind::nothing().with_environ(UpdateKind::Always),
+    );
+    let key = format!("{TAG_ENV}=");
+    system
+        .processes()
+        .iter()
+        .filter(|(_, p)| !matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead))
+        // sysinfo lists a process's threads as tasks of their own: count processes.
+        .filter(|(_, p)| p.thread_kind().is_none())
+        .filter_map(|(pid, p)| {
+            p.environ().iter().find_map(|e| {
+                let e = e.to_str()?;
+                let tag = e.strip_prefix(&key)?;
+                tag.starts_with(prefix)
+                    .then(|| (pid.as_u32(), tag.to_owned()))
+            })
+        })
+        .collect()
+}
+
+/// The tag prefix of every browser this process launches.
+pub fn own_tag_prefix() -> String {
+    format!("{}-", std::process::id())
+}
+
+/// SIGKILLs every live process carrying exactly `tag`, sweeping again until
+/// none is left (at most [`SWEEP_ROUNDS`] times).
+///
+/// One sweep is not enough: a browser killed while it starts may spawn its
+/// crashpad handlers between the listing and the kill, and those re-parent to
+/// PID 1 and live on by design.
+fn kill_tagged(tag: &str) {
+    let Ok(mut system) = sysinfo::System::new() else {
+        return;
+    };
+    let wanted = format!("{TAG_ENV}={tag}");
+    for round in 0..SWEEP_ROUNDS {
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing().with_environ(UpdateKind::Always),
+        );
+        let mut found = 0;
+        for (pid, p) in system.processes() {
+            if matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
+                continue;
+            }
+            if p.environ()
+                .iter()
+                .any(|e| e.to_str() == Some(wanted.as_str()))
+            {
+                tracing::debug!(
+                    pid = pid.as_u32(),
+                    tag,
+                    round,
+                    "killing a leftover browser process"
+                );
+                let _ = p.kill_with(Signal::Kill);
+                found += 1;
+            }
+        }
+        if found == 0 {
+            return;
+        }
+        // Give a dying parent the moment it may need to spawn what the next
+        // round must find; this runs off the async runtime (spawn_blocking or
+        // a Drop), never on a hot path.
+        std::thread::sleep(SWEEP_PAUSE);
+    }
+}
+
+/// Sweeps of [`kill_tagged`] before it gives up.
+const SWEEP_ROUNDS: usize = 10;
+/// Pause between sweeps.
+const SWEEP_PAUSE: Duration = Duration::from_millis(30);

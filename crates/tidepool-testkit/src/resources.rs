@@ -1,0 +1,133 @@
+use std::time::Duration;
+
+use tidepool_pools::browser::{own_tag_prefix, tagged_processes, PROFILE_PREFIX};
+
+/// Open file descriptors of this process.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+/// Profile directories left in the temp dir by browsers this process launched.
+pub fn leftover_profiles() -> Vec<String> {
+    let prefix = format!("{PROFILE_PREFIX}{}", own_tag_prefix());
+    std::fs::read_dir(std::env::temp_dir())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Live processes (not zombies) launched by browsers of this process, after
+/// giving exiting ones up to `grace` to go.
+pub async fn leftover_browser_processes(grace: Duration) -> Vec<(u32, String)> {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let left = tokio::task::spawn_blocking(|| tagged_processes(&own_tag_prefix()))
+            .await
+            .unwrap_or_default();
+        if left.is_empty() || tokio::time::Instant::now() >= deadline {
+            return left;
+        }
+        // Waiting on other processes to finish exiting: the kernel tells no one.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The resource baseline of a test: taken at its start, checked at its end.
+///
+/// Under nextest every test is a process of its own, so each browser test
+/// checks its own leaks: no browser process it launched is alive, no profile
+/// directory is left, and open file descriptors are back within `FD_SLACK` of
+/// where they started.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceCheck {
+    fds: usize,
+}
+
+impl ResourceCheck {
+    /// Descriptors the runtime may open for good on first use (the SIGCHLD
+    /// pipe of tokio's process driver, an epoll or eventfd) and keep.
+    pub const FD_SLACK: usize = 2;
+
+    /// Records the starting point.
+    pub fn start() -> ResourceCheck {
+        ResourceCheck { fds: open_fds() }
+    }
+
+    /// Panics, listing what leaked, unless every resource is back. Browsers
+    /// still shutting down (a pool dropped mid-launch cleans up when the launch
+    /// ends) get a few seconds to finish before anything counts as leaked.
+    pub async fn assert_clean(&self) {
+        let grace = Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + grace;
+        let processes = leftover_browser_processes(grace).await;
+        let mut profiles = leftover_profiles();
+        while !profiles.is_empty() && tokio::time::Instant::now() < deadline {
+            // Waiting on the last cleanup of a browser that just died.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            profiles = leftover_profiles();
+        }
+        let fds = open_fds();
+        let fd_leak = fds > self.fds + Self::FD_SLACK;
+        assert!(
+            processes.is_empty() && profiles.is_empty() && !fd_leak,
+            "resources leaked: {} browser processes alive {:?}; {} profile dirs left {:?}; open fds {} vs {} at start (limit +{})",
+            processes.len(),
+            processes,
+            profiles.len(),
+            profiles,
+            fds,
+            self.fds,
+            Self::FD_SLACK
+        );
+    }
+}
+
+fn signal(pid: u32, signal: sysinfo::Signal) -> bool {
+    let Ok(mut system) = sysinfo::System::new() else {
+        return false;
+    };
+    let pid = sysinfo::Pid::from_u32(pid);
+    system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+    system
+        .process(pid)
+        .and_then(|p| p.kill_with(signal))
+        .unwrap_or(false)
+}
+
+/// Whether `pid` is alive: a zombie still has a /proc entry, but only a
+/// reaped process is really gone.
+pub fn process_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            // The state follows the command name, which may hold spaces.
+            s.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next())
+                .is_some_and(|state| state != "Z")
+        })
+        .unwrap_or(false)
+}
+
+/// Sends SIGKILL to `pid`, as a crash would; true if the signal was sent.
+pub fn kill_process(pid: u32) -> bool {
+    signal(pid, sysinfo::Signal::Kill)
+}
+
+/// Sends SIGSTOP to `pid`: the process hangs without dying, as a browser
+/// stuck in a loop or swapped out would; true if the signal was sent.
+pub fn stop_process(pid: u32) -> bool {
+    signal(pid, sysinfo::Signal::Stop)
+}
+
+/// Sends SIGCONT to `pid`, resuming what [`stop_process`] stopped.
+pub fn continue_process(pid: u32) -> bool {
+    signal(pid, sysinfo::Signal::Continue)
+}
+
+/// Sends SIGINT to `pid`, as Ctrl-C would; true if the signal was sent.
+pub fn interrupt_process(pid: u32) -> bool {
+    signal(pid, sysinfo::Signal::Interrupt)
+}
