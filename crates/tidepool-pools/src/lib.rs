@@ -44,8 +44,11 @@
 //!
 //! # Platform
 //!
-//! Linux. The browser pool reads `/proc` for process trees, memory and
-//! leftover processes, and signals its Chromium processes by PID.
+//! Linux is the supported platform: the browser pool reads `/proc` for
+//! process trees, memory and leftover processes, and signals its Chromium
+//! processes by pid. On another Unix it compiles, and a pool leases
+//! browsers but measures no memory and sweeps no leftovers; Windows is not
+//! supported.
 //!
 //! # Features
 //!
@@ -57,6 +60,9 @@
 #![forbid(non_ascii_idents)]
 #![warn(unused_lifetimes, unused_qualifications, unused_import_braces)]
 
+#[cfg(not(unix))]
+compile_error!("tidepool-pools supports Linux (and compiles, degraded, on other Unix systems)");
+
 mod atomic_file;
 pub mod browser;
 pub mod cdp;
@@ -66,6 +72,7 @@ pub mod controls;
 mod error;
 pub mod memory;
 pub mod metrics_catalog;
+mod os;
 mod recording;
 mod retention;
 pub mod timeout;

@@ -13,21 +13,18 @@ const MS_PER_TICK: f64 = 10.0;
 /// CPU time spent by the whole machine since boot, ms: every core's user,
 /// nice, system, interrupt and steal time (idle and iowait left out).
 pub fn machine_cpu_ms() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+    use procfs::CurrentSI;
+    let Ok(stat) = procfs::KernelStats::current() else {
         return 0.0;
     };
-    let ticks: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy: f64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .filter_map(|&i| ticks.get(i))
-        .sum();
-    busy * MS_PER_TICK
+    let t = stat.total;
+    let busy = t.user
+        + t.nice
+        + t.system
+        + t.irq.unwrap_or(0)
+        + t.softirq.unwrap_or(0)
+        + t.steal.unwrap_or(0);
+    busy as f64 * MS_PER_TICK
 }
 
 /// Waits, up to `max`, until the machine has been quiet for one window of
@@ -52,18 +49,11 @@ pub async fn settle(max: std::time::Duration) -> std::time::Duration {
 /// CPU time of one process, ms: its own, and that of its children it has
 /// reaped. 0 if it is gone.
 pub fn process_cpu_ms(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields start after the command name's closing parenthesis; utime,
-    // stime, cutime and cstime are the 12th to 15th from there.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
+    let Ok(stat) = procfs::process::Process::new(pid as i32).and_then(|p| p.stat()) else {
         return 0.0;
     };
-    rest.split_whitespace()
-        .skip(11)
-        .take(4)
-        .filter_map(|v| v.parse::<f64>().ok())
-        .sum::<f64>()
-        * MS_PER_TICK
+    let ticks = (stat.utime + stat.stime) as f64 + (stat.cutime + stat.cstime) as f64;
+    ticks * MS_PER_TICK
 }
 
 /// This process's CPU time, ms.

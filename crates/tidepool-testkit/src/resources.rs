@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use rustix::process::{kill_process as kill_process_with, Pid, Signal};
+
 use tidepool_pools::browser::{own_tag_prefix, tagged_processes, PROFILE_PREFIX};
 
 /// Open file descriptors of this process.
@@ -86,48 +88,36 @@ impl ResourceCheck {
     }
 }
 
-fn signal(pid: u32, signal: sysinfo::Signal) -> bool {
-    let Ok(mut system) = sysinfo::System::new() else {
-        return false;
-    };
-    let pid = sysinfo::Pid::from_u32(pid);
-    system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
-    system
-        .process(pid)
-        .and_then(|p| p.kill_with(signal))
-        .unwrap_or(false)
+fn signal(pid: u32, signal: Signal) -> bool {
+    Pid::from_raw(pid as i32).is_some_and(|pid| kill_process_with(pid, signal).is_ok())
 }
 
 /// Whether `pid` is alive: a zombie still has a /proc entry, but only a
 /// reaped process is really gone.
 pub fn process_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            // The state follows the command name, which may hold spaces.
-            s.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z")
-        })
-        .unwrap_or(false)
+    use procfs::process::ProcState;
+    procfs::process::Process::new(pid as i32)
+        .and_then(|p| p.stat())
+        .is_ok_and(|s| !matches!(s.state(), Ok(ProcState::Zombie | ProcState::Dead)))
 }
 
 /// Sends SIGKILL to `pid`, as a crash would; true if the signal was sent.
 pub fn kill_process(pid: u32) -> bool {
-    signal(pid, sysinfo::Signal::Kill)
+    signal(pid, Signal::KILL)
 }
 
 /// Sends SIGSTOP to `pid`: the process hangs without dying, as a browser
 /// stuck in a loop or swapped out would; true if the signal was sent.
 pub fn stop_process(pid: u32) -> bool {
-    signal(pid, sysinfo::Signal::Stop)
+    signal(pid, Signal::STOP)
 }
 
 /// Sends SIGCONT to `pid`, resuming what [`stop_process`] stopped.
 pub fn continue_process(pid: u32) -> bool {
-    signal(pid, sysinfo::Signal::Continue)
+    signal(pid, Signal::CONT)
 }
 
 /// Sends SIGINT to `pid`, as Ctrl-C would; true if the signal was sent.
 pub fn interrupt_process(pid: u32) -> bool {
-    signal(pid, sysinfo::Signal::Interrupt)
+    signal(pid, Signal::INT)
 }

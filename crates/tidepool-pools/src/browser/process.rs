@@ -15,7 +15,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sysinfo::{ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, Signal, UpdateKind};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
@@ -250,25 +249,10 @@ pub fn processes_naming_own_profiles() -> Vec<(u32, String)> {
         .join(format!("{PROFILE_PREFIX}{}", own_tag_prefix()))
         .display()
         .to_string();
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // The state follows the command name's closing parenthesis.
-            let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
-            if matches!(state, "Z" | "X") {
-                return None;
-            }
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            cmdline.contains(&needle).then_some((pid, cmdline))
-        })
+    crate::os::processes()
+        .into_iter()
+        .filter(|p| p.cmdline.contains(&needle))
+        .map(|p| (p.pid, p.cmdline))
         .collect()
 }
 
@@ -346,30 +330,7 @@ pub const PROFILE_PREFIX: &str = "tidepool-profile-";
 
 /// Live (not zombie) processes whose tag starts with `prefix`, as (pid, tag).
 pub fn tagged_processes(prefix: &str) -> Vec<(u32, String)> {
-    let Ok(mut system) = sysinfo::System::new() else {
-        return Vec::new();
-    };
-    system.refresh_processes_specifics(
-        ProcessesToUpdate::All,
-        true,
-        ProcessRefreshKind::nothing().with_environ(UpdateKind::Always),
-    );
-    let key = format!("{TAG_ENV}=");
-    system
-        .processes()
-        .iter()
-        .filter(|(_, p)| !matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead))
-        // sysinfo lists a process's threads as tasks of their own: count processes.
-        .filter(|(_, p)| p.thread_kind().is_none())
-        .filter_map(|(pid, p)| {
-            p.environ().iter().find_map(|e| {
-                let e = e.to_str()?;
-                let tag = e.strip_prefix(&key)?;
-                tag.starts_with(prefix)
-                    .then(|| (pid.as_u32(), tag.to_owned()))
-            })
-        })
-        .collect()
+    crate::os::processes_with_env(TAG_ENV, |tag| tag.starts_with(prefix))
 }
 
 /// The tag prefix of every browser this process launches.
@@ -384,37 +345,14 @@ pub fn own_tag_prefix() -> String {
 /// crashpad handlers between the listing and the kill, and those re-parent to
 /// PID 1 and live on by design.
 fn kill_tagged(tag: &str) {
-    let Ok(mut system) = sysinfo::System::new() else {
-        return;
-    };
-    let wanted = format!("{TAG_ENV}={tag}");
     for round in 0..SWEEP_ROUNDS {
-        system.refresh_processes_specifics(
-            ProcessesToUpdate::All,
-            true,
-            ProcessRefreshKind::nothing().with_environ(UpdateKind::Always),
-        );
-        let mut found = 0;
-        for (pid, p) in system.processes() {
-            if matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead) {
-                continue;
-            }
-            if p.environ()
-                .iter()
-                .any(|e| e.to_str() == Some(wanted.as_str()))
-            {
-                tracing::debug!(
-                    pid = pid.as_u32(),
-                    tag,
-                    round,
-                    "killing a leftover browser process"
-                );
-                let _ = p.kill_with(Signal::Kill);
-                found += 1;
-            }
-        }
-        if found == 0 {
+        let found = crate::os::processes_with_env(TAG_ENV, |t| t == tag);
+        if found.is_empty() {
             return;
+        }
+        for (pid, _) in found {
+            tracing::debug!(pid, tag, round, "killing a leftover browser process");
+            crate::os::kill(pid);
         }
         // Give a dying parent the moment it may need to spawn what the next
         // round must find; this runs off the async runtime (spawn_blocking or

@@ -81,17 +81,9 @@ impl Sandbox {
     }
 }
 
-/// Whether this process runs as root: /proc/self/status "Uid: real
-/// effective ..." on Linux; elsewhere assumed not.
+/// Whether this process runs as root (its effective user).
 pub(crate) fn running_as_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|uid| uid == "0"))
-        })
-        .unwrap_or(false)
+    crate::os::uid() == 0
 }
 
 #[cfg(test)]

@@ -55,22 +55,12 @@ impl TreeMemory {
     }
 }
 
-/// The pid and its descendants, from the parent links in `/proc/*/stat`.
+/// The pid and its live descendants, from the parent links in `/proc/*/stat`
+/// (zombies are left out). Empty where `/proc` is not (see the crate docs).
 pub fn process_tree(root: u32) -> Vec<u32> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    if let Ok(entries) = std::fs::read_dir("/proc") {
-        for entry in entries.filter_map(|e| e.ok()) {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            if let Some(ppid) = parent_of(pid) {
-                children.entry(ppid).or_default().push(pid);
-            }
-        }
+    for p in crate::os::processes() {
+        children.entry(p.parent).or_default().push(p.pid);
     }
     let mut tree = vec![root];
     let mut i = 0;
@@ -80,38 +70,17 @@ pub fn process_tree(root: u32) -> Vec<u32> {
         }
         i += 1;
     }
-    tree.retain(|&pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+    tree.retain(|&pid| crate::os::alive(pid));
     tree
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields start after the last ')'.
-    let rest = stat.rsplit_once(')')?.1;
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" {
-        return None;
-    }
-    fields.next()?.parse().ok()
-}
-
-fn kb_field(text: &str, key: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
 }
 
 /// Chromium's `--type=` of a process: `renderer`, `zygote`, `utility`...;
 /// `browser` for the root, which has none.
 pub fn kind_of(pid: u32) -> String {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     // Chromium rewrites its children's command lines into one space-joined
-    // string, so arguments are split on spaces as well as NULs.
-    String::from_utf8_lossy(&cmdline)
-        .split(['\0', ' '])
+    // string, so arguments are split on spaces.
+    crate::os::cmdline(pid)
+        .split(' ')
         .find_map(|arg| arg.strip_prefix("--type=").map(str::to_owned))
         .unwrap_or_else(|| "browser".to_owned())
 }
@@ -129,12 +98,8 @@ pub fn count_of_kind(root: u32, kind: &str) -> usize {
 /// Measures one process: PSS from `smaps_rollup`, or RSS from `status` with
 /// the fallback flagged. `None` if the process is gone.
 pub fn process_memory(pid: u32) -> Option<ProcessMemory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = kb_field(&status, "VmRSS:").unwrap_or(0);
-    let (bytes, measure) = match std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
-        .ok()
-        .and_then(|t| kb_field(&t, "Pss:"))
-    {
+    let rss = crate::os::rss_bytes(pid)?;
+    let (bytes, measure) = match crate::os::pss_bytes(pid) {
         Some(pss) => (pss, Measure::Pss),
         None => (rss, Measure::Rss),
     };
@@ -154,8 +119,7 @@ pub fn process_memory(pid: u32) -> Option<ProcessMemory> {
 pub fn tree_rss_bytes(root: u32) -> u64 {
     process_tree(root)
         .into_iter()
-        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
-        .filter_map(|status| kb_field(&status, "VmRSS:"))
+        .filter_map(crate::os::rss_bytes)
         .sum()
 }
 

@@ -331,21 +331,13 @@ pub(crate) fn plain_hash_entry(payload: &[u8]) -> Vec<u8> {
     entry(&Sha256::digest(payload), payload)
 }
 
-/// This process's user: the owner of `/proc/self`.
-fn own_uid() -> Result<u32> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .map_err(|e| Error::io("reading the process's user", "/proc/self", e))
-}
-
 /// Refuses `path` unless this user owns it and nobody else may write to it
 /// (`private`: nor read it); the error names the path and its mode.
 fn check_owned(path: &Path, field: &str, private: bool) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta =
         std::fs::symlink_metadata(path).map_err(|e| Error::io("reading the AOT cache", path, e))?;
-    let (uid, mode) = (own_uid()?, meta.mode() & 0o7777);
+    let (uid, mode) = (crate::os::uid(), meta.mode() & 0o7777);
     let refuse = |why: String| Err(Error::config(field, format!("{}: {why}", path.display())));
     if meta.file_type().is_symlink() {
         return refuse("is a symbolic link; the cache follows none".into());
