@@ -118,7 +118,7 @@ async fn a_pipelined_batch_waits_once_for_all_its_commands_on_the_wire() {
     println!("pipelined: {waits:.3} waits per command on the wire");
     assert!(
         waits <= 0.2,
-        "a pipelined batch must put its commands on the wire before their replies: {waits:.3} waits per command (limit <= 0.2, ratio {:.2}); chromiumoxide unpatched reads 0.91, see vendor/chromiumoxide/PATCH.md",
+        "a pipelined batch must put its commands on the wire before their replies: {waits:.3} waits per command (limit <= 0.2, ratio {:.2}); chromiumoxide 0.9.1 reads 0.91 (README, \"The CDP client\")",
         waits / 0.2
     );
     resources.assert_clean().await;

@@ -147,6 +147,7 @@ async fn a_killed_endpoint_fails_its_leases_at_once_and_rejoins_after_a_restart(
         .await
         .expect_err("a lease on a killed browser must fail");
     let detected = killed.elapsed();
+    println!("the loss reached the lease {detected:?} after the kill");
     assert!(
         detected < Duration::from_secs(1),
         "the loss took {detected:?} to reach the lease (limit 1 s)"

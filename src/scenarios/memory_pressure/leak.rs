@@ -40,16 +40,20 @@ pub(super) async fn leak_check(
             drop(page);
             if variant == Variant::LeakingClient {
                 let url = server.url(&format!("/page/{c}"));
+                // A page target in the browser's default context that no
+                // one will close: created, never attached or disposed.
                 let page = lease
                     .call(
                         "opening a leaked page",
-                        lease.browser().new_page(
+                        lease.browser().execute(
                             chromiumoxide::cdp::browser_protocol::target::CreateTargetParams::new(
                                 url,
                             ),
                         ),
                     )
-                    .await?;
+                    .await?
+                    .result
+                    .target_id;
                 let connection = chromiumoxide::Browser::connect(
                     tidepool_pools::controls::websocket_url(&lease),
                 )

@@ -31,7 +31,7 @@ pub(crate) type OwnContexts = Arc<std::sync::Mutex<Vec<BrowserContextId>>>;
 
 /// Init scripts chromiumoxide adds to every page it attaches to, before any
 /// of a lease's: one, for its utility world (`FrameManager::
-/// ensure_isolated_world` in the vendored 0.9.1). They keep the first
+/// ensure_isolated_world`). They keep the first
 /// numbers, and a wipe leaves them.
 const CLIENT_INIT_SCRIPTS: u64 = 1;
 
@@ -302,8 +302,9 @@ impl Instance {
                 // patch, holding its calls until their deadlines.
                 std::future::pending::<()>().await;
             }
-            // The stream ends when the socket does (the vendored handler's
-            // patch): every call in flight fails now, not at its deadline.
+            // The stream ends when the socket does (chromey's handler; stock
+            // chromiumoxide 0.9.1's never ended): every call in flight fails
+            // now, not at its deadline.
             // A handler stopped by the pool is aborted and never gets here.
             mark_gone(&lost, &format!("the connection to {at} closed"));
             drop(handler);
@@ -500,11 +501,10 @@ impl Instance {
             params.proxy_bypass_list = p.bypass_list.clone();
         }
         let context = self
-            .cdp(
-                "creating a browser context",
-                browser.create_browser_context(params),
-            )
-            .await?;
+            .cdp("creating a browser context", browser.execute(params))
+            .await?
+            .result
+            .browser_context_id;
         own_contexts(&self.core.contexts).push(context.clone());
         let params = page_params("about:blank", &context, self.hidden_pages)
             .build()

@@ -15,6 +15,9 @@ use super::isolation::Isolation;
 use super::watch::guarded;
 use crate::error::{Error, Result};
 
+/// How long a call on a page that failed on a closed channel waits for the
+/// page's crash to be reported before it reports its own error.
+const CRASH_REPORT_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 /// A lease's browser, context and death watch, shared with the session pool
 /// working in that context.
 #[derive(Debug, Clone)]
@@ -182,13 +185,36 @@ impl Lease {
         action: &str,
         fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
     ) -> Result<T> {
-        let crashed = self.instance().page_crashed(self.page().target_id());
+        let target = self.page().target_id();
+        let crashed_error = || Error::PageCrashed {
+            browser: self.browser_id(),
+            action: action.to_owned(),
+        };
+        // The CDP client may close a crashed page's channel before the crash
+        // event reaches the pool: a call that failed on a closed channel
+        // waits a moment for the crash report, and reports the crash.
+        let channel_closed = std::sync::atomic::AtomicBool::new(false);
+        let fut = async {
+            let r = fut.await;
+            if matches!(r, Err(chromiumoxide::error::CdpError::ChannelSendError(_))) {
+                channel_closed.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            r
+        };
         tokio::select! {
-            r = self.call(action, fut) => r,
-            () = crashed => Err(Error::PageCrashed {
-                browser: self.browser_id(),
-                action: action.to_owned(),
-            }),
+            r = self.call(action, fut) => match r {
+                Err(Error::Cdp { .. })
+                    if channel_closed.load(std::sync::atomic::Ordering::Relaxed) =>
+                {
+                    let crash = self.instance().page_crashed(target);
+                    match tokio::time::timeout(CRASH_REPORT_GRACE, crash).await {
+                        Ok(()) => Err(crashed_error()),
+                        Err(_) => r,
+                    }
+                }
+                r => r,
+            },
+            () = self.instance().page_crashed(target) => Err(crashed_error()),
         }
     }
 

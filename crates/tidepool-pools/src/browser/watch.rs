@@ -27,6 +27,10 @@ pub(crate) fn mark_gone(tx: &watch::Sender<Option<String>>, why: &str) {
     });
 }
 
+/// How long a call the CDP client timed out waits for the death watch's
+/// verdict before it reports the timeout itself.
+const VERDICT_GRACE: Duration = Duration::from_millis(250);
+
 /// Awaits `fut`, bounded by `timeout`, and fails at once if `dead` fires.
 pub(crate) async fn guarded<T>(
     browser: u64,
@@ -57,8 +61,7 @@ pub(crate) async fn guarded<T>(
             None => Ok(fut.await),
         }
     };
-    let mut waiter = dead.clone();
-    let died = async move {
+    let died = |mut waiter: watch::Receiver<Option<String>>| async move {
         match waiter.wait_for(Option::is_some).await {
             Ok(detail) => detail.clone().unwrap_or_default(),
             Err(_) => "its watcher is gone".to_owned(),
@@ -67,6 +70,20 @@ pub(crate) async fn guarded<T>(
     tokio::select! {
         r = bounded => match r {
             Ok(Ok(v)) => Ok(v),
+            // The client's request deadline and the responsiveness watch's
+            // verdict fall due together on a hung browser: the watch has
+            // the moment it needs to name the hang, whichever fired first.
+            Ok(Err(chromiumoxide::error::CdpError::Timeout)) if dead.borrow().is_none() => {
+                match tokio::time::timeout(VERDICT_GRACE, died(dead.clone())).await {
+                    Ok(detail) => Err(crashed(detail)),
+                    Err(_) => Err(cdp_error(
+                        browser,
+                        endpoint,
+                        action,
+                        chromiumoxide::error::CdpError::Timeout,
+                    )),
+                }
+            }
             Ok(Err(e)) => match dead.borrow().clone() {
                 // A call that failed because the browser died reports the death.
                 Some(detail) => Err(crashed(detail)),
@@ -77,7 +94,7 @@ pub(crate) async fn guarded<T>(
                 after,
             }),
         },
-        detail = died => Err(crashed(detail)),
+        detail = died(dead.clone()) => Err(crashed(detail)),
     }
 }
 

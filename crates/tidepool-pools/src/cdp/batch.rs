@@ -104,8 +104,8 @@ impl<'a> Batch<'a> {
     /// the order they were pushed.
     ///
     /// The batch costs one round trip on the wire when it is sent from a
-    /// task (`tokio::spawn`) and tidepool's patched chromiumoxide is in the
-    /// build (see `vendor/chromiumoxide/PATCH.md`). Sent from the thread that
+    /// task (`tokio::spawn`): the CDP client writes it in one flush. Sent
+    /// from the thread that
     /// blocks on the runtime, each command wakes the CDP handler on its own
     /// and the batch may reach the browser in a few pieces.
     pub async fn send(self) -> Vec<Result<Value>> {
