@@ -80,6 +80,17 @@ pub mod timeout;
 #[cfg_attr(docsrs, doc(cfg(feature = "wasm")))]
 pub mod wasm;
 
+/// The CDP client the pools speak through (chromey, whose library is named
+/// `chromiumoxide`): its `Page`, `Browser` and protocol types appear in the
+/// browser pool's API, so a service names them through this re-export and
+/// never compiles a second version.
+pub use chromiumoxide;
+/// wasmtime, whose `Store`, `TypedFunc` and errors appear in the WASM pool's
+/// API.
+#[cfg(feature = "wasm")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wasm")))]
+pub use wasmtime;
+
 pub use atomic_file::write_atomic;
 #[cfg(feature = "wasm")]
 pub use error::WasmFault;

@@ -16,9 +16,9 @@ use tidepool_pools::{Error, Result};
 /// # Example
 ///
 /// ```no_run
-/// # async fn f() -> tidepool::Result<()> {
-/// use tidepool::browser::{BrowserPoolConfig, BrowserSource};
-/// use tidepool::testkit::ExternalChromium;
+/// # async fn f() -> tidepool_pools::Result<()> {
+/// use tidepool_pools::browser::{BrowserPoolConfig, BrowserSource};
+/// use tidepool_testkit::ExternalChromium;
 ///
 /// let chromium = ExternalChromium::start().await?;
 /// let config = BrowserPoolConfig {

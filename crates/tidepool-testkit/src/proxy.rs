@@ -23,8 +23,8 @@ type ProxyBody = BoxBody<Bytes, hyper::Error>;
 /// recorded and refused.
 ///
 /// ```no_run
-/// # async fn demo() -> tidepool::Result<()> {
-/// use tidepool::testkit::CountingProxy;
+/// # async fn demo() -> tidepool_pools::Result<()> {
+/// use tidepool_testkit::CountingProxy;
 ///
 /// let proxy = CountingProxy::start().await?;
 /// // Point a lease at proxy.server(), load pages, then:

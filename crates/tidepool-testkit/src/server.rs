@@ -79,7 +79,7 @@ struct Shared {
 ///
 /// ```
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use tidepool::testkit::{FixtureServer, HttpConnection};
+/// use tidepool_testkit::{FixtureServer, HttpConnection};
 ///
 /// let server = FixtureServer::start().await?;
 /// let mut conn = HttpConnection::open(server.addr()).await?;
@@ -88,7 +88,7 @@ struct Shared {
 /// assert!(page.text().contains("<title>Page 7</title>"));
 /// assert_eq!(server.requests()[0].path, "/page/7");
 /// server.shutdown().await;
-/// # Ok::<(), tidepool::Error>(())
+/// # Ok::<(), tidepool_pools::Error>(())
 /// # }).unwrap();
 /// ```
 pub struct FixtureServer {

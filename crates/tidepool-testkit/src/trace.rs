@@ -7,7 +7,7 @@
 /// # Example
 ///
 /// ```
-/// use tidepool::testkit::SeededRng;
+/// use tidepool_testkit::SeededRng;
 ///
 /// let mut a = SeededRng::new(7);
 /// let mut b = SeededRng::new(7);
