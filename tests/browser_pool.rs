@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tidepool_pools::controls;
 
 use assert_matches::assert_matches;
 use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource};
@@ -289,7 +290,7 @@ async fn an_idle_browser_past_its_lifetime_is_retired_by_maintenance_and_replace
     let mut config = small_pool(1);
     config.retention.max_lifetime = Duration::from_millis(1500);
     let pool = BrowserPool::new(config).await.unwrap();
-    let first = pool.pids();
+    let first = controls::pids(&pool);
     assert_eq!(first.len(), 1, "warm-up starts one browser");
     // Never leased: only the maintenance loop can retire it.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -481,7 +482,10 @@ async fn a_pool_dropped_without_close_leaves_no_process_behind() {
     let resources = ResourceCheck::start();
     let pool = BrowserPool::new(small_pool(2)).await.unwrap();
     let lease = pool.acquire().await.unwrap();
-    let pids: Vec<u32> = pool.pids().into_iter().chain(lease.pid()).collect();
+    let pids: Vec<u32> = controls::pids(&pool)
+        .into_iter()
+        .chain(lease.pid())
+        .collect();
     assert!(!pids.is_empty());
     drop(lease);
     drop(Arc::new(pool));
@@ -504,7 +508,11 @@ async fn leases_sharing_a_browser_have_contexts_of_their_own_and_share_its_crash
     let resources = ResourceCheck::start();
     let server = FixtureServer::start().await.unwrap();
     let pool = BrowserPool::new(shared_pool(4, 2)).await.unwrap();
-    assert_eq!(pool.pids().len(), 2, "4 slots, 2 per browser: 2 browsers");
+    assert_eq!(
+        controls::pids(&pool).len(),
+        2,
+        "4 slots, 2 per browser: 2 browsers"
+    );
     assert_eq!(pool.stats().launched, 2);
 
     let leases = futures::future::try_join_all((0..4).map(|_| pool.acquire()))
@@ -737,7 +745,7 @@ async fn cancelled_acquires_leave_exact_counts_and_no_ghost_browser() {
         drop(held);
     }
     assert!(
-        pool.settle(Duration::from_secs(30)).await,
+        controls::settle(&pool, Duration::from_secs(30)).await,
         "the pool never settled"
     );
     assert!(
@@ -750,7 +758,7 @@ async fn cancelled_acquires_leave_exact_counts_and_no_ghost_browser() {
     // is followed that the pool no longer holds.
     let live = stats.idle + stats.in_use;
     assert_eq!(pool.browser_memory().len(), live, "{stats:?}");
-    for pid in pool.pids() {
+    for pid in controls::pids(&pool) {
         assert!(is_alive(pid), "the pool follows a dead browser, pid {pid}");
     }
     println!(

@@ -71,7 +71,7 @@ async fn your_own_urls_run_the_same_comparison_and_unreachable_ones_are_counted_
     let cli_pid = child.id().unwrap();
     let out = child.wait_with_output().await.unwrap();
     // The CLI's browsers carry its pid in their tag: none may outlive it.
-    let left = tidepool::browser::tagged_processes(&format!("{cli_pid}-"));
+    let left = tidepool::testkit::tagged_processes(&format!("{cli_pid}-"));
     assert!(left.is_empty(), "the CLI left browser processes: {left:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -128,7 +128,7 @@ async fn ctrl_c_stops_validate_cleanly_with_partial_results() {
     let pid = child.id().unwrap();
     // Wait until browser_pool has browsers running, then interrupt.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while tidepool::browser::tagged_processes(&format!("{pid}-")).is_empty() {
+    while tidepool::testkit::tagged_processes(&format!("{pid}-")).is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "the CLI never launched a browser"
@@ -157,7 +157,7 @@ async fn ctrl_c_stops_validate_cleanly_with_partial_results() {
     let left =
         tidepool::testkit::leftover_browser_processes(std::time::Duration::from_secs(3)).await;
     assert!(left.is_empty());
-    let left = tidepool::browser::tagged_processes(&format!("{pid}-"));
+    let left = tidepool::testkit::tagged_processes(&format!("{pid}-"));
     assert!(
         left.is_empty(),
         "browsers outlived the interrupted CLI: {left:?}"

@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tidepool_pools::controls;
 
 use super::{naive, Control, Scenario, ScenarioFuture};
 use crate::browser::{locate_chromium, BrowserPool, BrowserPoolConfig, DEFAULT_FLAGS};
@@ -155,7 +156,7 @@ struct Run<'a> {
 /// of our profile directories. Both are counted, once per process.
 async fn leftovers() -> u64 {
     let tagged = leftover_browser_processes(Duration::from_secs(3)).await;
-    let named = tokio::task::spawn_blocking(crate::browser::processes_naming_own_profiles)
+    let named = tokio::task::spawn_blocking(crate::testkit::processes_naming_own_profiles)
         .await
         .unwrap_or_default();
     if !named.is_empty() {
@@ -232,7 +233,7 @@ async fn one_at_a_time(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
         }
     }
     // Every dropped lease's recycling done first: a crash is counted there.
-    if !pool.settle(Duration::from_secs(30)).await {
+    if !controls::settle(&pool, Duration::from_secs(30)).await {
         return Err(PoolError::Timeout {
             key: "the browser pool settling before its crash count".into(),
             after: Duration::from_secs(30),
@@ -307,7 +308,7 @@ async fn crawl(run: &Run<'_>, s: &mut MetricSummary) -> Result<u64> {
         }
     }
     // Every dropped lease's recycling done first: a crash is counted there.
-    if !pool.settle(Duration::from_secs(30)).await {
+    if !controls::settle(&pool, Duration::from_secs(30)).await {
         return Err(PoolError::Timeout {
             key: "the browser pool settling before its crash count".into(),
             after: Duration::from_secs(30),
@@ -365,7 +366,7 @@ impl Side<'_> {
                 while next.load(Ordering::SeqCst) < start + WORKERS * 2 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                if let Some(&pid) = pool.pids().first() {
+                if let Some(&pid) = controls::pids(&pool).first() {
                     kill_process(pid);
                 }
             });

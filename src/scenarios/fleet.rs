@@ -1,6 +1,7 @@
 //! A pool driving a fleet of three remote browsers, real Chromium processes
 //! started with `--remote-debugging-port` and reached through their
-//! `http://` addresses, while the fleet fails under it. Six workers crawl
+//! `http://` addresses through a TCP relay each (the network between a
+//! service and its fleet), while the fleet fails under it. Six workers crawl
 //! the fixture pages, each page in a lease of its own, in three phases:
 //!
 //! 1. all three endpoints up;
@@ -26,7 +27,10 @@ use crate::browser::{
 use crate::error::{Error, Result};
 use crate::profile::RunProfile;
 use crate::summary::{FigureSpec, MetricSummary, ScenarioSpec};
-use crate::testkit::{continue_process, free_port, stop_process, ExternalChromium, FixtureServer};
+use crate::testkit::{
+    continue_process, free_port, stop_process, ExternalChromium, FixtureServer, TcpRelay,
+    UpstreamClosed,
+};
 use tidepool_pools::Error as PoolError;
 
 pub(super) const SCENARIO: Scenario = Scenario {
@@ -67,10 +71,11 @@ enum Variant {
     Honest,
     /// Workers that give a page up when its attempt fails.
     NoRetry,
-    /// A closed socket noticed only by the CDP deadline (20 s), as before
-    /// the handler patch, and no heartbeat.
+    /// A closed socket noticed only by the CDP deadline (20 s), and no
+    /// heartbeat: the relays hold the client's socket open after the
+    /// browser's closed (a fault on the wire), with `heartbeat: None`.
     NoLossDetection,
-    /// A lost endpoint never retried.
+    /// A lost endpoint never retried: `FleetPolicy::max_retries: Some(0)`.
     NoRejoin,
 }
 
@@ -83,13 +88,13 @@ const CONTROLS: &[Control] = &[
     },
     Control {
         name: "no_loss_detection",
-        what: "a closed socket noticed only by the CDP deadline (20 s) and no heartbeat: the connect mode before this issue",
+        what: "relays that hold the client's socket open after the browser's closed (a half-dead proxy on the wire) and `heartbeat: None`: a loss noticed only by the CDP deadline (20 s)",
         rejects: &["failover_within_two_seconds", "throughput_with_one_down"],
         run: |p| Box::pin(run(p, Variant::NoLossDetection)),
     },
     Control {
         name: "no_rejoin",
-        what: "a pool that never retries a lost endpoint",
+        what: "`FleetPolicy::max_retries: Some(0)`: a lost endpoint is given up, never retried",
         rejects: &["rejoin_within_three_backoffs"],
         run: |p| Box::pin(run(p, Variant::NoRejoin)),
     },
@@ -138,21 +143,33 @@ struct Loss {
 struct Fleet {
     browsers: Vec<Option<ExternalChromium>>,
     ports: Vec<u16>,
+    /// In front of each browser's port, for every variant alike.
+    relays: Vec<TcpRelay>,
     launches_ms: Vec<f64>,
 }
 
 impl Fleet {
-    async fn start() -> Result<Fleet> {
+    async fn start(on_close: UpstreamClosed) -> Result<Fleet> {
         let mut fleet = Fleet {
             browsers: Vec::new(),
             ports: Vec::new(),
+            relays: Vec::new(),
             launches_ms: Vec::new(),
         };
         for _ in 0..ENDPOINTS {
             let port = free_port()?;
             fleet.ports.push(port);
-            match fleet.launch(port).await {
-                Ok(chromium) => fleet.browsers.push(Some(chromium)),
+            let started = match fleet.launch(port).await {
+                Ok(chromium) => {
+                    fleet.browsers.push(Some(chromium));
+                    TcpRelay::start(&format!("127.0.0.1:{port}"), on_close)
+                        .await
+                        .map_err(Error::from)
+                }
+                Err(e) => Err(e),
+            };
+            match started {
+                Ok(relay) => fleet.relays.push(relay),
                 Err(e) => {
                     fleet.stop().await;
                     return Err(e);
@@ -171,8 +188,9 @@ impl Fleet {
         Ok(chromium)
     }
 
+    /// Endpoint `i` as the pool knows it: its relay's address.
     fn endpoint(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.ports[i])
+        self.relays[i].http_url()
     }
 
     fn pid(&self, i: usize) -> Option<u32> {
@@ -225,6 +243,7 @@ fn pool_config(fleet: &Fleet, variant: Variant) -> BrowserPoolConfig {
             backoff: BACKOFF,
             max_backoff: MAX_BACKOFF,
             heartbeat: (!blind).then_some(HEARTBEAT),
+            max_retries: (variant == Variant::NoRejoin).then_some(0),
         },
         ..BrowserPoolConfig::default()
     }
@@ -405,7 +424,12 @@ async fn rejoin(pool: &BrowserPool, i: usize) -> (f64, Duration) {
 
 async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     let server = FixtureServer::start().await?;
-    let mut fleet = match Fleet::start().await {
+    let on_close = if variant == Variant::NoLossDetection {
+        UpstreamClosed::Hold
+    } else {
+        UpstreamClosed::Close
+    };
+    let mut fleet = match Fleet::start(on_close).await {
         Ok(fleet) => fleet,
         Err(e) => {
             server.shutdown().await;
@@ -431,12 +455,6 @@ async fn measure(
     };
     let retry = variant != Variant::NoRetry;
     let pool = BrowserPool::new(pool_config(fleet, variant)).await?;
-    if variant == Variant::NoLossDetection {
-        tidepool_pools::controls::hold_lost_connections(&pool);
-    }
-    if variant == Variant::NoRejoin {
-        tidepool_pools::controls::never_retry_endpoints(&pool);
-    }
     let (killed, hung) = (0, 1);
     let mut records = Vec::new();
     let mut losses = Vec::new();

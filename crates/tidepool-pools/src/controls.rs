@@ -1,8 +1,9 @@
 //! Seams for tidepool's performance suite (feature `controls`): the
 //! deliberately broken variants of the library's own code paths that the
-//! suite's negative controls run to show its contract rejects them, and the
+//! suite's negative controls run to show its contract rejects them, the
 //! unpooled browser its naive baseline and floor launch the way the pool
-//! does. Never on by default, hidden from the docs, and no part of the API a
+//! does, and the diagnostics its checks read (a pool's pids, a wait for its
+//! background work). Never on by default, hidden from the docs, and no part of the API a
 //! service uses: every item here breaks a promise of the library on purpose.
 
 use std::future::Future;
@@ -150,15 +151,18 @@ impl BrokenBatch for Batch<'_> {
     }
 }
 
-/// Lost endpoints of `pool` are never retried (the rejoin threshold's control).
-pub fn never_retry_endpoints(pool: &BrowserPool) {
-    pool.never_retry_endpoints_for_control();
+/// The pids of the browsers `pool` launched that are alive now: idle,
+/// leased or recycling.
+pub fn pids(pool: &BrowserPool) -> Vec<u32> {
+    pool.pids()
 }
 
-/// Connections `pool` opens from now on leave a closed socket unnoticed, as
-/// the CDP handler did before its patch (loss detection's control).
-pub fn hold_lost_connections(pool: &BrowserPool) {
-    pool.hold_lost_connections_for_control();
+/// Waits until no returned lease of `pool` is still being recycled or
+/// retired, and no browser is starting, or `timeout` passes; whether it
+/// settled. A check reads the pool's stats after it when a count must
+/// include every lease already dropped.
+pub async fn settle(pool: &BrowserPool, timeout: Duration) -> bool {
+    pool.settle(timeout).await
 }
 
 /// `pool`'s soft-limit trackers lose their latch and warn on every sample

@@ -5,6 +5,8 @@
 //!   scenarios need (pages, latency, memory, cookies, status codes, counters).
 //! - [`HttpConnection`]: one real keep-alive client connection.
 //! - [`CdpRelay`]: a recording WebSocket relay in front of a browser.
+//! - [`TcpRelay`]: a TCP relay in front of an endpoint that can hold a
+//!   client's socket open after the browser's closed (a fault on the wire).
 //! - [`CountingProxy`]: a forward HTTP proxy that records what passes through.
 //! - [`ExternalChromium`]: a browser started outside any pool, to connect to.
 //! - [`ResourceCheck`]: processes, profiles and descriptors back where they were.
@@ -24,6 +26,7 @@ mod proxy;
 mod relay;
 mod resources;
 mod server;
+mod tcp_relay;
 mod trace;
 pub mod wasm_fixtures;
 
@@ -38,12 +41,14 @@ pub use relay::{
 };
 pub use resources::{
     continue_process, interrupt_process, kill_process, leftover_browser_processes,
-    leftover_profiles, open_fds, process_alive, stop_process, ResourceCheck,
+    leftover_profiles, open_fds, process_alive, processes_naming_own_profiles, stop_process,
+    tagged_processes, ResourceCheck,
 };
 pub use server::{
     generated_page_html, generated_page_html_sized, FixtureServer, FixtureServerConfig,
     RequestRecord,
 };
+pub use tcp_relay::{TcpRelay, UpstreamClosed};
 pub use trace::SeededRng;
 
 /// A scratch directory under the temp dir, created fresh (never an existing

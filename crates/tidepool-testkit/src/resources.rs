@@ -2,7 +2,56 @@ use std::time::Duration;
 
 use rustix::process::{kill_process as kill_process_with, Pid, Signal};
 
-use tidepool_pools::browser::{own_tag_prefix, tagged_processes, PROFILE_PREFIX};
+use procfs::process::{ProcState, Process};
+use tidepool_pools::browser::{own_tag_prefix, PROFILE_PREFIX, TAG_ENV};
+
+/// Every live (not zombie) process but this one.
+fn live_processes() -> impl Iterator<Item = Process> {
+    let me = std::process::id() as i32;
+    procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(move |p| p.pid() != me && is_live(p))
+}
+
+fn is_live(p: &Process) -> bool {
+    p.stat()
+        .is_ok_and(|s| !matches!(s.state(), Ok(ProcState::Zombie | ProcState::Dead)))
+}
+
+/// Live (not zombie) processes whose tag (the pool's [`TAG_ENV`] in their
+/// environment) starts with `prefix`, as (pid, tag): the browsers a process
+/// launched and everything they spawned.
+pub fn tagged_processes(prefix: &str) -> Vec<(u32, String)> {
+    live_processes()
+        .filter_map(|p| {
+            let environ = p.environ().ok()?;
+            let tag = environ.get(std::ffi::OsStr::new(TAG_ENV))?.to_str()?;
+            tag.starts_with(prefix)
+                .then(|| (p.pid() as u32, tag.to_owned()))
+        })
+        .collect()
+}
+
+/// Live (not zombie) processes whose command line names a profile directory
+/// of a browser this process launched, as (pid, command line): the leftover
+/// check through another lens than the environment tag the cleanup uses.
+pub fn processes_naming_own_profiles() -> Vec<(u32, String)> {
+    let needle = std::env::temp_dir()
+        .join(format!("{PROFILE_PREFIX}{}", own_tag_prefix()))
+        .display()
+        .to_string();
+    live_processes()
+        .filter_map(|p| {
+            // Read as bytes: a command line need not be UTF-8.
+            let raw = std::fs::read(format!("/proc/{}/cmdline", p.pid())).ok()?;
+            let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+            line.contains(&needle)
+                .then(|| (p.pid() as u32, line.trim_end().to_owned()))
+        })
+        .collect()
+}
 
 /// Open file descriptors of this process.
 pub fn open_fds() -> usize {
@@ -95,7 +144,6 @@ fn signal(pid: u32, signal: Signal) -> bool {
 /// Whether `pid` is alive: a zombie still has a /proc entry, but only a
 /// reaped process is really gone.
 pub fn process_alive(pid: u32) -> bool {
-    use procfs::process::ProcState;
     procfs::process::Process::new(pid as i32)
         .and_then(|p| p.stat())
         .is_ok_and(|s| !matches!(s.state(), Ok(ProcState::Zombie | ProcState::Dead)))

@@ -14,6 +14,7 @@ mod floor;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use tidepool_pools::controls;
 
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 
@@ -621,7 +622,7 @@ async fn pool_round(
         }
     })
     .await;
-    let round = clocks.stop(startup, done, &pool.pids());
+    let round = clocks.stop(startup, done, &controls::pids(&pool));
     drop(shared);
     pool.close().await;
     Ok(round)

@@ -3,6 +3,7 @@
 //! half-way.
 
 use std::time::{Duration, Instant};
+use tidepool_pools::controls;
 
 use chromiumoxide::cdp::browser_protocol::page::CrashParams;
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
@@ -107,7 +108,7 @@ struct Bench<'a> {
 impl Bench<'_> {
     /// Every injection starts from a settled pool with its browsers ready.
     async fn ready(&self) -> Result<()> {
-        self.pool.settle(Duration::from_secs(30)).await;
+        controls::settle(self.pool, Duration::from_secs(30)).await;
         if self.variant == Variant::NoReplacement {
             return Ok(());
         }
@@ -193,7 +194,7 @@ impl Bench<'_> {
         let send = async {
             match self.variant {
                 Variant::DroppingBatch => {
-                    tidepool_pools::controls::BrokenBatch::send_stopping_at_first_error(batch).await
+                    controls::BrokenBatch::send_stopping_at_first_error(batch).await
                 }
                 _ => batch.send().await,
             }
@@ -312,7 +313,7 @@ impl Bench<'_> {
             _ => Duration::from_secs(10),
         };
         let gone = wait_for(grace, || !process_alive(pid)).await;
-        let not_back = self.pool.pids().iter().all(|&p| p != pid);
+        let not_back = controls::pids(self.pool).iter().all(|&p| p != pid);
         let redone = async {
             let next = self.pool.acquire().await?;
             Ok::<_, Error>(
@@ -372,7 +373,7 @@ impl Bench<'_> {
             Err(_) => (false, 1),
         };
         drop(lease);
-        let ready = self.pool.settle(Duration::from_secs(30)).await
+        let ready = controls::settle(self.pool, Duration::from_secs(30)).await
             && self
                 .pool
                 .wait_until_idle(BROWSERS, Duration::from_secs(30))
@@ -424,7 +425,7 @@ impl Bench<'_> {
                 "100 deadlines of under 60 ms never cancelled an acquire",
             ));
         };
-        let ready = self.pool.settle(Duration::from_secs(30)).await
+        let ready = controls::settle(self.pool, Duration::from_secs(30)).await
             && self
                 .pool
                 .wait_until_idle(BROWSERS, Duration::from_secs(30))
@@ -434,7 +435,7 @@ impl Bench<'_> {
         let live = stats.idle + stats.in_use;
         let watched = self.pool.browser_memory().len();
         let ghosts = watched.saturating_sub(live) as u64;
-        let all_alive = self.pool.pids().iter().all(|&p| process_alive(p));
+        let all_alive = controls::pids(self.pool).iter().all(|&p| process_alive(p));
         tally.record(
             Kind::CancelledAcquire,
             &[

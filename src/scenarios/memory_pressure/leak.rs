@@ -1,6 +1,7 @@
 //! Part 5: the leak check, judged on the fitted slope's confidence interval.
 
 use super::*;
+use tidepool_pools::controls;
 
 /// Part 5: leak check, lease cycles on a pool of two. With the leaking
 /// client, each cycle also opens a page outside the lease's context and a
@@ -26,7 +27,7 @@ pub(super) async fn leak_check(
     .await?;
     let warmup = 20;
     let measure_pool = |pool: &BrowserPool| {
-        let pids = pool.pids();
+        let pids = controls::pids(pool);
         pids.iter().map(|&p| pss_mb(p)).sum::<f64>()
     };
     let (mut xs, mut ys) = (Vec::new(), Vec::new());
@@ -54,11 +55,9 @@ pub(super) async fn leak_check(
                     .await?
                     .result
                     .target_id;
-                let connection = chromiumoxide::Browser::connect(
-                    tidepool_pools::controls::websocket_url(&lease),
-                )
-                .await
-                .map_err(|e| Error::config("control", e.to_string()))?;
+                let connection = chromiumoxide::Browser::connect(controls::websocket_url(&lease))
+                    .await
+                    .map_err(|e| Error::config("control", e.to_string()))?;
                 leaked.push((page, connection));
                 // And every tenth cycle a helper browser it never closes.
                 if c % 10 == 0 {

@@ -2,6 +2,7 @@
 //! browsers under load.
 
 use super::*;
+use tidepool_pools::controls;
 
 /// What part 1 measured that the limit parts size themselves by.
 #[derive(Debug, Clone, Default)]
@@ -150,7 +151,7 @@ pub(super) async fn under_load(
         })
         .collect();
     loaded.wait().await;
-    let pids = pool.pids();
+    let pids = controls::pids(&pool);
     if variant == Variant::KilledUnderLoad {
         if let Some(&pid) = pids.first() {
             kill_process(pid);

@@ -8,14 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{ms_since as ms, wait_for, Control, Scenario, ScenarioFuture};
-use crate::browser::{
-    own_tag_prefix, tagged_processes, BrowserPool, BrowserPoolConfig, MemoryEventKind,
-};
+use crate::browser::{own_tag_prefix, BrowserPool, BrowserPoolConfig, MemoryEventKind};
 use crate::error::{Error, Result};
 use crate::memory::{tree_memory, MemoryPolicy};
 use crate::profile::RunProfile;
 use crate::summary::MetricSummary;
 use crate::summary::{FigureSpec, ScenarioSpec};
+use crate::testkit::tagged_processes;
 use crate::testkit::{kill_process, open_fds, FixtureServer};
 
 mod leak;

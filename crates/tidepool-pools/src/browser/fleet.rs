@@ -55,6 +55,12 @@ pub struct FleetPolicy {
     /// is what finds it, within three periods, leases or not. `None` leaves
     /// it to the deadlines of the calls.
     pub heartbeat: Option<Duration>,
+    /// Retries of a lost endpoint that may fail in a row before the pool
+    /// gives it up for good (default none: it is retried for as long as
+    /// the pool lives). An endpoint given up gets no slot again; `Some(0)`
+    /// gives an endpoint up at its first loss, for a fleet whose lost
+    /// members are replaced, never restarted at the same address.
+    pub max_retries: Option<u32>,
 }
 
 impl Default for FleetPolicy {
@@ -64,6 +70,7 @@ impl Default for FleetPolicy {
             backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
             heartbeat: Some(Duration::from_secs(1)),
+            max_retries: None,
         }
     }
 }
@@ -113,6 +120,9 @@ pub enum EndpointState {
     BackingOff,
     /// A retry is under way.
     Retrying,
+    /// Lost, and given up after [`FleetPolicy::max_retries`] failed
+    /// retries: never retried again.
+    GivenUp,
 }
 
 /// One endpoint's figures, from [`BrowserPool::endpoints`](super::BrowserPool::endpoints).
@@ -164,14 +174,6 @@ pub(crate) struct Fleet {
     health: Mutex<Vec<Health>>,
     /// A connection opening finished (or failed).
     connected: tokio::sync::Notify,
-    /// The negative control of the rejoin threshold: a lost endpoint is
-    /// never retried.
-    #[cfg(feature = "controls")]
-    pub(crate) never_retry_for_control: std::sync::atomic::AtomicBool,
-    /// The negative control of loss detection: a closed socket goes
-    /// unnoticed, as before the handler patch.
-    #[cfg(feature = "controls")]
-    pub(crate) hold_lost_for_control: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why no new slot could open.
@@ -206,18 +208,7 @@ impl Fleet {
             policy,
             health: Mutex::new(health),
             connected: tokio::sync::Notify::new(),
-            #[cfg(feature = "controls")]
-            never_retry_for_control: Default::default(),
-            #[cfg(feature = "controls")]
-            hold_lost_for_control: Default::default(),
         }
-    }
-
-    /// The switch a connection reads when its socket closes: set only by
-    /// the negative control of loss detection.
-    #[cfg(feature = "controls")]
-    pub(crate) fn hold_switch(&self) -> Arc<std::sync::atomic::AtomicBool> {
-        self.hold_lost_for_control.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<Health>> {
@@ -293,26 +284,24 @@ impl Fleet {
         if h.state != EndpointState::Up {
             return;
         }
-        h.state = EndpointState::BackingOff;
         h.losses += 1;
         metrics::counter!(LOSSES).increment(1);
         gauge_add(DOWN, 1.0);
         h.backoff = self.policy.backoff;
         h.retry_at = Instant::now() + jittered(h.backoff);
         h.last_error = Some(why.to_owned());
+        if self.policy.max_retries == Some(0) {
+            h.state = EndpointState::GivenUp;
+            tracing::warn!(endpoint = %h.endpoint, error = why, "browser endpoint lost and given up (max_retries is 0)");
+            return;
+        }
+        h.state = EndpointState::BackingOff;
         tracing::warn!(endpoint = %h.endpoint, error = why, backoff = ?h.backoff, "browser endpoint lost");
     }
 
     /// The endpoints due for a retry, now marked retrying: the caller owes
     /// each a [`retried`](Self::retried).
     pub(crate) fn due_retries(&self) -> Vec<(usize, String)> {
-        #[cfg(feature = "controls")]
-        if self
-            .never_retry_for_control
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            return Vec::new();
-        }
         let now = Instant::now();
         let mut health = self.lock();
         health
@@ -340,8 +329,18 @@ impl Fleet {
                 tracing::info!(endpoint = %h.endpoint, "browser endpoint is up again");
             }
             Err(why) => {
-                h.state = EndpointState::BackingOff;
                 h.failed_retries += 1;
+                if self
+                    .policy
+                    .max_retries
+                    .is_some_and(|most| h.failed_retries >= most)
+                {
+                    h.state = EndpointState::GivenUp;
+                    tracing::warn!(endpoint = %h.endpoint, error = %why, retries = h.failed_retries, "browser endpoint given up");
+                    h.last_error = Some(why);
+                    return;
+                }
+                h.state = EndpointState::BackingOff;
                 h.backoff = (h.backoff * 2).min(self.policy.max_backoff);
                 h.retry_at = Instant::now() + jittered(h.backoff);
                 tracing::debug!(endpoint = %h.endpoint, error = %why, backoff = ?h.backoff, "browser endpoint still down");
@@ -449,6 +448,10 @@ fn none_up(health: &[Health], cap: usize) -> Error {
                     "{} (down: {why}; next retry in {:?})",
                     h.endpoint,
                     h.retry_at.saturating_duration_since(now)
+                ),
+                EndpointState::GivenUp => format!(
+                    "{} (given up after {} failed retries: {why})",
+                    h.endpoint, h.failed_retries
                 ),
             }
         })
@@ -559,6 +562,49 @@ mod tests {
         assert_eq!(f.stats()[0].state, EndpointState::BackingOff);
         f.retried(0, Ok(()));
         assert_eq!(f.choose(&[]).unwrap().index, 0);
+    }
+
+    fn fleet_with_retries(n: usize, max_retries: u32) -> Arc<Fleet> {
+        let endpoints: Vec<String> = (0..n).map(|i| format!("ws://e{i}")).collect();
+        Arc::new(Fleet::new(
+            &endpoints,
+            FleetPolicy {
+                backoff: Duration::from_millis(1),
+                max_backoff: Duration::from_millis(1),
+                max_retries: Some(max_retries),
+                ..FleetPolicy::default()
+            },
+        ))
+    }
+
+    #[test]
+    fn an_endpoint_is_given_up_after_max_retries_failed_retries() {
+        let f = fleet_with_retries(2, 2);
+        f.lost(0, "connection closed");
+        for attempt in 1..=2 {
+            std::thread::sleep(Duration::from_millis(3));
+            assert_eq!(f.due_retries().len(), 1, "retry {attempt} not due");
+            f.retried(0, Err("refused".into()));
+        }
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(f.due_retries().is_empty(), "retried past max_retries");
+        assert!(!f.retry_due());
+        assert_eq!(f.stats()[0].state, EndpointState::GivenUp);
+        f.lost(0, "lost again");
+        assert_eq!(f.stats()[0].state, EndpointState::GivenUp);
+        assert_eq!(f.choose(&[]).unwrap().index, 1);
+    }
+
+    #[test]
+    fn max_retries_zero_gives_an_endpoint_up_at_its_loss() {
+        let f = fleet_with_retries(1, 0);
+        f.lost(0, "connection closed");
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(f.due_retries().is_empty());
+        let Err(Refusal::NoneUp(e)) = f.choose(&[]) else {
+            panic!("a given-up endpoint was chosen")
+        };
+        assert!(e.to_string().contains("given up"), "{e}");
     }
 
     #[test]

@@ -449,8 +449,6 @@ impl PoolInner {
                 let url = super::endpoint::resolve(&endpoint, timeout).await?;
                 let liveness = Liveness {
                     heartbeat: c.fleet.heartbeat,
-                    #[cfg(feature = "controls")]
-                    hold_lost_connection: Some(on.fleet().hold_switch()),
                 };
                 let mut instance =
                     Instance::connect(id, &url, timeout, c.cdp_timeout, liveness).await?;

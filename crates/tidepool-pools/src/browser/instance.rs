@@ -96,10 +96,6 @@ pub(crate) struct Liveness {
     /// Ask the browser for its version every period, and mark it gone when
     /// it does not answer within one.
     pub(crate) heartbeat: Option<Duration>,
-    /// Once set, a closed socket goes unnoticed (the negative control of
-    /// loss detection): calls wait out their deadlines.
-    #[cfg(feature = "controls")]
-    pub(crate) hold_lost_connection: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// A browser's room for more slots: the pool keeps one per browser it
@@ -285,8 +281,6 @@ impl Instance {
                 })
             }
         };
-        #[cfg(feature = "controls")]
-        let hold_lost_connection = liveness.hold_lost_connection;
         let (lost, at) = (dead_tx.clone(), url.clone());
         let handler = tokio::spawn(async move {
             // Poll to the end: one unparsable message or event error must not
@@ -295,12 +289,6 @@ impl Instance {
                 if let Err(e) = event {
                     tracing::debug!(browser = id, error = %e, "CDP handler error");
                 }
-            }
-            #[cfg(feature = "controls")]
-            if hold_lost_connection.is_some_and(|hold| hold.load(Ordering::Relaxed)) {
-                // The negative control: the handler as it was before the
-                // patch, holding its calls until their deadlines.
-                std::future::pending::<()>().await;
             }
             // The stream ends when the socket does (chromey's handler; stock
             // chromiumoxide 0.9.1's never ended): every call in flight fails

@@ -33,9 +33,7 @@ pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
 pub use pool::BrowserPool;
 #[cfg(feature = "controls")]
 pub(crate) use process::{clean_up_after_control, LocalProcess};
-pub use process::{
-    own_tag_prefix, processes_naming_own_profiles, tagged_processes, PROFILE_PREFIX, TAG_ENV,
-};
+pub use process::{own_tag_prefix, PROFILE_PREFIX, TAG_ENV};
 pub use sampler::{MemoryEvent, MemoryEventKind};
 pub use sandbox::{Sandbox, SandboxChoice, SANDBOX_ENV};
 pub use stats::{BrowserPoolStats, RetireReason};

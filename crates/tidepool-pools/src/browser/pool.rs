@@ -415,7 +415,8 @@ impl BrowserPool {
     /// returns whether the pool settled. Read [`stats`](Self::stats) after it
     /// when a count must include every lease already dropped: a crash is
     /// counted when its lease's recycling finds it.
-    pub async fn settle(&self, timeout: Duration) -> bool {
+    #[cfg(feature = "controls")]
+    pub(crate) async fn settle(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let notified = self.inner.changed.notified();
@@ -461,25 +462,6 @@ impl BrowserPool {
             .unwrap_or_default()
     }
 
-    /// Stops retrying lost endpoints: the negative control of the rejoin
-    /// threshold.
-    #[cfg(feature = "controls")]
-    pub(crate) fn never_retry_endpoints_for_control(&self) {
-        if let Some(fleet) = &self.inner.fleet {
-            fleet.never_retry_for_control.store(true, Ordering::Relaxed);
-        }
-    }
-
-    /// Leaves the closed sockets of connections opened from now on
-    /// unnoticed, as the handler did before its patch: the negative control
-    /// of loss detection.
-    #[cfg(feature = "controls")]
-    pub(crate) fn hold_lost_connections_for_control(&self) {
-        if let Some(fleet) = &self.inner.fleet {
-            fleet.hold_lost_for_control.store(true, Ordering::Relaxed);
-        }
-    }
-
     /// Memory-policy events so far (soft-limit warnings and clears, evictions).
     pub fn memory_events(&self) -> Vec<super::sampler::MemoryEvent> {
         self.inner
@@ -500,7 +482,8 @@ impl BrowserPool {
 
     /// The pids of the browsers this pool launched and that are alive now:
     /// idle, leased or recycling.
-    pub fn pids(&self) -> Vec<u32> {
+    #[cfg(feature = "controls")]
+    pub(crate) fn pids(&self) -> Vec<u32> {
         self.inner.members.pids()
     }
 

@@ -241,21 +241,6 @@ pub(crate) async fn clean_up_after_control(tag: String, dir: PathBuf) {
     .await;
 }
 
-/// Live (not zombie) processes whose command line names a profile directory
-/// of a browser this process launched, as (pid, command line): the leftover
-/// check through another lens than the environment tag the cleanup uses.
-pub fn processes_naming_own_profiles() -> Vec<(u32, String)> {
-    let needle = std::env::temp_dir()
-        .join(format!("{PROFILE_PREFIX}{}", own_tag_prefix()))
-        .display()
-        .to_string();
-    crate::os::processes()
-        .into_iter()
-        .filter(|p| p.cmdline.contains(&needle))
-        .map(|p| (p.pid, p.cmdline))
-        .collect()
-}
-
 impl Drop for LocalProcess {
     /// The path for a pool dropped without `close()` or a launch abandoned
     /// mid-way: no await is possible here, so every process carrying the tag
@@ -327,11 +312,6 @@ fn fresh_profile_dir(tag: &str) -> Result<PathBuf> {
 
 /// Prefix of every profile directory the pool creates under the temp dir.
 pub const PROFILE_PREFIX: &str = "tidepool-profile-";
-
-/// Live (not zombie) processes whose tag starts with `prefix`, as (pid, tag).
-pub fn tagged_processes(prefix: &str) -> Vec<(u32, String)> {
-    crate::os::processes_with_env(TAG_ENV, |tag| tag.starts_with(prefix))
-}
 
 /// The tag prefix of every browser this process launches.
 pub fn own_tag_prefix() -> String {

@@ -162,6 +162,7 @@ impl Members {
     }
 
     /// Process ids of the launched browsers.
+    #[cfg(feature = "controls")]
     pub(crate) fn pids(&self) -> Vec<u32> {
         self.lock().values().filter_map(|m| m.gauge.pid()).collect()
     }
