@@ -25,6 +25,7 @@ deps:
 test: deps
 	cargo nextest run --profile default
 	cargo test --doc --quiet
+	cargo test --manifest-path examples/embed/Cargo.toml --locked --target-dir target/embed --test cdp_client -- --test-threads 1
 
 ## perf: every suite at full iteration counts; reports in target/tidepool/reports, with
 ##   index.html (every report, plotted; written even when a suite fails) and its screenshot
@@ -51,7 +52,7 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p tidepool-pools --no-default-features -- -D warnings
-	cargo clippy --manifest-path examples/embed/Cargo.toml --locked --target-dir target/embed -- -D warnings
+	cargo clippy --manifest-path examples/embed/Cargo.toml --locked --target-dir target/embed --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 	cargo package -p tidepool-pools --locked --offline --allow-dirty --no-verify --quiet
 	.ci/actionlint

@@ -1,11 +1,22 @@
-//! Pipelining judged on the wire: a pool in connect mode talks to Chromium
-//! through a recording relay, and the waits per command are counted from the
-//! frames' own timestamps, not from when our futures were polled.
+//! What the library's CDP client must do for its headlines, checked as a
+//! dependent gets it: batches pipelined on the wire, and a killed remote
+//! browser found at once, not by a heartbeat or a deadline.
+//!
+//! Written against `tidepool_pools` and `tidepool_testkit` alone, so the
+//! same file runs here and in `examples/embed`, a crate outside this
+//! workspace that depends on the library by path, with its own lockfile and
+//! no `[patch]` (its `tests/cdp_client.rs` includes this one).
+//!
+//! Pipelining is judged on the wire: a pool in connect mode talks to
+//! Chromium through a recording relay, and the waits per command are counted
+//! from the frames' own timestamps, not from when our futures were polled.
 
-use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
-use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource};
-use tidepool::cdp::{SessionPool, SessionPoolConfig};
-use tidepool::testkit::{
+use std::time::{Duration, Instant};
+
+use tidepool_pools::browser::{BrowserPool, BrowserPoolConfig, BrowserSource};
+use tidepool_pools::cdp::{SessionPool, SessionPoolConfig};
+use tidepool_pools::chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
+use tidepool_testkit::{
     init_tracing, wire_waits_per_command, CdpRelay, ExternalChromium, FixtureServer, ResourceCheck,
     WireFrame,
 };
@@ -121,5 +132,53 @@ async fn a_pipelined_batch_waits_once_for_all_its_commands_on_the_wire() {
         "a pipelined batch must put its commands on the wire before their replies: {waits:.3} waits per command (limit <= 0.2, ratio {:.2}); chromiumoxide 0.9.1 reads 0.91 (README, \"The CDP client\")",
         waits / 0.2
     );
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_remote_browser_fails_its_lease_within_a_second_naming_it() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let chromium = ExternalChromium::start().await.unwrap();
+    let endpoint = chromium.http_url();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        source: BrowserSource::Connect {
+            endpoints: vec![endpoint.clone()],
+        },
+        min_idle: 1,
+        max_size: 1,
+        warm_up: 1,
+        memory: None,
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap();
+    let lease = pool.acquire().await.unwrap();
+    lease.goto(&server.url("/page/1")).await.unwrap();
+
+    // SIGKILL and the reap: from here, only the closed socket can tell.
+    let killed = Instant::now();
+    chromium.stop().await;
+    let err = lease
+        .goto(&server.url("/slow?ms=5000"))
+        .await
+        .expect_err("a lease on a killed browser must fail");
+    let found = killed.elapsed();
+    println!("a killed remote browser failed its lease {found:?} after the SIGKILL");
+    assert!(
+        found <= Duration::from_secs(1),
+        "the loss took {found:?} to reach the lease (limit 1 s, ratio {:.2}); stock chromiumoxide 0.9.1 leaves it to the heartbeat or the call's deadline (README, \"The CDP client\")",
+        found.as_secs_f64()
+    );
+    let text = err.to_string();
+    let address = endpoint.trim_start_matches("http://");
+    assert!(
+        text.contains(address),
+        "the error names the endpoint {address}: {text}"
+    );
+    drop(lease);
+    pool.close().await;
+    server.shutdown().await;
     resources.assert_clean().await;
 }
