@@ -7,14 +7,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` through a temporary file in the same directory and a
-/// rename, creating the directory if needed.
+/// rename, creating the directory if needed; the file and then the directory
+/// are synced, so the new contents survive a crash once this returns.
 ///
 /// The temporary name carries the process id and a counter, so two processes (or
 /// two tasks) filling the same path never write into each other's file; the last
 /// rename wins and both renames are whole.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name's parent is "", which cannot be opened to be synced.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating directory", dir, e))?;
     let file_name = path
         .file_name()
@@ -33,7 +38,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         file.write_all(bytes)
             .and_then(|()| file.sync_all())
             .map_err(|e| Error::io("writing (through a temporary file)", path, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming into place", path, e))
+        std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming into place", path, e))?;
+        // The rename is durable only once the directory's entry is: without
+        // this, a power loss can leave the old file (or none) in place.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("syncing the directory after the rename", dir, e))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

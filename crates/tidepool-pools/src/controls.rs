@@ -165,6 +165,19 @@ pub async fn settle(pool: &BrowserPool, timeout: Duration) -> bool {
     pool.settle(timeout).await
 }
 
+/// Browsers launched from now on in this process get no parent-death
+/// signal: they outlive a service killed by SIGKILL (the control of the
+/// kill -9 check).
+pub fn launch_without_parent_death_signal() {
+    crate::browser::launch_without_parent_death_signal();
+}
+
+/// Pools started from now on in this process do not sweep what dead
+/// services left (the control of the kill -9 check).
+pub fn skip_orphan_sweep() {
+    crate::browser::skip_sweep();
+}
+
 /// `pool`'s soft-limit trackers lose their latch and warn on every sample
 /// over the limit (`one_warning_per_crossing`'s control).
 pub fn unlatch_soft_limit(pool: &BrowserPool) {

@@ -86,6 +86,21 @@ mod imp {
             .join(" ")
     }
 
+    /// Zombie children of this process whose name (`comm`) starts with
+    /// `prefix`.
+    pub(crate) fn zombie_children(prefix: &str) -> Vec<u32> {
+        let me = std::process::id() as i32;
+        let Ok(all) = procfs::process::all_processes() else {
+            return Vec::new();
+        };
+        all.filter_map(Result::ok)
+            .filter_map(|p| p.stat().ok())
+            .filter(|s| s.ppid == me && s.comm.starts_with(prefix))
+            .filter(|s| matches!(s.state(), Ok(ProcState::Zombie)))
+            .map(|s| s.pid as u32)
+            .collect()
+    }
+
     /// Resident set size of `pid`, bytes.
     pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
         let status = Process::new(pid as i32).ok()?.status().ok()?;
@@ -121,6 +136,9 @@ mod imp {
     pub(crate) fn cmdline(_pid: u32) -> String {
         String::new()
     }
+    pub(crate) fn zombie_children(_prefix: &str) -> Vec<u32> {
+        Vec::new()
+    }
     pub(crate) fn rss_bytes(_pid: u32) -> Option<u64> {
         None
     }
@@ -142,6 +160,52 @@ pub(crate) fn kill(pid: u32) {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
     }
 }
+
+/// Whether orphans re-parent to this process: it is PID 1 (a container's
+/// init) or a child subreaper.
+pub(crate) fn adopts_orphans() -> bool {
+    if std::process::id() == 1 {
+        return true;
+    }
+    #[cfg(target_os = "linux")]
+    if let Ok(Some(_)) = rustix::process::child_subreaper() {
+        return true;
+    }
+    false
+}
+
+/// Reaps `pid`, a zombie child of this process, if it still is one.
+pub(crate) fn reap(pid: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+    }
+}
+
+/// Makes the process `cmd` starts get SIGKILL when the thread that spawns
+/// it ends (Linux's parent-death signal), and not start at all if that
+/// thread is gone by the time it runs. Elsewhere, nothing.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+pub(crate) fn die_with_parent(cmd: &mut tokio::process::Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs in the child between fork and exec, where
+    // only async-signal-safe calls are allowed: it makes two system calls
+    // (prctl, getppid) and allocates nothing, errors included.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // The parent may have died between fork and prctl: then no
+            // signal will ever come, so the child must not start.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(3)); // ESRCH
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn die_with_parent(_cmd: &mut tokio::process::Command) {}
 
 #[cfg(all(test, target_os = "linux"))]
 mod tests {

@@ -40,9 +40,9 @@ pub use relay::{
     commands_sent, wire_round_trip_waits, wire_waits_per_command, CdpRelay, WireFrame,
 };
 pub use resources::{
-    continue_process, interrupt_process, kill_process, leftover_browser_processes,
-    leftover_profiles, open_fds, process_alive, processes_naming_own_profiles, stop_process,
-    tagged_processes, ResourceCheck,
+    become_child_subreaper, continue_process, interrupt_process, kill_process,
+    leftover_browser_processes, leftover_profiles, open_fds, process_alive,
+    processes_naming_own_profiles, stop_process, tagged_processes, zombie_children, ResourceCheck,
 };
 pub use server::{
     generated_page_html, generated_page_html_sized, FixtureServer, FixtureServerConfig,

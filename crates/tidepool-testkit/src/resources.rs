@@ -34,6 +34,26 @@ pub fn tagged_processes(prefix: &str) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// Makes this process a child subreaper: orphans of its descendants
+/// re-parent to it, as they do to PID 1 in a container. Whether it took.
+pub fn become_child_subreaper() -> bool {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).is_ok()
+}
+
+/// Zombie children of this process: what a PID 1 that never reaps
+/// accumulates.
+pub fn zombie_children() -> Vec<u32> {
+    let me = std::process::id() as i32;
+    procfs::process::all_processes()
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|p| p.stat().ok())
+        .filter(|s| s.ppid == me && matches!(s.state(), Ok(ProcState::Zombie)))
+        .map(|s| s.pid as u32)
+        .collect()
+}
+
 /// Live (not zombie) processes whose command line names a profile directory
 /// of a browser this process launched, as (pid, command line): the leftover
 /// check through another lens than the environment tag the cleanup uses.

@@ -12,6 +12,7 @@ mod isolation;
 mod lease;
 mod locate;
 mod maintain;
+mod orphans;
 mod pool;
 mod process;
 mod sampler;
@@ -30,6 +31,8 @@ pub use isolation::{Isolation, LeaseOptions};
 pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;
 pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
+#[cfg(feature = "controls")]
+pub(crate) use orphans::{launch_without_parent_death_signal, skip_sweep};
 pub use pool::BrowserPool;
 #[cfg(feature = "controls")]
 pub(crate) use process::{clean_up_after_control, LocalProcess};

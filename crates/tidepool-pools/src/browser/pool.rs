@@ -79,6 +79,11 @@ impl BrowserPool {
             BrowserSource::Launch { executable } => Some(locate_chromium(executable.as_deref())?),
             BrowserSource::Connect { .. } => None,
         };
+        if executable.is_some() {
+            // What a service killed before it could close its pools left
+            // behind: its crashpad handlers and profile directories.
+            let _ = tokio::task::spawn_blocking(super::orphans::sweep).await;
+        }
         let browser_memory =
             (config.memory.as_ref()).map(|m| m.for_leases(config.slots_per_browser()));
         let fleet = match &config.source {

@@ -81,7 +81,7 @@ impl LocalProcess {
             executable: executable.to_owned(),
             message,
         };
-        let mut child = match cmd.spawn() {
+        let mut child = match super::orphans::spawn(cmd).await {
             Ok(child) => child,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&profile_dir);
@@ -128,6 +128,7 @@ impl LocalProcess {
                     child.wait().await
                 }
             };
+            super::orphans::reaped(pid);
             let text = match status {
                 Ok(s) => s.to_string(),
                 Err(e) => format!("could not be waited for: {e}"),
@@ -273,7 +274,7 @@ impl Drop for LocalProcess {
 /// after `remove_dir_all` listed the directory ("Directory not empty", seen
 /// in a control that retires a browser per lease): the removal is retried
 /// a few times before it is reported.
-fn remove_profile(dir: &Path) {
+pub(super) fn remove_profile(dir: &Path) {
     for attempt in 1..=SWEEP_ROUNDS {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => return,
@@ -328,6 +329,10 @@ fn kill_tagged(tag: &str) {
     for round in 0..SWEEP_ROUNDS {
         let found = crate::os::processes_with_env(TAG_ENV, |t| t == tag);
         if found.is_empty() {
+            // The crashpad handlers re-parented to PID 1 when they started:
+            // when that is this process, the ones that exited (or were
+            // killed here) are its to reap.
+            super::orphans::reap_adopted();
             return;
         }
         for (pid, _) in found {
@@ -338,10 +343,11 @@ fn kill_tagged(tag: &str) {
         // round must find; this runs off the async runtime (spawn_blocking or
         // a Drop), never on a hot path.
         std::thread::sleep(SWEEP_PAUSE);
+        super::orphans::reap_adopted();
     }
 }
 
 /// Sweeps of [`kill_tagged`] before it gives up.
-const SWEEP_ROUNDS: usize = 10;
+pub(super) const SWEEP_ROUNDS: usize = 10;
 /// Pause between sweeps.
-const SWEEP_PAUSE: Duration = Duration::from_millis(30);
+pub(super) const SWEEP_PAUSE: Duration = Duration::from_millis(30);

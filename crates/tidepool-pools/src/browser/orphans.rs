@@ -1,0 +1,236 @@
+//! What a service leaves behind when it dies without closing its pools
+//! (SIGKILL, the OOM killer), and how the next start cleans it up.
+//!
+//! - Every launched Chromium gets SIGKILL when the service dies (Linux's
+//!   parent-death signal). The signal fires when the *thread* that forked
+//!   the browser ends, not the process, and a runtime's threads come and go
+//!   (a blocking-pool thread retires after 10 s idle; `block_in_place` hands
+//!   a worker to the blocking pool): browsers are spawned from one launcher
+//!   thread that lives as long as the process.
+//! - The browser's renderers and zygote end with it; its crashpad handlers
+//!   re-parent and live on, and its profile directory stays. A pool that
+//!   launches sweeps both at its start: the tagged processes and profile
+//!   directories whose owning process is gone, never those of a live one.
+//! - A service that is PID 1 (a container's init) or a child subreaper
+//!   inherits the crashpad handlers it kills; it reaps them.
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
+
+use tokio::sync::oneshot;
+
+use super::process::{remove_profile, PROFILE_PREFIX, TAG_ENV};
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The pids of the browsers this process spawned and has not reaped yet:
+/// their own tasks wait for them, so the reaping of adopted orphans leaves
+/// them alone. Held across a spawn and across a reaping round, so neither
+/// sees the other half done.
+static SPAWNED: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+fn spawned() -> MutexGuard<'static, BTreeSet<u32>> {
+    SPAWNED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `pid`, spawned here, has been reaped by its own task.
+pub(super) fn reaped(pid: u32) {
+    spawned().remove(&pid);
+}
+
+/// Spawns `cmd` from the launcher thread, with the parent-death signal set.
+pub(super) async fn spawn(
+    mut cmd: tokio::process::Command,
+) -> std::io::Result<tokio::process::Child> {
+    #[cfg(feature = "controls")]
+    let deathless = DEATHLESS_FOR_CONTROL.load(std::sync::atomic::Ordering::Relaxed);
+    #[cfg(not(feature = "controls"))]
+    let deathless = false;
+    if !deathless {
+        crate::os::die_with_parent(&mut cmd);
+    }
+    // The child registers with this runtime's process driver, whichever
+    // thread forks it.
+    let runtime = tokio::runtime::Handle::current();
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _entered = runtime.enter();
+        let mut spawned = spawned();
+        let child = cmd.spawn();
+        if let Some(pid) = child.as_ref().ok().and_then(|c| c.id()) {
+            spawned.insert(pid);
+        }
+        drop(spawned);
+        let _ = tx.send(child);
+    });
+    launcher_send(job)?;
+    rx.await
+        .map_err(|_| std::io::Error::other("the launcher thread dropped a launch"))?
+}
+
+/// Hands `job` to the launcher thread, starting it on first use.
+fn launcher_send(job: Job) -> std::io::Result<()> {
+    static LAUNCHER: Mutex<Option<std::sync::mpsc::Sender<Job>>> = Mutex::new(None);
+    let mut launcher = LAUNCHER.lock().unwrap_or_else(|p| p.into_inner());
+    if launcher.is_none() {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("tidepool-launcher".into())
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
+            })?;
+        *launcher = Some(jobs);
+    }
+    match launcher.as_ref().map(|l| l.send(job)) {
+        Some(Ok(())) => Ok(()),
+        _ => {
+            // Its thread ended (it never does but by a panic in a spawn):
+            // start another next time.
+            *launcher = None;
+            Err(std::io::Error::other("the launcher thread is gone"))
+        }
+    }
+}
+
+/// Kills the tagged processes and removes the profile directories of
+/// services that are gone; returns how many of each. Runs off the runtime
+/// (it reads `/proc` and sleeps between kill rounds). A no-op off Linux,
+/// where no process can be attributed.
+pub(super) fn sweep() -> (usize, usize) {
+    #[cfg(feature = "controls")]
+    if NO_SWEEP_FOR_CONTROL.load(std::sync::atomic::Ordering::Relaxed) {
+        return (0, 0);
+    }
+    if !cfg!(target_os = "linux") {
+        return (0, 0);
+    }
+    let orphaned = |tag: &str| owner(tag).is_some_and(|pid| !crate::os::alive(pid));
+    let mut killed = 0;
+    for _ in 0..super::process::SWEEP_ROUNDS {
+        let found = crate::os::processes_with_env(TAG_ENV, orphaned);
+        if found.is_empty() {
+            break;
+        }
+        for (pid, tag) in found {
+            tracing::debug!(pid, tag, "killing a process of a service that is gone");
+            crate::os::kill(pid);
+            killed += 1;
+        }
+        std::thread::sleep(super::process::SWEEP_PAUSE);
+    }
+    reap_adopted();
+    let mut removed = 0;
+    let dir = std::env::temp_dir();
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(tag) = name.to_str().and_then(|n| n.strip_prefix(PROFILE_PREFIX)) else {
+            continue;
+        };
+        if orphaned(tag) {
+            remove_profile(&entry.path());
+            removed += 1;
+        }
+    }
+    if killed + removed > 0 {
+        tracing::info!(
+            killed,
+            removed,
+            dir = %dir.display(),
+            "swept the browser processes and profiles of services that are gone"
+        );
+    }
+    (killed, removed)
+}
+
+/// The pid of the process that launched the browser tagged `tag`
+/// (`<pid>-<pool>-<browser>`, a profile directory's name adds `-<random>`).
+fn owner(tag: &str) -> Option<u32> {
+    tag.split('-').next()?.parse().ok()
+}
+
+/// Reaps the Chromium processes (crashpad handlers) that re-parented to
+/// this process, if it adopts orphans; never a child it spawned itself,
+/// which its own task waits for.
+pub(super) fn reap_adopted() {
+    if !crate::os::adopts_orphans() {
+        return;
+    }
+    let spawned = spawned();
+    for pid in crate::os::zombie_children("chrom") {
+        if !spawned.contains(&pid) {
+            tracing::debug!(pid, "reaping an adopted browser process");
+            crate::os::reap(pid);
+        }
+    }
+}
+
+/// Whether `dir` is a profile directory of this process's browsers.
+#[cfg(test)]
+fn is_own(dir: &std::path::Path) -> bool {
+    dir.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_prefix(PROFILE_PREFIX))
+        .and_then(owner)
+        == Some(std::process::id())
+}
+
+#[cfg(feature = "controls")]
+static DEATHLESS_FOR_CONTROL: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+#[cfg(feature = "controls")]
+static NO_SWEEP_FOR_CONTROL: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Browsers launched from now on in this process outlive it (the control
+/// of the kill -9 check).
+#[cfg(feature = "controls")]
+pub(crate) fn launch_without_parent_death_signal() {
+    DEATHLESS_FOR_CONTROL.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Pools started from now on in this process sweep nothing (the control
+/// of the kill -9 check).
+#[cfg(feature = "controls")]
+pub(crate) fn skip_sweep() {
+    NO_SWEEP_FOR_CONTROL.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_is_the_first_field_of_a_tag_or_a_profile_name() {
+        assert_eq!(owner("4242-3-7"), Some(4242));
+        assert_eq!(owner("4242-3-7-AbCdEf012345"), Some(4242));
+        assert_eq!(owner("external-1"), None);
+        let own =
+            std::env::temp_dir().join(format!("{PROFILE_PREFIX}{}-1-2-x", std::process::id()));
+        assert!(is_own(&own));
+    }
+
+    #[test]
+    fn the_sweep_leaves_a_live_owner_s_profile_and_removes_a_dead_one_s() {
+        // A child that has exited and been reaped: its pid names no process.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let temp = std::env::temp_dir();
+        let dead_dir = temp.join(format!("{PROFILE_PREFIX}{dead}-1-1-sweeptest"));
+        let live_dir = temp.join(format!(
+            "{PROFILE_PREFIX}{}-1-1-sweeptest",
+            std::process::id()
+        ));
+        for d in [&dead_dir, &live_dir] {
+            std::fs::create_dir_all(d.join("Default")).unwrap();
+        }
+        sweep();
+        let (dead_left, live_left) = (dead_dir.exists(), live_dir.exists());
+        let _ = std::fs::remove_dir_all(&live_dir);
+        let _ = std::fs::remove_dir_all(&dead_dir);
+        assert!(!dead_left, "a gone service's profile was left");
+        assert!(live_left, "a live service's profile was removed");
+    }
+}
