@@ -11,11 +11,12 @@
 //!    SIGSTOP a tenth of the way in, and continued 5 s later.
 //!
 //! A page whose attempt fails is retried, on whatever endpoint the pool
-//! gives it. Measured: pages loaded and lost; the failover latency, from a
-//! loss to each of the lost endpoint's pages running elsewhere, against the
-//! scenario's own cold launch of a browser; the throughput with one endpoint
-//! down against all up; how many backoff periods a returning endpoint takes
-//! to rejoin; and each endpoint's leases.
+//! gives it, when the library calls the failure retryable
+//! (`Error::is_retryable`). Measured: pages loaded and lost; the failover
+//! latency, from a loss to each of the lost endpoint's pages running
+//! elsewhere, against the scenario's own cold launch of a browser; the
+//! throughput with one endpoint down against all up; how many backoff
+//! periods a returning endpoint takes to rejoin; and each endpoint's leases.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -249,8 +250,14 @@ fn pool_config(fleet: &Fleet, variant: Variant) -> BrowserPoolConfig {
     }
 }
 
+/// Whether the library says `e` may succeed in a new lease.
+fn retryable(e: &Error) -> bool {
+    e.as_pool().is_some_and(PoolError::is_retryable)
+}
+
 /// Loads page `n` in a lease of its own, retried up to [`ATTEMPTS`] times
-/// (once, for the no_retry control); its attempts, in order.
+/// while its failures are retryable (once, for the no_retry control); its
+/// attempts, in order.
 async fn load(pool: &BrowserPool, server: &FixtureServer, n: usize, retry: bool) -> Record {
     let mut record = Vec::new();
     for _ in 0..if retry { ATTEMPTS } else { 1 } {
@@ -275,16 +282,19 @@ async fn load(pool: &BrowserPool, server: &FixtureServer, n: usize, retry: bool)
             Ok::<_, Error>((endpoint, leased, done))
         }
         .await;
-        let (endpoint, leased, ok) = match attempt {
+        // Retried only when the library calls the failure retryable: a loss
+        // it misclassified would lose its page, and `every_page_loads` says so.
+        let (endpoint, leased, ok, retryable) = match attempt {
             Ok((endpoint, leased, done)) => {
                 if let Err(e) = &done {
                     tracing::debug!(page = n, ?endpoint, error = %e, "a page attempt failed");
                 }
-                (endpoint, leased, done.is_ok())
+                let retryable = done.as_ref().err().is_some_and(retryable);
+                (endpoint, leased, done.is_ok(), retryable)
             }
             Err(e) => {
                 tracing::debug!(page = n, error = %e, "no lease for a page");
-                (None, asked, false)
+                (None, asked, false, retryable(&e))
             }
         };
         record.push(Attempt {
@@ -293,7 +303,7 @@ async fn load(pool: &BrowserPool, server: &FixtureServer, n: usize, retry: bool)
             ended: Instant::now(),
             ok,
         });
-        if ok {
+        if ok || !retryable {
             break;
         }
     }

@@ -195,6 +195,46 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the same work may succeed in a new lease: the browser or
+    /// endpoint behind the lease was lost (crashed, evicted, gone from the
+    /// fleet, hung past a deadline), its page crashed, no browser was free in
+    /// time, or a hook failed and its browser was retired. Not for a bad
+    /// config, a missing binary, a script or protocol error the page itself
+    /// answered with (`Cdp`), a closed pool, or a WASM fault: those fail the
+    /// same way again.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidepool_pools::Error;
+    ///
+    /// let lost = Error::BrowserCrashed { browser: 3, action: "goto".into(), detail: "the connection closed".into() };
+    /// assert!(lost.is_retryable());
+    /// assert!(!Error::config("browser.max_size", "must be at least 1").is_retryable());
+    /// ```
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::BrowserCrashed { .. }
+            | Error::PageCrashed { .. }
+            | Error::BrowserEvicted { .. }
+            | Error::NoEndpointUp { .. }
+            | Error::AcquireTimeout { .. }
+            | Error::Hook { .. }
+            | Error::Timeout { .. } => true,
+            Error::Config { .. }
+            | Error::Io { .. }
+            | Error::Corrupt { .. }
+            | Error::Json { .. }
+            | Error::Http { .. }
+            | Error::ChromiumNotFound { .. }
+            | Error::Launch { .. }
+            | Error::Cdp { .. }
+            | Error::PoolClosed { .. }
+            | Error::Task { .. } => false,
+            #[cfg(feature = "wasm")]
+            Error::Wasm { .. } => false,
+        }
+    }
+
     /// An [`Error::Task`] for the task `what`, which panicked or was cancelled.
     pub fn task(what: impl Into<String>, e: tokio::task::JoinError) -> Self {
         Error::Task {
