@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tidepool_pools::controls;
 
 use assert_matches::assert_matches;
-use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource};
+use tidepool::browser::{BrowserPool, BrowserPoolConfig, BrowserSource, Lease, RetryPolicy};
 use tidepool::harness::run_contract;
 use tidepool::testkit::{init_tracing, ExternalChromium, FixtureServer, ResourceCheck};
 use tidepool_pools::Error;
@@ -765,6 +765,90 @@ async fn cancelled_acquires_leave_exact_counts_and_no_ghost_browser() {
         "{completed} acquires completed, {cancelled} cancelled, {} browsers retired as cancelled",
         stats.retired_cancelled
     );
+    pool.close().await;
+    resources.assert_clean().await;
+}
+
+/// A lease whose page is crashed by `Page.crash`, then asked for `1 + 1`:
+/// the library's own `PageCrashed`.
+async fn crash_the_page(lease: &Lease) -> tidepool_pools::Result<u32> {
+    use chromiumoxide::cdp::browser_protocol::page::CrashParams;
+    // The crash takes its renderer down before any reply can come.
+    let _ = tokio::time::timeout(
+        Duration::from_millis(500),
+        lease.page().execute(CrashParams::default()),
+    )
+    .await;
+    lease.evaluate::<u32>("1 + 1").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_is_retried_in_a_new_lease_only_while_its_failure_is_retryable() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        max_size: 1,
+        warm_up: 1,
+        memory: None,
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap();
+    let policy = RetryPolicy {
+        attempts: 3,
+        backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(20),
+    };
+    let contexts = std::sync::Mutex::new(Vec::new());
+    let attempt = |lease: &Lease| {
+        let mut seen = contexts.lock().unwrap();
+        seen.push(lease.context_id().inner().clone());
+        seen.len()
+    };
+
+    // A crashed page, then a good one: two attempts, two leases.
+    let value = pool
+        .run_with_retries(&policy, |lease| async move {
+            if attempt(&lease) == 1 {
+                crash_the_page(&lease).await
+            } else {
+                lease.evaluate::<u32>("6 * 7").await
+            }
+        })
+        .await
+        .unwrap();
+    let seen = std::mem::take(&mut *contexts.lock().unwrap());
+    assert_eq!(value, 42);
+    assert_eq!(seen.len(), 2, "a crashed page is retried once: {seen:?}");
+    assert_ne!(seen[0], seen[1], "the retry ran in a new lease");
+
+    // A script error fails the same way again: one attempt, its error.
+    let err = pool
+        .run_with_retries(&policy, |lease| async move {
+            attempt(&lease);
+            lease
+                .evaluate::<u32>("(() => { throw new Error('boom') })()")
+                .await
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        !err.is_retryable() && err.to_string().contains("boom"),
+        "{err}"
+    );
+    assert_eq!(std::mem::take(&mut *contexts.lock().unwrap()).len(), 1);
+
+    // A crash every time: the attempts are spent, the last error returned.
+    let err = pool
+        .run_with_retries(&policy, |lease| async move {
+            attempt(&lease);
+            crash_the_page(&lease).await
+        })
+        .await
+        .unwrap_err();
+    assert_matches!(err, tidepool_pools::Error::PageCrashed { .. });
+    assert_eq!(std::mem::take(&mut *contexts.lock().unwrap()).len(), 3);
+
     pool.close().await;
     resources.assert_clean().await;
 }

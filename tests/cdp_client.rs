@@ -25,6 +25,22 @@ use tidepool_testkit::{
 const COMMANDS: u64 = 8;
 const BATCHES: u64 = 30;
 
+/// A pool of one browser in connect mode, warm.
+async fn one_browser_at(endpoint: String) -> BrowserPool {
+    BrowserPool::new(BrowserPoolConfig {
+        source: BrowserSource::Connect {
+            endpoints: vec![endpoint],
+        },
+        min_idle: 1,
+        max_size: 1,
+        warm_up: 1,
+        memory: None,
+        ..BrowserPoolConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// The batch's evaluations, as the relay saw them.
 fn measured(frame: &WireFrame) -> bool {
     frame.method.as_deref() == Some("Runtime.evaluate")
@@ -42,18 +58,7 @@ async fn waits_on_the_wire(sequential: bool) -> f64 {
     let server = FixtureServer::start().await.unwrap();
     let chromium = ExternalChromium::start().await.unwrap();
     let relay = CdpRelay::start(&chromium.ws_url).await.unwrap();
-    let pool = BrowserPool::new(BrowserPoolConfig {
-        source: BrowserSource::Connect {
-            endpoints: vec![relay.ws_url()],
-        },
-        min_idle: 1,
-        max_size: 1,
-        warm_up: 1,
-        memory: None,
-        ..BrowserPoolConfig::default()
-    })
-    .await
-    .unwrap();
+    let pool = one_browser_at(relay.ws_url()).await;
     let lease = pool.acquire().await.unwrap();
     let sessions = SessionPool::new(&lease, SessionPoolConfig::default()).unwrap();
     let session = sessions.acquire().await.unwrap();
@@ -142,18 +147,7 @@ async fn a_killed_remote_browser_fails_its_lease_within_a_second_naming_it() {
     let server = FixtureServer::start().await.unwrap();
     let chromium = ExternalChromium::start().await.unwrap();
     let endpoint = chromium.http_url();
-    let pool = BrowserPool::new(BrowserPoolConfig {
-        source: BrowserSource::Connect {
-            endpoints: vec![endpoint.clone()],
-        },
-        min_idle: 1,
-        max_size: 1,
-        warm_up: 1,
-        memory: None,
-        ..BrowserPoolConfig::default()
-    })
-    .await
-    .unwrap();
+    let pool = one_browser_at(endpoint.clone()).await;
     let lease = pool.acquire().await.unwrap();
     lease.goto(&server.url("/page/1")).await.unwrap();
 

@@ -174,6 +174,24 @@ pub(crate) fn adopts_orphans() -> bool {
     false
 }
 
+/// Whether `pid` is in this process's PID namespace: a pid read in a tag
+/// means the same process only there (a host sees a container's browsers,
+/// whose tags name pids of the container's namespace).
+pub(crate) fn same_pid_namespace(pid: u32) -> bool {
+    let ns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/pid")).ok();
+    match (ns("self"), ns(&pid.to_string())) {
+        (Some(mine), Some(theirs)) => mine == theirs,
+        _ => false,
+    }
+}
+
+/// This machine's host name (a container's own, in a container).
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Reaps `pid`, a zombie child of this process, if it still is one.
 pub(crate) fn reap(pid: u32) {
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {

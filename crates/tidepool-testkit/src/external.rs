@@ -1,7 +1,6 @@
 //! A Chromium started outside any pool, as a remote CDP node would be.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tidepool_pools::browser::{locate_chromium, resolve_endpoint, Sandbox, DEFAULT_FLAGS};
@@ -48,18 +47,19 @@ impl ExternalChromium {
     /// [`start`](Self::start) on `port` (0: any free one), as a browser in a
     /// container keeps its port across restarts.
     pub async fn start_on(port: u16) -> Result<ExternalChromium> {
-        static N: AtomicU64 = AtomicU64::new(1);
         let executable = locate_chromium(None)?;
-        let dir = std::env::temp_dir().join(format!(
-            "tidepool-external-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
         let failed = |message: String| Error::Launch {
             executable: executable.clone(),
             message,
         };
-        std::fs::create_dir_all(&dir).map_err(|e| failed(format!("{}: {e}", dir.display())))?;
+        // A fresh directory every time: one left by an earlier run under a
+        // recycled pid held a stale DevToolsActivePort, and the browser was
+        // looked for on a port nobody listened on any more.
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tidepool-external-{}-", std::process::id()))
+            .tempdir()
+            .map(tempfile::TempDir::keep)
+            .map_err(|e| failed(format!("creating its profile directory: {e}")))?;
         let mut cmd = tokio::process::Command::new(&executable);
         cmd.args(DEFAULT_FLAGS)
             .arg("--headless=new")
@@ -124,6 +124,14 @@ impl ExternalChromium {
     /// removes its profile.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for ExternalChromium {
+    /// A browser dropped without [`stop`](Self::stop) (a failed test) is
+    /// killed by `kill_on_drop`; its profile goes too, best effort.
+    fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

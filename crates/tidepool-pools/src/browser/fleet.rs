@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::retry::jittered;
 use crate::error::{Error, Result};
 use crate::recording::gauge_add;
 
@@ -459,11 +460,6 @@ fn none_up(health: &[Health], cap: usize) -> Error {
     Error::NoEndpointUp {
         endpoints: each.join("; "),
     }
-}
-
-/// `base`, ±25 %.
-fn jittered(base: Duration) -> Duration {
-    base.mul_f64(0.75 + fastrand::f64() * 0.5)
 }
 
 /// The claim of one connection being opened to an endpoint; released,

@@ -15,6 +15,7 @@ mod maintain;
 mod orphans;
 mod pool;
 mod process;
+mod retry;
 mod sampler;
 mod sandbox;
 mod stats;
@@ -37,6 +38,7 @@ pub use pool::BrowserPool;
 #[cfg(feature = "controls")]
 pub(crate) use process::{clean_up_after_control, LocalProcess};
 pub use process::{own_tag_prefix, PROFILE_PREFIX, TAG_ENV};
+pub use retry::RetryPolicy;
 pub use sampler::{MemoryEvent, MemoryEventKind};
 pub use sandbox::{Sandbox, SandboxChoice, SANDBOX_ENV};
 pub use stats::{BrowserPoolStats, RetireReason};

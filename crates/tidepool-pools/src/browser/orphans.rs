@@ -10,7 +10,10 @@
 //! - The browser's renderers and zygote end with it; its crashpad handlers
 //!   re-parent and live on, and its profile directory stays. A pool that
 //!   launches sweeps both at its start: the tagged processes and profile
-//!   directories whose owning process is gone, never those of a live one.
+//!   directories whose owning process is gone, never those of a live one:
+//!   only processes of its own PID namespace, and no profile that Chromium's
+//!   own lock says is held on another host (a container sharing the temp
+//!   directory) or by a live browser.
 //! - A service that is PID 1 (a container's init) or a child subreaper
 //!   inherits the crashpad handlers it kills; it reaps them.
 
@@ -109,7 +112,10 @@ pub(super) fn sweep() -> (usize, usize) {
     let orphaned = |tag: &str| owner(tag).is_some_and(|pid| !crate::os::alive(pid));
     let mut killed = 0;
     for _ in 0..super::process::SWEEP_ROUNDS {
-        let found = crate::os::processes_with_env(TAG_ENV, orphaned);
+        let found: Vec<(u32, String)> = crate::os::processes_with_env(TAG_ENV, orphaned)
+            .into_iter()
+            .filter(|(pid, _)| crate::os::same_pid_namespace(*pid))
+            .collect();
         if found.is_empty() {
             break;
         }
@@ -128,7 +134,7 @@ pub(super) fn sweep() -> (usize, usize) {
         let Some(tag) = name.to_str().and_then(|n| n.strip_prefix(PROFILE_PREFIX)) else {
             continue;
         };
-        if orphaned(tag) {
+        if orphaned(tag) && !held_elsewhere(&entry.path()) {
             remove_profile(&entry.path());
             removed += 1;
         }
@@ -142,6 +148,21 @@ pub(super) fn sweep() -> (usize, usize) {
         );
     }
     (killed, removed)
+}
+
+/// Whether Chromium's own lock on the profile `dir` (`SingletonLock`, a
+/// link to `<host>-<pid>`) says it is in use on another host (a container
+/// sharing the temp dir, whose pids mean nothing here) or by a live
+/// browser. No lock: nothing holds it.
+fn held_elsewhere(dir: &std::path::Path) -> bool {
+    let Ok(lock) = std::fs::read_link(dir.join("SingletonLock")) else {
+        return false;
+    };
+    let lock = lock.to_string_lossy();
+    let Some((host, pid)) = lock.rsplit_once('-') else {
+        return true; // A lock of a shape we do not know: leave it.
+    };
+    host != crate::os::hostname() || pid.parse().is_ok_and(crate::os::alive)
 }
 
 /// The pid of the process that launched the browser tagged `tag`
