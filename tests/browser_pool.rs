@@ -787,10 +787,8 @@ async fn work_is_retried_in_a_new_lease_only_while_its_failure_is_retryable() {
     init_tracing();
     let resources = ResourceCheck::start();
     let pool = BrowserPool::new(BrowserPoolConfig {
-        max_size: 1,
-        warm_up: 1,
         memory: None,
-        ..BrowserPoolConfig::default()
+        ..small_pool(1)
     })
     .await
     .unwrap();

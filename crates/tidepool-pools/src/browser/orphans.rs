@@ -15,7 +15,8 @@
 //!   own lock says is held on another host (a container sharing the temp
 //!   directory) or by a live browser.
 //! - A service that is PID 1 (a container's init) or a child subreaper
-//!   inherits the crashpad handlers it kills; it reaps them.
+//!   inherits the crashpad handlers: a thread of its own reaps them every
+//!   250 ms, and so does every kill of a browser's processes.
 
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
@@ -169,6 +170,31 @@ fn held_elsewhere(dir: &std::path::Path) -> bool {
 /// (`<pid>-<pool>-<browser>`, a profile directory's name adds `-<random>`).
 fn owner(tag: &str) -> Option<u32> {
     tag.split('-').next()?.parse().ok()
+}
+
+/// How often a process that adopts orphans reaps them.
+const REAP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// In a process that adopts orphans (PID 1, a subreaper), starts the
+/// thread that reaps adopted Chromium processes for as long as the process
+/// lives: a crashpad handler may exit on its own at any time after its
+/// browser, not only when the pool kills it.
+pub(super) fn start_reaper() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    if !crate::os::adopts_orphans() {
+        return;
+    }
+    STARTED.call_once(|| {
+        let started = std::thread::Builder::new()
+            .name("tidepool-reaper".into())
+            .spawn(|| loop {
+                std::thread::sleep(REAP_EVERY);
+                reap_adopted();
+            });
+        if let Err(e) = started {
+            tracing::warn!(error = %e, "could not start the reaper of adopted browser processes");
+        }
+    });
 }
 
 /// Reaps the Chromium processes (crashpad handlers) that re-parented to
