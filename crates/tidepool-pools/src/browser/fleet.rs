@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::retry::jittered;
+use super::backoff::jittered;
 use crate::error::{Error, Result};
 use crate::recording::gauge_add;
 

@@ -423,7 +423,7 @@ impl PoolInner {
         let c = &self.config;
         let mut instance = match (&c.source, &self.executable) {
             (BrowserSource::Launch { .. }, Some(exe)) => {
-                let tag = format!("{}{}-{id}", super::process::own_tag_prefix(), self.id);
+                let tag = format!("{}{}-{id}", super::leftovers::own_tag_prefix(), self.id);
                 Instance::launch(
                     id,
                     exe,

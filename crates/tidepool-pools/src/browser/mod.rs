@@ -2,6 +2,7 @@
 //! time in incognito contexts isolated as each lease asks ([`Isolation`]),
 //! health-checked, retired and replaced.
 
+mod backoff;
 mod config;
 mod endpoint;
 mod fleet;
@@ -10,9 +11,9 @@ mod inner;
 mod instance;
 mod isolation;
 mod lease;
+mod leftovers;
 mod locate;
 mod maintain;
-mod orphans;
 mod pool;
 mod process;
 mod retry;
@@ -31,13 +32,13 @@ pub(crate) use instance::{keep_contexts_after_disconnect, Instance};
 pub use isolation::{Isolation, LeaseOptions};
 pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;
-pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
 #[cfg(feature = "controls")]
-pub(crate) use orphans::{launch_without_parent_death_signal, skip_sweep};
+pub(crate) use leftovers::{launch_without_parent_death_signal, skip_sweep};
+pub use leftovers::{own_tag_prefix, PROFILE_PREFIX, TAG_ENV};
+pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
 pub use pool::BrowserPool;
 #[cfg(feature = "controls")]
 pub(crate) use process::{clean_up_after_control, LocalProcess};
-pub use process::{own_tag_prefix, PROFILE_PREFIX, TAG_ENV};
 pub use retry::RetryPolicy;
 pub use sampler::{MemoryEvent, MemoryEventKind};
 pub use sandbox::{Sandbox, SandboxChoice, SANDBOX_ENV};

@@ -82,8 +82,8 @@ impl BrowserPool {
         if executable.is_some() {
             // What a service killed before it could close its pools left
             // behind: its crashpad handlers and profile directories.
-            let _ = tokio::task::spawn_blocking(super::orphans::sweep).await;
-            super::orphans::start_reaper();
+            let _ = tokio::task::spawn_blocking(super::leftovers::sweep).await;
+            super::leftovers::start_reaper();
         }
         let browser_memory =
             (config.memory.as_ref()).map(|m| m.for_leases(config.slots_per_browser()));

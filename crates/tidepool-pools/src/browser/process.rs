@@ -18,12 +18,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{oneshot, watch};
 
+use super::leftovers::{kill_tagged, remove_profile, PROFILE_PREFIX, TAG_ENV};
 use super::sandbox::Sandbox;
 use crate::error::{Error, Result};
-
-/// Environment variable set on every process a pool launches; its value names
-/// the test process, the pool and the browser (`<pid>-<pool>-<browser>`).
-pub const TAG_ENV: &str = "TIDEPOOL_BROWSER_TAG";
 
 /// Lines of stderr kept for error messages.
 const STDERR_TAIL: usize = 20;
@@ -81,7 +78,7 @@ impl LocalProcess {
             executable: executable.to_owned(),
             message,
         };
-        let mut child = match super::orphans::spawn(cmd).await {
+        let mut child = match super::leftovers::spawn(cmd).await {
             Ok(child) => child,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&profile_dir);
@@ -128,7 +125,7 @@ impl LocalProcess {
                     child.wait().await
                 }
             };
-            super::orphans::reaped(pid);
+            super::leftovers::reaped(pid);
             let text = match status {
                 Ok(s) => s.to_string(),
                 Err(e) => format!("could not be waited for: {e}"),
@@ -267,31 +264,6 @@ impl Drop for LocalProcess {
     }
 }
 
-/// Removes a profile directory; called once every process that could write
-/// to it has been killed.
-///
-/// A process killed in the middle of a write may finish creating its file
-/// after `remove_dir_all` listed the directory ("Directory not empty", seen
-/// in a control that retires a browser per lease): the removal is retried
-/// a few times before it is reported.
-pub(super) fn remove_profile(dir: &Path) {
-    for attempt in 1..=SWEEP_ROUNDS {
-        match std::fs::remove_dir_all(dir) {
-            Ok(()) => return,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempt < SWEEP_ROUNDS =>
-            {
-                std::thread::sleep(SWEEP_PAUSE);
-            }
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not remove browser profile");
-                return;
-            }
-        }
-    }
-}
-
 /// A new profile directory, created fresh (never an existing one) with an
 /// unpredictable name under the tagged prefix the leftover checks look for,
 /// owner-only: nobody can prepare a profile for a browser to pick up.
@@ -310,44 +282,3 @@ fn fresh_profile_dir(tag: &str) -> Result<PathBuf> {
             )
         })
 }
-
-/// Prefix of every profile directory the pool creates under the temp dir.
-pub const PROFILE_PREFIX: &str = "tidepool-profile-";
-
-/// The tag prefix of every browser this process launches.
-pub fn own_tag_prefix() -> String {
-    format!("{}-", std::process::id())
-}
-
-/// SIGKILLs every live process carrying exactly `tag`, sweeping again until
-/// none is left (at most [`SWEEP_ROUNDS`] times).
-///
-/// One sweep is not enough: a browser killed while it starts may spawn its
-/// crashpad handlers between the listing and the kill, and those re-parent to
-/// PID 1 and live on by design.
-fn kill_tagged(tag: &str) {
-    for round in 0..SWEEP_ROUNDS {
-        let found = crate::os::processes_with_env(TAG_ENV, |t| t == tag);
-        if found.is_empty() {
-            // The crashpad handlers re-parented to PID 1 when they started:
-            // when that is this process, the ones that exited (or were
-            // killed here) are its to reap.
-            super::orphans::reap_adopted();
-            return;
-        }
-        for (pid, _) in found {
-            tracing::debug!(pid, tag, round, "killing a leftover browser process");
-            crate::os::kill(pid);
-        }
-        // Give a dying parent the moment it may need to spawn what the next
-        // round must find; this runs off the async runtime (spawn_blocking or
-        // a Drop), never on a hot path.
-        std::thread::sleep(SWEEP_PAUSE);
-        super::orphans::reap_adopted();
-    }
-}
-
-/// Sweeps of [`kill_tagged`] before it gives up.
-pub(super) const SWEEP_ROUNDS: usize = 10;
-/// Pause between sweeps.
-pub(super) const SWEEP_PAUSE: Duration = Duration::from_millis(30);

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use super::backoff::jittered;
 use super::{BrowserPool, Lease};
 use crate::error::{Error, Result};
 
@@ -114,11 +115,6 @@ impl BrowserPool {
     }
 }
 
-/// `base`, ±25 %.
-pub(super) fn jittered(base: Duration) -> Duration {
-    base.mul_f64(0.75 + fastrand::f64() * 0.5)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,16 +140,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("retry.max_backoff"));
-    }
-
-    #[test]
-    fn jitter_stays_within_a_quarter() {
-        for _ in 0..1000 {
-            let j = jittered(Duration::from_millis(100));
-            assert!(
-                j >= Duration::from_millis(75) && j <= Duration::from_millis(125),
-                "{j:?}"
-            );
-        }
     }
 }

@@ -1,5 +1,7 @@
-//! What a service leaves behind when it dies without closing its pools
-//! (SIGKILL, the OOM killer), and how the next start cleans it up.
+//! What a browser leaves behind and how it is cleaned up: the tag every
+//! process of a launch carries, its profile directory, the kill of every
+//! tagged process at its end; and what a service leaves when it dies
+//! without closing its pools (SIGKILL, the OOM killer):
 //!
 //! - Every launched Chromium gets SIGKILL when the service dies (Linux's
 //!   parent-death signal). The signal fires when the *thread* that forked
@@ -19,11 +21,23 @@
 //!   250 ms, and so does every kill of a browser's processes.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::process::{remove_profile, PROFILE_PREFIX, TAG_ENV};
+/// Environment variable set on every process a pool launches; its value names
+/// the test process, the pool and the browser (`<pid>-<pool>-<browser>`).
+pub const TAG_ENV: &str = "TIDEPOOL_BROWSER_TAG";
+
+/// Prefix of every profile directory the pool creates under the temp dir.
+pub const PROFILE_PREFIX: &str = "tidepool-profile-";
+
+/// The tag prefix of every browser this process launches.
+pub fn own_tag_prefix() -> String {
+    format!("{}-", std::process::id())
+}
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -112,7 +126,7 @@ pub(super) fn sweep() -> (usize, usize) {
     }
     let orphaned = |tag: &str| owner(tag).is_some_and(|pid| !crate::os::alive(pid));
     let mut killed = 0;
-    for _ in 0..super::process::SWEEP_ROUNDS {
+    for _ in 0..SWEEP_ROUNDS {
         let found: Vec<(u32, String)> = crate::os::processes_with_env(TAG_ENV, orphaned)
             .into_iter()
             .filter(|(pid, _)| crate::os::same_pid_namespace(*pid))
@@ -125,7 +139,7 @@ pub(super) fn sweep() -> (usize, usize) {
             crate::os::kill(pid);
             killed += 1;
         }
-        std::thread::sleep(super::process::SWEEP_PAUSE);
+        std::thread::sleep(SWEEP_PAUSE);
     }
     reap_adopted();
     let mut removed = 0;
@@ -155,7 +169,7 @@ pub(super) fn sweep() -> (usize, usize) {
 /// link to `<host>-<pid>`) says it is in use on another host (a container
 /// sharing the temp dir, whose pids mean nothing here) or by a live
 /// browser. No lock: nothing holds it.
-fn held_elsewhere(dir: &std::path::Path) -> bool {
+fn held_elsewhere(dir: &Path) -> bool {
     let Ok(lock) = std::fs::read_link(dir.join("SingletonLock")) else {
         return false;
     };
@@ -173,7 +187,7 @@ fn owner(tag: &str) -> Option<u32> {
 }
 
 /// How often a process that adopts orphans reaps them.
-const REAP_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+const REAP_EVERY: Duration = Duration::from_millis(250);
 
 /// In a process that adopts orphans (PID 1, a subreaper), starts the
 /// thread that reaps adopted Chromium processes for as long as the process
@@ -213,9 +227,67 @@ pub(super) fn reap_adopted() {
     }
 }
 
+/// SIGKILLs every live process carrying exactly `tag`, sweeping again until
+/// none is left (at most [`SWEEP_ROUNDS`] times).
+///
+/// One sweep is not enough: a browser killed while it starts may spawn its
+/// crashpad handlers between the listing and the kill, and those re-parent to
+/// PID 1 and live on by design.
+pub(super) fn kill_tagged(tag: &str) {
+    for round in 0..SWEEP_ROUNDS {
+        let found = crate::os::processes_with_env(TAG_ENV, |t| t == tag);
+        if found.is_empty() {
+            // The crashpad handlers re-parented to PID 1 when they started:
+            // when that is this process, the ones that exited (or were
+            // killed here) are its to reap.
+            reap_adopted();
+            return;
+        }
+        for (pid, _) in found {
+            tracing::debug!(pid, tag, round, "killing a leftover browser process");
+            crate::os::kill(pid);
+        }
+        // Give a dying parent the moment it may need to spawn what the next
+        // round must find; this runs off the async runtime (spawn_blocking or
+        // a Drop), never on a hot path.
+        std::thread::sleep(SWEEP_PAUSE);
+        reap_adopted();
+    }
+}
+
+/// Sweeps of [`kill_tagged`] before it gives up.
+pub(super) const SWEEP_ROUNDS: usize = 10;
+/// Pause between sweeps.
+pub(super) const SWEEP_PAUSE: Duration = Duration::from_millis(30);
+
+/// Removes a profile directory; called once every process that could write
+/// to it has been killed.
+///
+/// A process killed in the middle of a write may finish creating its file
+/// after `remove_dir_all` listed the directory ("Directory not empty", seen
+/// in a control that retires a browser per lease): the removal is retried
+/// a few times before it is reported.
+pub(super) fn remove_profile(dir: &Path) {
+    for attempt in 1..=SWEEP_ROUNDS {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::DirectoryNotEmpty && attempt < SWEEP_ROUNDS =>
+            {
+                std::thread::sleep(SWEEP_PAUSE);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove browser profile");
+                return;
+            }
+        }
+    }
+}
+
 /// Whether `dir` is a profile directory of this process's browsers.
 #[cfg(test)]
-fn is_own(dir: &std::path::Path) -> bool {
+fn is_own(dir: &Path) -> bool {
     dir.file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_prefix(PROFILE_PREFIX))
