@@ -25,8 +25,6 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
-
 /// Environment variable set on every process a pool launches; its value names
 /// the test process, the pool and the browser (`<pid>-<pool>-<browser>`).
 pub const TAG_ENV: &str = "TIDEPOOL_BROWSER_TAG";
@@ -57,9 +55,7 @@ pub(super) fn reaped(pid: u32) {
 }
 
 /// Spawns `cmd` from the launcher thread, with the parent-death signal set.
-pub(super) async fn spawn(
-    mut cmd: tokio::process::Command,
-) -> std::io::Result<tokio::process::Child> {
+pub(super) fn spawn(mut cmd: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
     #[cfg(feature = "controls")]
     let deathless = DEATHLESS_FOR_CONTROL.load(std::sync::atomic::Ordering::Relaxed);
     #[cfg(not(feature = "controls"))]
@@ -70,7 +66,7 @@ pub(super) async fn spawn(
     // The child registers with this runtime's process driver, whichever
     // thread forks it.
     let runtime = tokio::runtime::Handle::current();
-    let (tx, rx) = oneshot::channel();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let job: Job = Box::new(move || {
         let _entered = runtime.enter();
         let mut spawned = spawned();
@@ -82,7 +78,11 @@ pub(super) async fn spawn(
         let _ = tx.send(child);
     });
     launcher_send(job)?;
-    rx.await
+    // Waited for here, not awaited: a fork and exec take the caller's
+    // thread about as long as a spawn of its own did, and a launch with no
+    // await point between its profile's creation and its process's guard
+    // cannot be cancelled into leaving either behind.
+    rx.recv()
         .map_err(|_| std::io::Error::other("the launcher thread dropped a launch"))?
 }
 

@@ -78,7 +78,7 @@ impl LocalProcess {
             executable: executable.to_owned(),
             message,
         };
-        let mut child = match super::leftovers::spawn(cmd).await {
+        let mut child = match super::leftovers::spawn(cmd) {
             Ok(child) => child,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&profile_dir);
