@@ -125,23 +125,7 @@ pub(super) fn sweep() -> (usize, usize) {
         return (0, 0);
     }
     let orphaned = |tag: &str| owner(tag).is_some_and(|pid| !crate::os::alive(pid));
-    let mut killed = 0;
-    for _ in 0..SWEEP_ROUNDS {
-        let found: Vec<(u32, String)> = crate::os::processes_with_env(TAG_ENV, orphaned)
-            .into_iter()
-            .filter(|(pid, _)| crate::os::same_pid_namespace(*pid))
-            .collect();
-        if found.is_empty() {
-            break;
-        }
-        for (pid, tag) in found {
-            tracing::debug!(pid, tag, "killing a process of a service that is gone");
-            crate::os::kill(pid);
-            killed += 1;
-        }
-        std::thread::sleep(SWEEP_PAUSE);
-    }
-    reap_adopted();
+    let killed = kill_matching(|pid, tag| orphaned(tag) && crate::os::same_pid_namespace(pid));
     let mut removed = 0;
     let dir = std::env::temp_dir();
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -229,23 +213,31 @@ pub(super) fn reap_adopted() {
 
 /// SIGKILLs every live process carrying exactly `tag`, sweeping again until
 /// none is left (at most [`SWEEP_ROUNDS`] times).
+pub(super) fn kill_tagged(tag: &str) {
+    kill_matching(|_, t| t == tag);
+}
+
+/// SIGKILLs every live process whose pid and tag `accept` takes, sweeping
+/// again until none is left (at most [`SWEEP_ROUNDS`] times); returns how
+/// many kills were sent.
 ///
 /// One sweep is not enough: a browser killed while it starts may spawn its
 /// crashpad handlers between the listing and the kill, and those re-parent to
 /// PID 1 and live on by design.
-pub(super) fn kill_tagged(tag: &str) {
+fn kill_matching(accept: impl Fn(u32, &str) -> bool) -> usize {
+    let mut killed = 0;
     for round in 0..SWEEP_ROUNDS {
-        let found = crate::os::processes_with_env(TAG_ENV, |t| t == tag);
+        let found: Vec<(u32, String)> = crate::os::processes_with_env(TAG_ENV, |_| true)
+            .into_iter()
+            .filter(|(pid, tag)| accept(*pid, tag))
+            .collect();
         if found.is_empty() {
-            // The crashpad handlers re-parented to PID 1 when they started:
-            // when that is this process, the ones that exited (or were
-            // killed here) are its to reap.
-            reap_adopted();
-            return;
+            break;
         }
-        for (pid, _) in found {
+        for (pid, tag) in found {
             tracing::debug!(pid, tag, round, "killing a leftover browser process");
             crate::os::kill(pid);
+            killed += 1;
         }
         // Give a dying parent the moment it may need to spawn what the next
         // round must find; this runs off the async runtime (spawn_blocking or
@@ -253,9 +245,14 @@ pub(super) fn kill_tagged(tag: &str) {
         std::thread::sleep(SWEEP_PAUSE);
         reap_adopted();
     }
+    // The crashpad handlers re-parented to PID 1 when they started: when
+    // that is this process, the ones that exited (or were killed here) are
+    // its to reap.
+    reap_adopted();
+    killed
 }
 
-/// Sweeps of [`kill_tagged`] before it gives up.
+/// Sweeps of [`kill_matching`] before it gives up.
 pub(super) const SWEEP_ROUNDS: usize = 10;
 /// Pause between sweeps.
 pub(super) const SWEEP_PAUSE: Duration = Duration::from_millis(30);
