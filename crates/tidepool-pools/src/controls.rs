@@ -34,7 +34,7 @@ impl UnpooledBrowser {
         launch_timeout: Duration,
         cdp_timeout: Duration,
     ) -> Result<UnpooledBrowser> {
-        Instance::launch(
+        crate::browser::Connection::launch(
             id,
             executable,
             flags,
@@ -44,7 +44,7 @@ impl UnpooledBrowser {
             cdp_timeout,
         )
         .await
-        .map(UnpooledBrowser)
+        .map(|launched| UnpooledBrowser(Instance::first_in(launched)))
     }
 
     /// The id it was launched with.

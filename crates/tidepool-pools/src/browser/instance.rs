@@ -1,33 +1,27 @@
+//! One lease slot: its browser's connection (shared with the browser's
+//! other slots), the context and page it hands its leases, and what readies,
+//! probes and shuts it down.
+
 use std::future::Future;
-use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chromiumoxide::cdp::browser_protocol::browser::{BrowserContextId, CloseParams};
 use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams,
-    EventTargetCrashed, TargetId, WindowState,
+    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams, TargetId,
+    WindowState,
 };
-use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::{Browser, Page};
-use futures::StreamExt;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-use super::fleet::FleetSlot;
+use super::connection::{dispose_on_detach, own_contexts, Connection, Core};
+use super::fleet::EndpointTicket;
 use super::isolation::{ContextProxy, Isolation};
-use super::process::LocalProcess;
-use super::sandbox::Sandbox;
 use super::stats::RetireReason;
-use super::watch::{cdp_error, guarded, mark_gone, AliveToken, EVICTED};
+use super::watch::{guarded, mark_gone, EVICTED};
 use crate::error::{Error, Result};
 use crate::retention::Stamps;
-
-/// The contexts a pool created in one browser and has not disposed yet: what
-/// the memory sampler measures in a connected browser, where other clients'
-/// pages are not the pool's business.
-pub(crate) type OwnContexts = Arc<std::sync::Mutex<Vec<BrowserContextId>>>;
 
 /// Init scripts chromiumoxide adds to every page it attaches to, before any
 /// of a lease's: one, for its utility world (`FrameManager::
@@ -62,107 +56,6 @@ impl Prepared {
     }
 }
 
-/// One browser: the CDP client, the task polling its handler, the process
-/// when the pool launched it, and what every lease slot in it shares. It
-/// ends when its last slot does ([`Instance::shut_down`]).
-#[derive(Debug)]
-pub(crate) struct Core {
-    handler: JoinHandle<()>,
-    process: Option<LocalProcess>,
-    /// Fires `dead`: from the process watcher, a failed probe, or the pool.
-    dead_tx: Arc<watch::Sender<Option<String>>>,
-    /// Every context of the pool's in this browser (one per slot).
-    pub(crate) contexts: OwnContexts,
-    /// Leases served by every slot together.
-    uses: AtomicU32,
-    /// Why the browser is being retired, once a slot of it was: its other
-    /// slots follow as they come by, instead of serving another lease.
-    draining: std::sync::OnceLock<RetireReason>,
-    /// Set by the pool once the browser is started; counts it alive until dropped.
-    pub(crate) alive: std::sync::OnceLock<AliveToken>,
-    /// The page targets whose renderer crashed (`Target.targetCrashed`), so a
-    /// call on a crashed page fails at once instead of waiting out its timeout.
-    crashed_pages: Arc<watch::Sender<std::collections::HashSet<TargetId>>>,
-    /// Follows `Target.targetCrashed` into `crashed_pages`.
-    crash_listener: Option<JoinHandle<()>>,
-    /// Asks a connected browser for its version every period; see
-    /// [`FleetPolicy::heartbeat`](super::FleetPolicy::heartbeat).
-    heartbeat: Option<JoinHandle<()>>,
-}
-
-/// How a connection's loss is found, beyond its socket's close.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Liveness {
-    /// Ask the browser for its version every period, and mark it gone when
-    /// it does not answer within one.
-    pub(crate) heartbeat: Option<Duration>,
-}
-
-/// A browser's room for more slots: the pool keeps one per browser it
-/// started, and opens a slot in it while the browser lives, is not being
-/// retired, and has fewer than `leases_per_browser` slots.
-#[derive(Debug)]
-pub(crate) struct Room {
-    id: u64,
-    endpoint: String,
-    /// The fleet endpoint the browser is on, in connect mode.
-    pub(crate) fleet_index: Option<usize>,
-    browser: std::sync::Weak<Browser>,
-    core: std::sync::Weak<Core>,
-    dead: watch::Receiver<Option<String>>,
-    created: Instant,
-    cdp_timeout: Duration,
-    hidden_pages: bool,
-}
-
-impl Room {
-    /// Whether the browser is gone for good: closed, or its last slot ended.
-    pub(crate) fn ended(&self) -> bool {
-        self.core.strong_count() == 0
-    }
-
-    /// A new, unprepared slot in the browser, if it has room under `max`
-    /// slots and is neither dead nor being retired.
-    pub(crate) fn open(&self, max: usize) -> Option<Instance> {
-        let core = self.core.upgrade()?;
-        let browser = self.browser.upgrade()?;
-        // `core` itself counts one: the slots open are one fewer.
-        if Arc::strong_count(&core) > max
-            || core.draining.get().is_some()
-            || self.dead.borrow().is_some()
-        {
-            return None;
-        }
-        let now = Instant::now();
-        Some(Instance {
-            id: self.id,
-            endpoint: self.endpoint.clone(),
-            browser,
-            core,
-            dead: self.dead.clone(),
-            created: self.created,
-            last_used: now,
-            last_checked: now,
-            prepared: None,
-            cdp_timeout: self.cdp_timeout,
-            hidden_pages: self.hidden_pages,
-            fleet_slot: None,
-        })
-    }
-}
-
-impl Drop for Core {
-    fn drop(&mut self) {
-        self.handler.abort();
-        for task in [&self.crash_listener, &self.heartbeat]
-            .into_iter()
-            .flatten()
-        {
-            task.abort();
-        }
-    }
-}
-
 /// One lease slot of the pool: a browser (shared with the browser's other
 /// slots, when `leases_per_browser` is above 1) and the context and page
 /// this slot hands to its leases. The fields copied from the browser are
@@ -185,204 +78,25 @@ pub(crate) struct Instance {
     /// [`BrowserPoolConfig::hidden_pages`](super::BrowserPoolConfig::hidden_pages).
     pub(crate) hidden_pages: bool,
     /// The slot's place on its fleet endpoint, in connect mode.
-    pub(crate) fleet_slot: Option<FleetSlot>,
+    pub(crate) on_endpoint: Option<EndpointTicket>,
 }
 
 impl Instance {
-    /// Launches a local browser and connects to it.
-    pub(crate) async fn launch(
-        id: u64,
-        executable: &Path,
-        flags: &[String],
-        sandbox: Sandbox,
-        tag: &str,
-        launch_timeout: Duration,
-        cdp_timeout: Duration,
-    ) -> Result<Instance> {
-        let deadline = Instant::now() + launch_timeout;
-        let (process, url) =
-            LocalProcess::launch(executable, flags, sandbox, tag, launch_timeout).await?;
-        let (tx, rx) = watch::channel(None);
-        let tx = Arc::new(tx);
-        let (mut exit, forward) = (process.exit_watch(), tx.clone());
-        tokio::spawn(async move {
-            if let Ok(status) = exit.wait_for(Option::is_some).await {
-                let status = status.clone();
-                forward.send_if_modified(|gone| {
-                    if gone.is_none() {
-                        *gone = status.map(|s| format!("process exited: {s}"));
-                        true
-                    } else {
-                        false
-                    }
-                });
-            }
-        });
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        Instance::connect_inner(
-            id,
-            url,
-            Some(process),
-            (rx, tx),
-            remaining,
-            cdp_timeout,
-            Liveness::default(),
-        )
-        .await
-    }
-
-    /// Connects to a browser that runs elsewhere, at its WebSocket `url`,
-    /// watched as `liveness` says.
-    pub(crate) async fn connect(
-        id: u64,
-        url: &str,
-        timeout: Duration,
-        cdp_timeout: Duration,
-        liveness: Liveness,
-    ) -> Result<Instance> {
-        let (tx, rx) = watch::channel(None);
-        Instance::connect_inner(
-            id,
-            url.to_owned(),
-            None,
-            (rx, Arc::new(tx)),
-            timeout,
-            cdp_timeout,
-            liveness,
-        )
-        .await
-    }
-
-    async fn connect_inner(
-        id: u64,
-        url: String,
-        process: Option<LocalProcess>,
-        (dead, dead_tx): (
-            watch::Receiver<Option<String>>,
-            Arc<watch::Sender<Option<String>>>,
-        ),
-        timeout: Duration,
-        cdp_timeout: Duration,
-        liveness: Liveness,
-    ) -> Result<Instance> {
-        let config = HandlerConfig {
-            request_timeout: cdp_timeout,
-            ..HandlerConfig::default()
-        };
-        let connected =
-            tokio::time::timeout(timeout, Browser::connect_with_config(url.clone(), config)).await;
-        let (browser, mut handler) = match connected {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => return Err(cdp_error(id, &url, "connecting", e)),
-            Err(_) => {
-                return Err(Error::Timeout {
-                    key: format!("connecting to browser {id} at {url}"),
-                    after: timeout,
-                })
-            }
-        };
-        let (lost, at) = (dead_tx.clone(), url.clone());
-        let handler = tokio::spawn(async move {
-            // Poll to the end: one unparsable message or event error must not
-            // stop the loop, or every pending command would hang.
-            while let Some(event) = handler.next().await {
-                if let Err(e) = event {
-                    tracing::debug!(browser = id, error = %e, "CDP handler error");
-                }
-            }
-            // The stream ends when the socket does (chromey's handler; stock
-            // chromiumoxide 0.9.1's never ended): every call in flight fails
-            // now, not at its deadline.
-            // A handler stopped by the pool is aborted and never gets here.
-            mark_gone(&lost, &format!("the connection to {at} closed"));
-            drop(handler);
-        });
-        let crashed_pages = Arc::new(watch::Sender::new(std::collections::HashSet::new()));
-        // Without the listener a crashed page still fails its calls, only
-        // later: by the CDP timeout.
-        let crash_listener = match browser.event_listener::<EventTargetCrashed>().await {
-            Ok(mut crashes) => {
-                let crashed = crashed_pages.clone();
-                Some(tokio::spawn(async move {
-                    while let Some(crash) = crashes.next().await {
-                        tracing::warn!(browser = id, target = ?crash.target_id, status = %crash.status, "a page's renderer crashed");
-                        crashed.send_modify(|set| {
-                            set.insert(crash.target_id.clone());
-                        });
-                    }
-                }))
-            }
-            Err(e) => {
-                tracing::debug!(browser = id, error = %e, "no listener for crashed pages");
-                None
-            }
-        };
-        let browser = Arc::new(browser);
-        let heartbeat = liveness.heartbeat.map(|period| {
-            let (browser, gone, at) = (Arc::downgrade(&browser), dead_tx.clone(), url.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(period).await;
-                    let Some(browser) = browser.upgrade() else {
-                        return;
-                    };
-                    // Two periods to answer: a browser on loaded cores
-                    // can take one, a stopped one never answers.
-                    if !matches!(
-                        tokio::time::timeout(period * 2, browser.version()).await,
-                        Ok(Ok(_))
-                    ) {
-                        tracing::warn!(browser = id, "a remote browser missed its heartbeat");
-                        mark_gone(
-                            &gone,
-                            &format!("not responding: {at} did not answer its heartbeat (Browser.getVersion) within {:?}", period * 2),
-                        );
-                        return;
-                    }
-                }
-            })
-        });
-        let now = Instant::now();
-        let core = Core {
-            handler,
-            process,
-            dead_tx,
-            contexts: OwnContexts::default(),
-            uses: AtomicU32::new(0),
-            draining: std::sync::OnceLock::new(),
-            alive: std::sync::OnceLock::new(),
-            crashed_pages,
-            crash_listener,
-            heartbeat,
-        };
-        Ok(Instance {
-            id,
-            endpoint: url,
-            browser,
-            core: Arc::new(core),
-            dead,
-            created: now,
-            last_used: now,
-            last_checked: now,
+    /// The first slot of a browser just connected to.
+    pub(crate) fn first_in(connection: Connection) -> Instance {
+        Instance {
+            id: connection.id,
+            endpoint: connection.url,
+            browser: connection.browser,
+            core: connection.core,
+            dead: connection.dead,
+            created: connection.created,
+            last_used: connection.created,
+            last_checked: connection.created,
             prepared: None,
-            cdp_timeout,
+            cdp_timeout: connection.cdp_timeout,
             hidden_pages: false,
-            fleet_slot: None,
-        })
-    }
-
-    /// What opens more slots in this browser, without keeping it alive.
-    pub(crate) fn room(&self) -> Room {
-        Room {
-            id: self.id,
-            endpoint: self.endpoint.clone(),
-            fleet_index: self.fleet_slot.as_ref().map(|s| s.index),
-            browser: Arc::downgrade(&self.browser),
-            core: Arc::downgrade(&self.core),
-            dead: self.dead.clone(),
-            created: self.created,
-            cdp_timeout: self.cdp_timeout,
-            hidden_pages: self.hidden_pages,
+            on_endpoint: None,
         }
     }
 
@@ -680,31 +394,4 @@ pub(crate) fn page_params(
     } else {
         params
     }
-}
-
-/// The list behind `contexts`; it guards plain data, so a poisoned lock is still read.
-pub(crate) fn own_contexts(
-    contexts: &OwnContexts,
-) -> std::sync::MutexGuard<'_, Vec<BrowserContextId>> {
-    contexts.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Whether new contexts go with the connection that made them: always,
-/// but in the negative control of the test that proves they do.
-fn dispose_on_detach() -> bool {
-    #[cfg(feature = "controls")]
-    if KEEP_CONTEXTS.load(Ordering::Relaxed) {
-        return false;
-    }
-    true
-}
-
-#[cfg(feature = "controls")]
-static KEEP_CONTEXTS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Contexts made from now on outlive their connection: the negative control
-/// of the check that a killed client leaves none behind.
-#[cfg(feature = "controls")]
-pub(crate) fn keep_contexts_after_disconnect() {
-    KEEP_CONTEXTS.store(true, Ordering::Relaxed);
 }

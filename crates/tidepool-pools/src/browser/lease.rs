@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::inner::PoolInner;
 use super::instance::{page_params, Instance};
 use super::isolation::Isolation;
+use super::slots::{Phase, Reservation};
 use super::watch::guarded;
 use crate::error::{Error, Result};
 
@@ -70,6 +71,8 @@ impl BrowserHandle {
 pub struct Lease {
     pool: Arc<PoolInner>,
     instance: Option<Instance>,
+    /// The slot's count as leased, until the lease drops.
+    leased: Option<Reservation<Instance>>,
     isolation: Isolation,
     /// Pages opened through [`Lease::new_page`], closed when it ends.
     opened: std::sync::Mutex<Vec<TargetId>>,
@@ -90,6 +93,7 @@ impl Lease {
     pub(crate) fn new(
         pool: Arc<PoolInner>,
         instance: Instance,
+        leased: Reservation<Instance>,
         permit: OwnedSemaphorePermit,
         id: u64,
         isolation: Isolation,
@@ -99,6 +103,7 @@ impl Lease {
         Lease {
             pool,
             instance: Some(instance),
+            leased: Some(leased),
             isolation,
             opened: std::sync::Mutex::new(Vec::new()),
             _permit: permit,
@@ -267,7 +272,7 @@ impl Lease {
 
     /// The fleet endpoint the lease is on, as configured, in connect mode.
     pub fn fleet_endpoint(&self) -> Option<String> {
-        let on = self.instance().fleet_slot.as_ref()?;
+        let on = self.instance().on_endpoint.as_ref()?;
         Some(on.fleet().endpoint(on.index))
     }
 
@@ -310,15 +315,18 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(instance) = self.instance.take() {
             tracing::debug!(parent: &self.span, "released");
-            if let Some(on) = &instance.fleet_slot {
+            if let Some(on) = &instance.on_endpoint {
                 on.lease_ended();
             }
-            self.pool.lease_ended();
+            let Some(leased) = self.leased.take() else {
+                return;
+            };
+            let busy = leased.moved(Phase::Busy);
             let pool = self.pool.clone();
             let opened = std::mem::take(self.opened.get_mut().unwrap_or_else(|p| p.into_inner()));
             self.pool
                 .runtime
-                .spawn(pool.release(instance, self.isolation, opened));
+                .spawn(pool.release(instance, busy, self.isolation, opened));
         }
     }
 }

@@ -3,14 +3,14 @@
 //! `min_idle`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::inner::{death_reason, PoolInner, Slot, SlotGuard};
+use super::inner::PoolInner;
+use super::slots::Phase;
 use super::stats::RetireReason;
+use super::verdict::{after_failure, verdict, Checkpoint, Facts, Verdict};
 use crate::memory::MemoryPolicy;
-use crate::retention::Decision;
 
 /// How often the maintainer looks at the pool when nothing wakes it.
 const MAINTAIN_TICK: Duration = Duration::from_millis(250);
@@ -21,12 +21,12 @@ impl PoolInner {
     pub(super) async fn maintain_loop(weak: std::sync::Weak<PoolInner>) {
         loop {
             let Some(inner) = weak.upgrade() else { return };
-            if inner.closed.load(Ordering::SeqCst) {
+            if inner.is_closed() {
                 return;
             }
             inner.maintain_once().await;
             let wake = async {
-                let notified = inner.maintain.notified();
+                let notified = inner.slots.maintain.notified();
                 let _ = tokio::time::timeout(MAINTAIN_TICK, notified).await;
             };
             wake.await;
@@ -35,70 +35,52 @@ impl PoolInner {
 
     pub(super) async fn maintain_once(self: &Arc<Self>) {
         let c = &self.config;
-        // Crashed, idle-expired and due-for-probe browsers leave the idle queue
-        // under the lock; probing happens after it is released.
-        let (dead, expired, to_probe) = {
+        // The idle slots the verdict retires or probes leave the queue under
+        // the lock; probing happens after it is released.
+        let (retiring, to_probe) = {
             let mut state = self.lock();
-            let mut dead = Vec::new();
-            let mut expired = Vec::new();
+            let mut retiring = Vec::new();
             let mut to_probe = Vec::new();
             let mut keep = VecDeque::new();
             let mut idle_count = state.idle.len();
+            let closed = self.is_closed();
             // Oldest first: the front of the queue has waited longest.
             while let Some(instance) = state.idle.pop_front() {
-                if instance.death().is_some() || instance.draining().is_some() {
-                    idle_count -= 1;
-                    dead.push(instance);
-                } else {
-                    match c
-                        .retention
-                        .decide(instance.stamps(), idle_count > c.min_idle)
-                    {
-                        Decision::Expired => {
-                            idle_count -= 1;
-                            expired.push((instance, RetireReason::Lifetime));
-                        }
-                        Decision::IdleTooLong => {
-                            idle_count -= 1;
-                            expired.push((instance, RetireReason::IdleTimeout));
-                        }
-                        Decision::Probe => to_probe.push(instance),
-                        Decision::Keep => keep.push_back(instance),
+                let facts = Facts::of(&instance, c, closed);
+                let at = Checkpoint::Maintain {
+                    surplus: idle_count > c.min_idle,
+                };
+                match verdict(&facts, &c.retention, at) {
+                    Verdict::Retire(reason) => {
+                        idle_count -= 1;
+                        retiring.push((instance, reason));
                     }
+                    Verdict::Probe => to_probe.push(instance),
+                    Verdict::Serve => keep.push_back(instance),
                 }
             }
             state.idle = keep;
-            for _ in &to_probe {
-                state.count(Slot::Busy);
-            }
-            (dead, expired, to_probe)
+            let to_probe: Vec<_> = to_probe
+                .into_iter()
+                .map(|instance| (instance, state.reserve(Phase::Busy)))
+                .collect();
+            (retiring, to_probe)
         };
-        for instance in dead {
-            let reason = death_reason(&instance)
-                .or(instance.draining())
-                .unwrap_or(RetireReason::Crashed);
+        for (instance, reason) in retiring {
             self.retire(instance, reason);
         }
-        for (instance, reason) in expired {
-            self.retire(instance, reason);
-        }
-        for mut instance in to_probe {
-            let slot = SlotGuard::new(self, Slot::Busy);
+        for (mut instance, busy) in to_probe {
             let ok = instance
                 .probe(c.retention.health_check_timeout)
                 .await
                 .is_ok();
             if ok {
-                if let Some(instance) = slot.into_idle(instance) {
+                if let Some(instance) = busy.into_idle(instance) {
                     self.retire(instance, RetireReason::Closed);
                 }
             } else {
-                drop(slot);
-                let reason = if instance.death().is_some() {
-                    RetireReason::Crashed
-                } else {
-                    RetireReason::Unhealthy
-                };
+                drop(busy);
+                let reason = after_failure(instance.death().is_some());
                 self.retire(instance, reason);
             }
         }
@@ -111,7 +93,7 @@ impl PoolInner {
         // Top up to min_idle, one launch at a time: on two cores, parallel
         // launches slow every lease in flight.
         loop {
-            if self.closed.load(Ordering::SeqCst) {
+            if self.is_closed() {
                 return;
             }
             // Nowhere to open a slot: the retries above bring endpoints back.
@@ -138,8 +120,7 @@ impl PoolInner {
                 {
                     return;
                 }
-                state.count(Slot::Starting);
-                SlotGuard::new(self, Slot::Starting)
+                state.reserve(Phase::Starting)
             };
             let started = self.start_slot().await;
             let mut state = self.lock();
@@ -150,7 +131,7 @@ impl PoolInner {
                     }
                     let refused = slot.into_idle_locked(&mut state, instance);
                     drop(state);
-                    self.changed.notify_one();
+                    self.slots.changed.notify_one();
                     if let Some(instance) = refused {
                         self.retire(instance, RetireReason::Closed);
                         return;
@@ -177,7 +158,7 @@ impl PoolInner {
         loop {
             ticks.tick().await;
             let Some(inner) = weak.upgrade() else { return };
-            if inner.closed.load(Ordering::SeqCst) {
+            if inner.is_closed() {
                 return;
             }
             let measured = inner

@@ -2,8 +2,10 @@
 //! time in incognito contexts isolated as each lease asks ([`Isolation`]),
 //! health-checked, retired and replaced.
 
+mod acquire;
 mod backoff;
 mod config;
+mod connection;
 mod endpoint;
 mod fleet;
 mod hooks;
@@ -14,21 +16,29 @@ mod lease;
 mod leftovers;
 mod locate;
 mod maintain;
+mod placement;
 mod pool;
 mod process;
+mod release;
 mod retry;
+mod room;
 mod sampler;
 mod sandbox;
+mod slots;
+mod start;
 mod stats;
+mod verdict;
 mod watch;
 mod wipe;
 
 pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
+#[cfg(feature = "controls")]
+pub(crate) use connection::{keep_contexts_after_disconnect, Connection};
 pub use endpoint::resolve as resolve_endpoint;
 pub use fleet::{EndpointState, EndpointStats, FleetPolicy};
 pub use hooks::{HookContext, HookResult, Hooks};
 #[cfg(feature = "controls")]
-pub(crate) use instance::{keep_contexts_after_disconnect, Instance};
+pub(crate) use instance::Instance;
 pub use isolation::{Isolation, LeaseOptions};
 pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;

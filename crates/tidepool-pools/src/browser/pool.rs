@@ -2,25 +2,22 @@
 //! closing it. The state it shares with its leases is in `inner`, the
 //! retirements in `maintain`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::config::{BrowserPoolConfig, BrowserSource};
 use super::fleet::Fleet;
-use super::hooks::{HookPoint, Hooks};
-use super::inner::{InFlight, PoolInner, Slot, SlotGuard, State, CLOSE_GRACE};
-use super::instance::Instance;
-use super::isolation::LeaseOptions;
-use super::lease::Lease;
+use super::hooks::Hooks;
+use super::inner::{PoolInner, CLOSE_GRACE};
 use super::locate::locate_chromium;
+use super::slots::{Phase, Slots};
 use super::stats::{BrowserPoolStats, BrowserRecorder, RetireReason};
 use super::watch::Alive;
-use crate::error::{Error, Result};
-use crate::retention::Decision;
+use crate::error::Result;
 
 static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
 
@@ -98,9 +95,7 @@ impl BrowserPool {
             config,
             executable,
             id: NEXT_POOL.fetch_add(1, Ordering::Relaxed),
-            state: Mutex::new(State::default()),
-            changed: Notify::new(),
-            maintain: Notify::new(),
+            slots: Slots::new(),
             alive: Arc::new(Alive::default()),
             recorder: BrowserRecorder::default(),
             members: Default::default(),
@@ -109,7 +104,6 @@ impl BrowserPool {
             started: Instant::now(),
             next_browser: AtomicU64::new(1),
             next_lease: AtomicU64::new(1),
-            closed: AtomicBool::new(false),
             maintainer: Mutex::new(None),
             runtime: tokio::runtime::Handle::current(),
             hooks,
@@ -137,7 +131,7 @@ impl BrowserPool {
             .map(|signals| signals.iter().all(Result::is_ok))
             .shared();
         let launches = signals.into_iter().map(|signal| async {
-            let slot = pool.inner.reserve(Slot::Starting);
+            let slot = pool.inner.lock().reserve(Phase::Starting);
             (
                 slot,
                 pool.inner.start_instance_with(Some(signal), None).await,
@@ -149,7 +143,7 @@ impl BrowserPool {
                 if !connected.await {
                     return None;
                 }
-                let slot = pool.inner.reserve(Slot::Starting);
+                let slot = pool.inner.lock().reserve(Phase::Starting);
                 Some((slot, pool.inner.start_slot().await))
             }
         });
@@ -201,7 +195,7 @@ impl BrowserPool {
         let first = warm_up.min(fleet.stats().len());
         for round in [first, warm_up - first] {
             let slots = (0..round).map(|_| async {
-                let slot = inner.reserve(Slot::Starting);
+                let slot = inner.lock().reserve(Phase::Starting);
                 (slot, inner.start_slot().await)
             });
             for (slot, result) in futures::future::join_all(slots).await {
@@ -214,188 +208,13 @@ impl BrowserPool {
         Ok(())
     }
 
-    /// Takes a browser for exclusive use, waiting in FIFO order when all
-    /// `max_size` are leased, up to `acquire_timeout`.
-    ///
-    /// The lease is isolated from the ones before it as
-    /// [`BrowserPoolConfig::isolation`] says (by default in its own incognito
-    /// context), with a blank page ready ([`Lease::page`]). Dropping the
-    /// lease returns the browser.
-    pub async fn acquire(&self) -> Result<Lease> {
-        self.acquire_with(LeaseOptions::default()).await
-    }
-
-    /// [`acquire`](Self::acquire) with choices of this lease's own: an
-    /// isolation other than the pool's default. An idle browser readied for
-    /// a weaker isolation is brought up to the asked one before it is handed
-    /// out (a wipe, or a fresh context), on this call's time.
-    pub async fn acquire_with(&self, options: LeaseOptions) -> Result<Lease> {
-        let inner = &self.inner;
-        options.validate()?;
-        let isolation = options.isolation.unwrap_or(inner.config.isolation);
-        let proxy = options.context_proxy();
-        let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + inner.config.acquire_timeout;
-        if inner.closed.load(Ordering::SeqCst) {
-            return Err(Error::PoolClosed { what: "browser" });
-        }
-        let must_wait = inner.permits.available_permits() == 0;
-        if must_wait {
-            inner.recorder.acquire_waits.incr();
-        }
-        let permit =
-            match tokio::time::timeout_at(deadline, inner.permits.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_)) => return Err(Error::PoolClosed { what: "browser" }),
-                Err(_) => return Err(inner.acquire_timeout(started)),
-            };
-        let mut budget_counted = false;
-        loop {
-            let notified = inner.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // Read before the state lock: the locks are never nested.
-            let over_budget = inner.over_budget();
-            let loads = inner.fleet.as_ref().map(|f| f.loads());
-            let fleet_full = inner.fleet.as_ref().is_some_and(|f| f.at_capacity());
-            let next = {
-                let mut state = inner.lock();
-                if let Some(instance) = state.take_newest_idle(loads.as_deref()) {
-                    Next::Take(Box::new(instance))
-                } else if state.total() < inner.config.max_size && !over_budget && !fleet_full {
-                    state.count(Slot::Starting);
-                    Next::Launch
-                } else {
-                    if state.total() < inner.config.max_size && !budget_counted {
-                        budget_counted = true;
-                        inner.recorder.budget_waits.incr();
-                        tracing::debug!(
-                            pool = inner.id,
-                            "acquire waits: the pool's memory budget is used up"
-                        );
-                    }
-                    Next::Wait
-                }
-            };
-            // The slot taken above is given back when this guard drops: on
-            // every path, including a caller that cancels the acquire.
-            let _slot = match next {
-                Next::Take(_) => Some(SlotGuard::new(inner, Slot::Busy)),
-                Next::Launch => Some(SlotGuard::new(inner, Slot::Starting)),
-                Next::Wait => None,
-            };
-            // From here until the lease exists, a cancelled acquire (its
-            // future dropped mid-probe, mid-preparation or mid-hook) retires
-            // the browser through `flight` instead of losing it with its
-            // memory watch and budget share.
-            let mut flight = match next {
-                Next::Take(instance) => {
-                    let mut flight = InFlight::new(inner, *instance);
-                    let instance = flight.get();
-                    let retention = &inner.config.retention;
-                    // An idle browser is kept whatever its idleness here: a
-                    // waiting caller wants it, and min_idle is maintenance's.
-                    let decision = retention.decide(instance.stamps(), false);
-                    // A slot of a browser retiring, or used up by its other
-                    // slots' leases, follows it out instead of serving.
-                    let used_up = (inner.config.max_uses)
-                        .is_some_and(|max| instance.uses() >= max)
-                        .then_some(RetireReason::MaxUses);
-                    if let Some(reason) = instance.draining().or(used_up) {
-                        flight.retire(reason);
-                        continue;
-                    }
-                    let healthy = match (instance.death(), decision) {
-                        (Some(_), _) | (None, Decision::Expired) => false,
-                        (None, Decision::Probe) => {
-                            instance.probe(retention.health_check_timeout).await.is_ok()
-                        }
-                        (None, _) => true,
-                    };
-                    if !healthy || instance.make_ready(isolation, proxy.clone()).await.is_err() {
-                        let reason = if instance.death().is_some() {
-                            RetireReason::Crashed
-                        } else if decision == Decision::Expired {
-                            RetireReason::Lifetime
-                        } else {
-                            RetireReason::Unhealthy
-                        };
-                        flight.retire(reason);
-                        continue;
-                    }
-                    flight
-                }
-                Next::Launch => match tokio::time::timeout_at(deadline, inner.start_slot_if_room())
-                    .await
-                {
-                    // Every fleet endpoint up is at its cap: wait for an
-                    // idle slot instead (the slot counted here is freed).
-                    Ok(Ok(None)) => continue,
-                    Ok(Ok(Some(instance))) => {
-                        let mut flight = InFlight::new(inner, instance);
-                        if proxy.is_some() {
-                            // Started with the pool's default context: this
-                            // lease's replaces it.
-                            if let Err(e) = flight.get().make_ready(isolation, proxy.clone()).await
-                            {
-                                flight.retire(RetireReason::Unhealthy);
-                                return Err(e);
-                            }
-                        }
-                        flight
-                    }
-                    Ok(Err(e)) => return Err(e),
-                    Err(_) => return Err(inner.acquire_timeout(started)),
-                },
-                Next::Wait => {
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(inner.acquire_timeout(started));
-                    }
-                    continue;
-                }
-            };
-            if inner.closed.load(Ordering::SeqCst) {
-                flight.retire(RetireReason::Closed);
-                return Err(Error::PoolClosed { what: "browser" });
-            }
-            let instance = flight.get();
-            let before_lease =
-                inner
-                    .hooks
-                    .run(HookPoint::BeforeLease, inner.config.cdp_timeout, || {
-                        instance.hook_context()
-                    });
-            if before_lease.await.is_err() {
-                flight.retire(RetireReason::Hook);
-                continue;
-            }
-            let instance = flight.into_instance();
-            if let Some(on) = &instance.fleet_slot {
-                on.lease_started();
-            }
-            // Counted leased before the busy or starting slot is given back
-            // (when `_slot` drops): over-counted for a moment, never under.
-            inner.lock().count(Slot::Leased);
-            inner.recorder.acquires.incr();
-            inner.recorder.record_acquire(started.elapsed());
-            let lease_id = inner.next_lease.fetch_add(1, Ordering::Relaxed);
-            return Ok(Lease::new(
-                self.inner.clone(),
-                instance,
-                permit,
-                lease_id,
-                isolation,
-            ));
-        }
-    }
-
     /// Waits until at least `n` browsers are idle and prepared, or `timeout`
     /// passes; returns whether they are. For start-up sequencing and for
     /// measurements that must begin from a warm pool.
     pub async fn wait_until_idle(&self, n: usize, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let notified = self.inner.changed.notified();
+            let notified = self.inner.slots.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if self
@@ -409,7 +228,7 @@ impl BrowserPool {
             {
                 return true;
             }
-            self.inner.maintain.notify_one();
+            self.inner.slots.maintain.notify_one();
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return false;
             }
@@ -425,7 +244,7 @@ impl BrowserPool {
     pub(crate) async fn settle(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let notified = self.inner.changed.notified();
+            let notified = self.inner.slots.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
@@ -508,7 +327,7 @@ impl BrowserPool {
     /// contexts in them are disposed.
     pub async fn close(&self) {
         let inner = &self.inner;
-        inner.closed.store(true, Ordering::SeqCst);
+        let idle = inner.slots.close();
         inner.permits.close();
         if let Some(handle) = inner
             .maintainer
@@ -518,7 +337,6 @@ impl BrowserPool {
         {
             handle.abort();
         }
-        let idle: Vec<Instance> = inner.lock().idle.drain(..).collect();
         for instance in idle {
             inner.retire(instance, RetireReason::Closed);
         }
@@ -542,10 +360,4 @@ impl BrowserPool {
         }
         tracing::info!(pool = inner.id, "browser pool closed");
     }
-}
-
-enum Next {
-    Take(Box<Instance>),
-    Launch,
-    Wait,
 }

@@ -1,0 +1,87 @@
+//! What opens more slots in a started browser without keeping it alive.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chromiumoxide::Browser;
+use tokio::sync::watch;
+
+use super::connection::Core;
+use super::instance::Instance;
+use super::placement::StartedBrowser;
+
+/// A browser's room for more slots: the pool keeps one per browser it
+/// started, and opens a slot in it while the browser lives, is not being
+/// retired, and has fewer than `leases_per_browser` slots.
+#[derive(Debug)]
+pub(crate) struct Room {
+    id: u64,
+    endpoint: String,
+    /// The fleet endpoint the browser is on, in connect mode.
+    pub(crate) fleet_index: Option<usize>,
+    browser: std::sync::Weak<Browser>,
+    core: std::sync::Weak<Core>,
+    dead: watch::Receiver<Option<String>>,
+    created: Instant,
+    cdp_timeout: Duration,
+    hidden_pages: bool,
+}
+
+impl StartedBrowser for Room {
+    type Slot = Instance;
+
+    /// Whether the browser is gone for good: closed, or its last slot ended.
+    fn ended(&self) -> bool {
+        self.core.strong_count() == 0
+    }
+
+    fn endpoint(&self) -> Option<usize> {
+        self.fleet_index
+    }
+
+    /// A new, unprepared slot in the browser, if it has room under `max`
+    /// slots and is neither dead nor being retired.
+    fn open(&self, max: usize) -> Option<Instance> {
+        let core = self.core.upgrade()?;
+        let browser = self.browser.upgrade()?;
+        // `core` itself counts one: the slots open are one fewer.
+        if Arc::strong_count(&core) > max
+            || core.draining.get().is_some()
+            || self.dead.borrow().is_some()
+        {
+            return None;
+        }
+        let now = Instant::now();
+        Some(Instance {
+            id: self.id,
+            endpoint: self.endpoint.clone(),
+            browser,
+            core,
+            dead: self.dead.clone(),
+            created: self.created,
+            last_used: now,
+            last_checked: now,
+            prepared: None,
+            cdp_timeout: self.cdp_timeout,
+            hidden_pages: self.hidden_pages,
+            on_endpoint: None,
+        })
+    }
+}
+
+impl Instance {
+    /// What opens more slots in this browser, without keeping it alive.
+    pub(crate) fn room(&self) -> Room {
+        Room {
+            id: self.id,
+            endpoint: self.endpoint.clone(),
+            fleet_index: self.on_endpoint.as_ref().map(|s| s.index),
+            browser: Arc::downgrade(&self.browser),
+            core: Arc::downgrade(&self.core),
+            dead: self.dead.clone(),
+            created: self.created,
+            cdp_timeout: self.cdp_timeout,
+            hidden_pages: self.hidden_pages,
+        }
+    }
+}
