@@ -7,6 +7,7 @@
 
 mod batch;
 mod config;
+mod reset;
 mod session;
 mod stats;
 

@@ -1,20 +1,15 @@
-use std::sync::atomic::Ordering;
+//! [`SessionPool`]: page sessions reused within one lease's context, and the
+//! [`Session`] a caller holds; their reset is in `reset.rs`.
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chromiumoxide::cdp::browser_protocol::dom;
-use chromiumoxide::cdp::browser_protocol::emulation::ClearDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::page::{
-    AddScriptToEvaluateOnNewDocumentParams, NavigateParams,
-    RemoveScriptToEvaluateOnNewDocumentParams, ScriptIdentifier,
+    AddScriptToEvaluateOnNewDocumentParams, ScriptIdentifier,
 };
-use chromiumoxide::cdp::browser_protocol::storage::ClearCookiesParams;
-use chromiumoxide::cdp::browser_protocol::target::{
-    CloseTargetParams, CreateTargetParams, EventTargetDestroyed, GetTargetsParams,
-};
+use chromiumoxide::cdp::browser_protocol::target::{CreateTargetParams, GetTargetsParams};
 use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::Page;
-use futures::StreamExt;
 
 use super::batch::Batch;
 use super::config::SessionPoolConfig;
@@ -23,29 +18,29 @@ use crate::browser::{BrowserHandle, Lease};
 use crate::error::{Error, Result};
 use crate::retention::{Decision, Stamps};
 
-struct Idle {
-    page: Page,
-    created: Instant,
-    last_used: Instant,
-    scripts: Vec<ScriptIdentifier>,
+pub(super) struct Idle {
+    pub(super) page: Page,
+    pub(super) created: Instant,
+    pub(super) last_used: Instant,
+    pub(super) scripts: Vec<ScriptIdentifier>,
 }
 
-struct Inner {
-    handle: BrowserHandle,
-    config: SessionPoolConfig,
-    idle: Mutex<Vec<Idle>>,
-    recorder: SessionRecorder,
+pub(super) struct Inner {
+    pub(super) handle: BrowserHandle,
+    pub(super) config: SessionPoolConfig,
+    pub(super) idle: Mutex<Vec<Idle>>,
+    pub(super) recorder: SessionRecorder,
     /// Held shared by every session in use, and exclusively while the
     /// context's cookies are cleared: cookies belong to the context, so a
     /// reset clears them only when no other session of the pool is in use.
-    users: Arc<tokio::sync::RwLock<()>>,
+    pub(super) users: Arc<tokio::sync::RwLock<()>>,
     /// A session was released while others were in use: the last one out
     /// clears the cookies.
-    cookies_dirty: std::sync::atomic::AtomicBool,
+    pub(super) cookies_dirty: std::sync::atomic::AtomicBool,
 }
 
 /// How long a cookie clear may keep acquirers waiting.
-const CLEAR_DEADLINE: Duration = Duration::from_secs(5);
+pub(super) const CLEAR_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Page sessions reused within one browser lease's incognito context.
 ///
@@ -76,7 +71,7 @@ const CLEAR_DEADLINE: Duration = Duration::from_secs(5);
 /// ```
 #[derive(Clone)]
 pub struct SessionPool {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for SessionPool {
@@ -103,7 +98,7 @@ impl SessionPool {
         })
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+    pub(super) fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -192,172 +187,6 @@ impl SessionPool {
             reused: false,
             in_use: Some(in_use),
         })
-    }
-
-    /// Closes a page target and waits (up to 2 s) for the browser to report
-    /// it destroyed: `Target.closeTarget` answers before the target is gone,
-    /// and until it is, the browser's count and the pool's disagree.
-    async fn close_page(&self, page: Page) {
-        let h = &self.inner.handle;
-        let id = page.target_id().clone();
-        let destroyed = h.browser.event_listener::<EventTargetDestroyed>().await;
-        let close = CloseTargetParams::new(id.clone());
-        if let Err(e) = h
-            .call(
-                "closing a page session",
-                Some(Duration::from_secs(2)),
-                h.browser.execute(close),
-            )
-            .await
-        {
-            tracing::warn!(error = %e, "could not close a page session");
-            return;
-        }
-        if let Ok(mut events) = destroyed {
-            let gone = async {
-                while let Some(event) = events.next().await {
-                    if event.target_id == id {
-                        return;
-                    }
-                }
-            };
-            if tokio::time::timeout(Duration::from_secs(2), gone)
-                .await
-                .is_err()
-            {
-                tracing::warn!(target = ?id, "a closed page session was not reported destroyed within 2 s");
-            }
-        }
-    }
-
-    /// Clears the context's cookies if a released session left them dirty
-    /// and no session is in use. The exclusive hold is kept through the clear
-    /// (bounded by [`CLEAR_DEADLINE`]): an acquire meanwhile waits for it
-    /// instead of setting a cookie the clear would take away.
-    async fn clear_cookies_if_alone(&self) -> Result<()> {
-        let Ok(_alone) = self.inner.users.clone().try_write_owned() else {
-            return Ok(()); // another session is in use: the last one out clears
-        };
-        if !self.inner.cookies_dirty.swap(false, Ordering::SeqCst) {
-            return Ok(());
-        }
-        let h = &self.inner.handle;
-        let clear = ClearCookiesParams::builder()
-            .browser_context_id(h.context.clone())
-            .build();
-        let cleared = h
-            .call(
-                "clearing cookies",
-                Some(CLEAR_DEADLINE),
-                h.browser.execute(clear),
-            )
-            .await;
-        if cleared.is_err() {
-            self.inner.cookies_dirty.store(true, Ordering::SeqCst);
-        }
-        cleared.map(|_| ())
-    }
-
-    /// Resets a session and keeps it, or closes it when the pool is full or
-    /// the reset fails.
-    async fn release(
-        &self,
-        page: Page,
-        created: Instant,
-        scripts: Vec<ScriptIdentifier>,
-        in_use: Option<tokio::sync::OwnedRwLockReadGuard<()>>,
-    ) {
-        let h = &self.inner.handle;
-        let c = &self.inner.config;
-        // The reset's commands are independent of each other: they go out
-        // together, one round trip for all, and the page is then unloaded
-        // with a bare `Page.navigate` (answered once about:blank commits; the
-        // next use's own navigation waits for its load).
-        let reset = async {
-            let removals = scripts.iter().map(|id| {
-                h.call(
-                    "removing an init script",
-                    None,
-                    page.execute(RemoveScriptToEvaluateOnNewDocumentParams::new(id.clone())),
-                )
-            });
-            let emulation = h.call(
-                "clearing emulation",
-                None,
-                page.execute(ClearDeviceMetricsOverrideParams::default()),
-            );
-            // A use may have turned the DOM agent on (DOM.getDocument does).
-            // Left on, it streams node events through every later navigation
-            // of the session (measured: +7-12 ms a navigation) and keeps node
-            // ids from a use the next one should not see. Chromium answers an
-            // error when the agent is already off: that is the state we want.
-            let dom_off = async {
-                match h
-                    .call(
-                        "disabling the DOM agent",
-                        None,
-                        page.execute(dom::DisableParams::default()),
-                    )
-                    .await
-                {
-                    Ok(_) | Err(Error::Cdp { .. }) => Ok(()),
-                    Err(e) => Err(e),
-                }
-            };
-            let cookies = async {
-                drop(in_use);
-                if c.clear_cookies_on_reset {
-                    self.inner.cookies_dirty.store(true, Ordering::SeqCst);
-                    self.clear_cookies_if_alone().await?;
-                }
-                Ok::<(), Error>(())
-            };
-            let (removed, emulation, dom_off, cookies) = futures::join!(
-                futures::future::try_join_all(removals),
-                emulation,
-                dom_off,
-                cookies
-            );
-            removed?;
-            emulation?;
-            dom_off?;
-            cookies?;
-            h.call(
-                "navigating to about:blank",
-                None,
-                page.execute(NavigateParams::new("about:blank")),
-            )
-            .await?;
-            Ok::<(), Error>(())
-        };
-        match reset.await {
-            Ok(()) => {
-                self.inner.recorder.resets.incr();
-                let surplus = {
-                    let mut idle = self.idle();
-                    if idle.len() < c.max_sessions {
-                        idle.push(Idle {
-                            page,
-                            created,
-                            last_used: Instant::now(),
-                            scripts: Vec::new(),
-                        });
-                        None
-                    } else {
-                        Some(page)
-                    }
-                };
-                if let Some(page) = surplus {
-                    self.inner.recorder.surplus_closed.incr();
-                    self.close_page(page).await;
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "session reset failed; discarding it");
-                self.inner.recorder.discarded.incr();
-                self.close_page(page).await;
-            }
-        }
     }
 
     /// A snapshot of the counters and the pool's size.
