@@ -6,6 +6,8 @@ mod acquire;
 mod backoff;
 mod config;
 mod connection;
+#[cfg(test)]
+mod core_tests;
 mod endpoint;
 mod fleet;
 mod hooks;

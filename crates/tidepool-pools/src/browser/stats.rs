@@ -38,7 +38,8 @@ pub enum RetireReason {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct BrowserPoolStats {
-    /// Browsers the pool runs at most (`max_size`).
+    /// Slots (leases at once) the pool holds at most (`max_size`); with
+    /// `leases_per_browser` above 1, several slots share a browser.
     pub max_size: usize,
     /// Browsers launched (or connected) and made ready.
     pub launched: u64,
@@ -77,11 +78,12 @@ pub struct BrowserPoolStats {
     pub soft_warnings: u64,
     /// The largest total PSS of the pool's browsers in one sample, bytes.
     pub peak_total_pss_bytes: u64,
-    /// Idle browsers now.
+    /// Idle slots now, ready for a lease.
     pub idle: usize,
-    /// Leased browsers now.
+    /// Leased slots now.
     pub in_use: usize,
-    /// Browsers starting, being probed or being recycled now.
+    /// Slots starting (their browser launching or connecting, or the slot
+    /// opening), being probed or being readied after a lease, now.
     pub busy: usize,
     /// Acquire latency, from the call to the lease in hand, over the pool's
     /// life (a bounded histogram).
