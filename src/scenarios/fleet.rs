@@ -141,7 +141,9 @@ struct Loss {
     at: Instant,
 }
 
-struct Fleet {
+/// The scenario's remote browsers, each behind a relay: what the pool's fleet
+/// connects to, and where its faults are injected.
+struct RemoteBrowsers {
     browsers: Vec<Option<ExternalChromium>>,
     ports: Vec<u16>,
     /// In front of each browser's port, for every variant alike.
@@ -149,9 +151,9 @@ struct Fleet {
     launches_ms: Vec<f64>,
 }
 
-impl Fleet {
-    async fn start(on_close: UpstreamClosed) -> Result<Fleet> {
-        let mut fleet = Fleet {
+impl RemoteBrowsers {
+    async fn start(on_close: UpstreamClosed) -> Result<RemoteBrowsers> {
+        let mut fleet = RemoteBrowsers {
             browsers: Vec::new(),
             ports: Vec::new(),
             relays: Vec::new(),
@@ -220,7 +222,7 @@ impl Fleet {
     }
 }
 
-fn pool_config(fleet: &Fleet, variant: Variant) -> BrowserPoolConfig {
+fn pool_config(fleet: &RemoteBrowsers, variant: Variant) -> BrowserPoolConfig {
     let blind = variant == Variant::NoLossDetection;
     BrowserPoolConfig {
         source: BrowserSource::Connect {
@@ -439,7 +441,7 @@ async fn run(profile: RunProfile, variant: Variant) -> Result<MetricSummary> {
     } else {
         UpstreamClosed::Close
     };
-    let mut fleet = match Fleet::start(on_close).await {
+    let mut fleet = match RemoteBrowsers::start(on_close).await {
         Ok(fleet) => fleet,
         Err(e) => {
             server.shutdown().await;
@@ -456,7 +458,7 @@ async fn measure(
     profile: RunProfile,
     variant: Variant,
     server: &FixtureServer,
-    fleet: &mut Fleet,
+    fleet: &mut RemoteBrowsers,
 ) -> Result<MetricSummary> {
     let mut s = MetricSummary::new(SCENARIO.spec.name, profile);
     let per_phase = match variant {
