@@ -21,7 +21,7 @@ impl BrowserPool {
     /// `max_size` are leased, up to `acquire_timeout`.
     ///
     /// The lease is isolated from the ones before it as
-    /// [`BrowserPoolConfig::isolation`] says (by default in its own incognito
+    /// [`BrowserPoolConfig::isolation`](super::BrowserPoolConfig::isolation) says (by default in its own incognito
     /// context), with a blank page ready ([`Lease::page`]). Dropping the
     /// lease returns the browser.
     pub async fn acquire(&self) -> Result<Lease> {

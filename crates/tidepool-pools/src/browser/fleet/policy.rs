@@ -119,7 +119,7 @@ pub enum EndpointState {
     GivenUp,
 }
 
-/// One endpoint's figures, from [`BrowserPool::endpoints`](super::BrowserPool::endpoints).
+/// One endpoint's figures, from [`BrowserPool::endpoints`](crate::browser::BrowserPool::endpoints).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct EndpointStats {
