@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 fn tidepool(args: &[&str], stdin: &str) -> Output {
     // Scenario reports go to a directory of the test's own, never over the
     // reports of the contract suites in target/tidepool/reports.
-    let reports = std::env::temp_dir().join(format!("tidepool-cli-reports-{}", std::process::id()));
+    let reports = scratch().join("reports");
     let mut child = Command::new(env!("CARGO_BIN_EXE_tidepool"))
         .env(tidepool::report::REPORT_DIR_ENV, reports)
         .args(args)
@@ -73,10 +73,21 @@ fn no_numbers_and_missing_files_exit_2_with_a_reason() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file"));
 }
 
+thread_local! {
+    /// Each test's own scratch directory (a test runs on a thread of its
+    /// own), removed when its thread ends.
+    static SCRATCH: tempfile::TempDir = tempfile::Builder::new()
+        .prefix("tidepool-cli-")
+        .tempdir()
+        .unwrap();
+}
+
+fn scratch() -> std::path::PathBuf {
+    SCRATCH.with(|dir| dir.path().to_owned())
+}
+
 fn temp(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tidepool-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch().join(name)
 }
 
 fn run_validate(contract: &std::path::Path, output: &std::path::Path) -> Output {
