@@ -95,7 +95,7 @@ impl BrowserPool {
                     let mut flight = InFlight::new(inner, *instance);
                     let instance = flight.get();
                     let retention = &inner.config.retention;
-                    let facts = Facts::of(instance, &inner.config, false);
+                    let facts = Facts::of(instance, &inner.config, false, Checkpoint::Acquire);
                     let healthy = match verdict(&facts, retention, Checkpoint::Acquire) {
                         Verdict::Retire(reason) => {
                             flight.retire(reason);

@@ -46,10 +46,10 @@ impl PoolInner {
             let closed = self.is_closed();
             // Oldest first: the front of the queue has waited longest.
             while let Some(instance) = state.idle.pop_front() {
-                let facts = Facts::of(&instance, c, closed);
                 let at = Checkpoint::Maintain {
                     surplus: idle_count > c.min_idle,
                 };
+                let facts = Facts::of(&instance, c, closed, at);
                 match verdict(&facts, &c.retention, at) {
                     Verdict::Retire(reason) => {
                         idle_count -= 1;

@@ -75,7 +75,12 @@ impl PoolInner {
         );
         instance.count_use();
         instance.last_used = Instant::now();
-        let facts = Facts::of(&instance, &self.config, self.is_closed());
+        let facts = Facts::of(
+            &instance,
+            &self.config,
+            self.is_closed(),
+            Checkpoint::Release,
+        );
         let reason = match verdict(&facts, &self.config.retention, Checkpoint::Release) {
             Verdict::Retire(r) => {
                 // A browser the pool does not own outlives its retirement: the

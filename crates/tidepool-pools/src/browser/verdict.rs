@@ -49,15 +49,24 @@ pub(crate) struct Facts {
 }
 
 impl Facts {
-    pub(crate) fn of(instance: &Instance, config: &BrowserPoolConfig, closed: bool) -> Facts {
+    /// The facts of `instance` for a verdict at `at`. Its endpoint's share
+    /// is read only at release, the one checkpoint that weighs it: the
+    /// fleet's lock is never taken under the slots' (maintenance judges
+    /// the idle queue under it).
+    pub(crate) fn of(
+        instance: &Instance,
+        config: &BrowserPoolConfig,
+        closed: bool,
+        at: Checkpoint,
+    ) -> Facts {
         Facts {
             closed,
             gone: gone_reason(instance),
             draining: instance.draining(),
             used_up: config.max_uses.is_some_and(|max| instance.uses() >= max),
             stamps: instance.stamps(),
-            over_share: (instance.on_endpoint.as_ref())
-                .is_some_and(|s| s.fleet().over_share(s.index)),
+            over_share: at == Checkpoint::Release
+                && (instance.on_endpoint.as_ref()).is_some_and(|s| s.fleet().over_share(s.index)),
         }
     }
 }
