@@ -1,19 +1,21 @@
-//! The acquire: which slot serves a lease, readied to the isolation it
-//! asks, or a new one started, within `acquire_timeout`.
+//! The acquire: which slot serves a lease, readied to what it asks, or a
+//! new one started, within `acquire_timeout`. Written once over the
+//! [`Backend`]: Chromium's pool and the tests' fake run this same code.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::hooks::HookPoint;
-use super::instance::Instance;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::backend::Backend;
 use super::isolation::LeaseOptions;
 use super::lease::Lease;
 use super::placement;
 use super::pool::BrowserPool;
-use super::release::InFlight;
+use super::release::{Held, InFlight};
 use super::slots::{Phase, Reservation};
 use super::stats::RetireReason;
-use super::verdict::{after_failure, verdict, Checkpoint, Facts, Verdict};
+use super::verdict::{after_failure, verdict, Checkpoint, Verdict};
 use crate::error::{Error, Result};
 
 impl BrowserPool {
@@ -35,152 +37,182 @@ impl BrowserPool {
     pub async fn acquire_with(&self, options: LeaseOptions) -> Result<Lease> {
         let inner = &self.inner;
         options.validate()?;
-        let isolation = options.isolation.unwrap_or(inner.config.isolation);
-        let proxy = options.context_proxy();
-        let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + inner.config.acquire_timeout;
-        if inner.is_closed() {
+        let ask = Ask {
+            isolation: options.isolation.unwrap_or(inner.config.isolation),
+            proxy: options.context_proxy(),
+        };
+        let held = acquire_slot(inner, &ask).await?;
+        let lease_id = inner
+            .next_lease
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Lease::new(held, lease_id, ask.isolation))
+    }
+}
+
+/// What a Chromium lease asks of its slot.
+#[derive(Debug, Clone)]
+pub(crate) struct Ask {
+    pub(crate) isolation: super::isolation::Isolation,
+    pub(crate) proxy: Option<super::isolation::ContextProxy>,
+}
+
+/// A slot for a lease: an idle one that passes its verdict, readied to
+/// `ask`, or a new one, within the pool's `acquire_timeout`. Cancelling
+/// the future at any await point leaves every count as it was and retires
+/// a slot it held in flight.
+pub(crate) async fn acquire_slot<B: Backend>(backend: &Arc<B>, ask: &B::Ask) -> Result<Held<B>> {
+    let config = backend.config();
+    let slots = backend.slots();
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + config.acquire_timeout;
+    let timed_out = || acquire_timeout(backend.as_ref(), started);
+    if slots.is_closed() {
+        return Err(Error::PoolClosed { what: "browser" });
+    }
+    if backend.permits().available_permits() == 0 {
+        backend.recorder().acquire_waits.incr();
+    }
+    let permit: OwnedSemaphorePermit =
+        match tokio::time::timeout_at(deadline, backend.permits().clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(Error::PoolClosed { what: "browser" }),
+            Err(_) => return Err(timed_out()),
+        };
+    let mut budget_counted = false;
+    loop {
+        let notified = slots.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if slots.is_closed() {
             return Err(Error::PoolClosed { what: "browser" });
         }
-        let must_wait = inner.permits.available_permits() == 0;
-        if must_wait {
-            inner.recorder.acquire_waits.incr();
-        }
-        let permit =
-            match tokio::time::timeout_at(deadline, inner.permits.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => permit,
-                Ok(Err(_)) => return Err(Error::PoolClosed { what: "browser" }),
-                Err(_) => return Err(inner.acquire_timeout(started)),
-            };
-        let mut budget_counted = false;
-        loop {
-            let notified = inner.slots.changed.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            // Read before the state lock: the locks are never nested.
-            let over_budget = inner.over_budget();
-            let loads = inner.fleet.as_ref().map(|f| f.loads());
-            let fleet_full = inner.fleet.as_ref().is_some_and(|f| f.at_capacity());
-            // The reservation counts the slot from here: given back when it
-            // drops, on every path, including a caller that cancels.
-            let next = {
-                let mut state = inner.lock();
-                let on_endpoint = |i: &Instance| {
-                    let on = i.on_endpoint.as_ref()?;
-                    loads.as_ref()?.get(on.index).copied()
-                };
-                let serve = placement::idle_to_serve(state.idle.iter().map(on_endpoint));
-                if let Some((instance, busy)) = serve.and_then(|at| state.take_idle_at(at)) {
-                    Next::Take(Box::new(instance), busy)
-                } else if state.total() < inner.config.max_size && !over_budget && !fleet_full {
-                    Next::Launch(state.reserve(Phase::Starting))
-                } else {
-                    if state.total() < inner.config.max_size && !budget_counted {
-                        budget_counted = true;
-                        inner.recorder.budget_waits.incr();
-                        tracing::debug!(
-                            pool = inner.id,
-                            "acquire waits: the pool's memory budget is used up"
-                        );
-                    }
-                    Next::Wait
+        // Read before the slots' lock: the locks are never nested.
+        let outlook = backend.outlook();
+        // The reservation counts the slot from here: given back when it
+        // drops, on every path, including a caller that cancels.
+        let next = {
+            let mut state = slots.lock();
+            let loads = state.idle.iter().map(|s| outlook.load(B::endpoint(s)));
+            let serve = placement::idle_to_serve(loads);
+            if let Some((slot, busy)) = serve.and_then(|at| state.take_idle_at(at)) {
+                Next::Take(Box::new(slot), busy)
+            } else if state.total() < config.max_size && outlook.may_start {
+                Next::Launch(state.reserve(Phase::Starting))
+            } else {
+                if state.total() < config.max_size && !budget_counted {
+                    budget_counted = true;
+                    backend.recorder().budget_waits.incr();
+                    tracing::debug!("acquire waits: the pool's memory budget is used up");
                 }
-            };
-            // From here until the lease exists, a cancelled acquire (its
-            // future dropped mid-probe, mid-readying or mid-hook) retires
-            // the browser through `flight` instead of losing it with its
-            // memory watch and budget share.
-            let (mut flight, reservation) = match next {
-                Next::Take(instance, busy) => {
-                    let mut flight = InFlight::new(inner, *instance);
-                    let instance = flight.get();
-                    let retention = &inner.config.retention;
-                    let facts = Facts::of(instance, &inner.config, false, Checkpoint::Acquire);
-                    let healthy = match verdict(&facts, retention, Checkpoint::Acquire) {
-                        Verdict::Retire(reason) => {
-                            flight.retire(reason);
-                            continue;
-                        }
-                        Verdict::Probe => {
-                            instance.probe(retention.health_check_timeout).await.is_ok()
-                        }
-                        Verdict::Serve => true,
-                    };
-                    if !healthy || instance.make_ready(isolation, proxy.clone()).await.is_err() {
-                        let reason = after_failure(instance.death().is_some());
+                Next::Wait
+            }
+        };
+        // From here until the lease exists, a cancelled acquire (its
+        // future dropped mid-probe, mid-readying or mid-hook) retires the
+        // slot through `flight` instead of losing it.
+        let (mut flight, reservation) = match next {
+            Next::Take(slot, busy) => {
+                let mut flight = InFlight::new(backend, *slot);
+                let facts = backend.facts(flight.get(), false, Checkpoint::Acquire);
+                let retention = &config.retention;
+                let probe = match verdict(&facts, retention, Checkpoint::Acquire) {
+                    Verdict::Retire(reason) => {
                         flight.retire(reason);
                         continue;
                     }
-                    (flight, busy)
-                }
-                Next::Launch(starting) => {
-                    match tokio::time::timeout_at(deadline, inner.start_slot_if_room()).await {
-                        // Every fleet endpoint up is at its cap: wait for an
-                        // idle slot instead (the slot counted here is freed).
-                        Ok(Ok(None)) => continue,
-                        Ok(Ok(Some(instance))) => {
-                            let mut flight = InFlight::new(inner, instance);
-                            if proxy.is_some() {
-                                // Started with the pool's default context: this
-                                // lease's replaces it.
-                                if let Err(e) =
-                                    flight.get().make_ready(isolation, proxy.clone()).await
-                                {
-                                    flight.retire(RetireReason::Unhealthy);
-                                    return Err(e);
-                                }
-                            }
-                            (flight, starting)
+                    Verdict::Probe => true,
+                    Verdict::Serve => false,
+                };
+                let readied = tokio::time::timeout_at(deadline, async {
+                    let slot = flight.get();
+                    if probe {
+                        let checked = tokio::time::timeout(
+                            retention.health_check_timeout,
+                            backend.probe(slot),
+                        );
+                        if !matches!(checked.await, Ok(Ok(()))) {
+                            return false;
                         }
-                        Ok(Err(e)) => return Err(e),
-                        Err(_) => return Err(inner.acquire_timeout(started)),
+                    }
+                    backend.ready(slot, ask, false).await.is_ok()
+                });
+                match readied.await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let reason = after_failure(backend.died(flight.get()));
+                        flight.retire(reason);
+                        continue;
+                    }
+                    Err(_) => {
+                        flight.retire(RetireReason::Unhealthy);
+                        return Err(timed_out());
                     }
                 }
-                Next::Wait => {
-                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                        return Err(inner.acquire_timeout(started));
-                    }
-                    continue;
-                }
-            };
-            if inner.is_closed() {
-                flight.retire(RetireReason::Closed);
-                return Err(Error::PoolClosed { what: "browser" });
+                (flight, busy)
             }
-            let instance = flight.get();
-            let before_lease =
-                inner
-                    .hooks
-                    .run(HookPoint::BeforeLease, inner.config.cdp_timeout, || {
-                        instance.hook_context()
+            Next::Launch(starting) => match tokio::time::timeout_at(deadline, backend.open()).await
+            {
+                // Every fleet endpoint up is at its cap: wait for an idle
+                // slot instead (the slot counted here is freed).
+                Ok(Ok(None)) => continue,
+                Ok(Ok(Some(slot))) => {
+                    let mut flight = InFlight::new(backend, slot);
+                    let readied = tokio::time::timeout_at(deadline, async {
+                        backend.ready(flight.get(), ask, true).await
                     });
-            if before_lease.await.is_err() {
-                flight.retire(RetireReason::Hook);
+                    match readied.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            flight.retire(RetireReason::Unhealthy);
+                            return Err(e);
+                        }
+                        Err(_) => {
+                            flight.retire(RetireReason::Unhealthy);
+                            return Err(timed_out());
+                        }
+                    }
+                    (flight, starting)
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(timed_out()),
+            },
+            Next::Wait => {
+                if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                    return Err(timed_out());
+                }
                 continue;
             }
-            let instance = flight.into_instance();
-            if let Some(on) = &instance.on_endpoint {
-                on.lease_started();
-            }
-            let leased = reservation.moved(Phase::Leased);
-            inner.recorder.acquires.incr();
-            inner.recorder.record_acquire(started.elapsed());
-            let lease_id = inner.next_lease.fetch_add(1, Ordering::Relaxed);
-            return Ok(Lease::new(
-                self.inner.clone(),
-                instance,
-                leased,
-                permit,
-                lease_id,
-                isolation,
-            ));
+        };
+        if slots.is_closed() {
+            flight.retire(RetireReason::Closed);
+            return Err(Error::PoolClosed { what: "browser" });
         }
+        if backend.before_lease(flight.get()).await.is_err() {
+            flight.retire(RetireReason::Hook);
+            continue;
+        }
+        let slot = flight.land();
+        backend.lease_started(&slot);
+        let leased = reservation.moved(Phase::Leased);
+        backend.recorder().acquires.incr();
+        backend.recorder().record_acquire(started.elapsed());
+        return Ok(Held::new(backend.clone(), slot, leased, permit));
+    }
+}
+
+/// The error of an acquire that waited `acquire_timeout` in vain.
+fn acquire_timeout<B: Backend>(backend: &B, started: Instant) -> Error {
+    backend.recorder().acquire_timeouts.incr();
+    Error::AcquireTimeout {
+        waited: started.elapsed(),
+        max_size: backend.config().max_size,
+        in_use: backend.slots().lock().leased(),
     }
 }
 
 /// What an acquire does next, with the count of the slot it holds.
-enum Next {
-    Take(Box<Instance>, Reservation<Instance>),
-    Launch(Reservation<Instance>),
+enum Next<T> {
+    Take(Box<T>, Reservation<T>),
+    Launch(Reservation<T>),
     Wait,
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -19,11 +19,7 @@ use super::sampler::Members;
 use super::slots::{Slots, StateGuard};
 use super::stats::BrowserRecorder;
 use super::watch::Alive;
-use crate::error::Error;
 use crate::memory::MemoryPolicy;
-
-/// How long a retiring browser gets to close by itself before SIGKILL.
-pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// The pool's shared state: its config, the idle queue and the counts of
 /// every slot, the recorder and the memory watch. [`BrowserPool`](super::BrowserPool)
@@ -72,15 +68,6 @@ impl PoolInner {
     /// Takes the idle slots of browser `id` out of the idle queue.
     pub(crate) fn take_idle(&self, id: u64) -> Vec<Instance> {
         self.lock().take_idle_where(|i| i.id == id)
-    }
-
-    pub(super) fn acquire_timeout(&self, started: Instant) -> Error {
-        self.recorder.acquire_timeouts.incr();
-        Error::AcquireTimeout {
-            waited: started.elapsed(),
-            max_size: self.config.max_size,
-            in_use: self.lock().leased(),
-        }
     }
 
     pub(super) fn budget(&self) -> Option<u64> {

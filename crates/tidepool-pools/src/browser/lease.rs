@@ -6,13 +6,13 @@ use chromiumoxide::cdp::browser_protocol::target::TargetId;
 use chromiumoxide::cdp::js_protocol::runtime::GetHeapUsageParams;
 use chromiumoxide::{Browser, Page};
 use serde::de::DeserializeOwned;
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
+use super::chromium::LeaseEnd;
 use super::inner::PoolInner;
 use super::instance::{page_params, Instance};
 use super::isolation::Isolation;
-use super::slots::{Phase, Reservation};
+use super::release::Held;
 use super::watch::guarded;
 use crate::error::{Error, Result};
 
@@ -69,14 +69,11 @@ impl BrowserHandle {
 /// can get the same protection by wrapping its futures in [`Lease::call`].
 #[must_use = "dropping a lease returns its browser at once"]
 pub struct Lease {
-    pool: Arc<PoolInner>,
-    instance: Option<Instance>,
-    /// The slot's count as leased, until the lease drops.
-    leased: Option<Reservation<Instance>>,
+    /// The slot, its count as leased and its permit, until the lease ends.
+    held: Held<PoolInner>,
     isolation: Isolation,
     /// Pages opened through [`Lease::new_page`], closed when it ends.
     opened: std::sync::Mutex<Vec<TargetId>>,
-    _permit: OwnedSemaphorePermit,
     span: tracing::Span,
 }
 
@@ -90,42 +87,31 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    pub(crate) fn new(
-        pool: Arc<PoolInner>,
-        instance: Instance,
-        leased: Reservation<Instance>,
-        permit: OwnedSemaphorePermit,
-        id: u64,
-        isolation: Isolation,
-    ) -> Lease {
-        let span = tracing::info_span!("lease", lease = id, browser = instance.id, %isolation);
+    pub(crate) fn new(held: Held<PoolInner>, id: u64, isolation: Isolation) -> Lease {
+        let browser = held.slot().map_or(0, |i| i.id);
+        let span = tracing::info_span!("lease", lease = id, browser, %isolation);
         tracing::debug!(parent: &span, "leased");
         Lease {
-            pool,
-            instance: Some(instance),
-            leased: Some(leased),
+            held,
             isolation,
             opened: std::sync::Mutex::new(Vec::new()),
-            _permit: permit,
             span,
         }
     }
 
     fn instance(&self) -> &Instance {
         // Present from construction until Drop takes it.
-        self.instance
-            .as_ref()
-            .expect("a live lease holds its browser")
+        self.held.slot().expect("a live lease holds its browser")
     }
 
     /// The pool's id of the browser behind this lease.
     pub fn browser_id(&self) -> u64 {
-        self.instance.as_ref().map_or(0, |i| i.id)
+        self.held.slot().map_or(0, |i| i.id)
     }
 
     /// The browser's process id, when the pool launched it.
     pub fn pid(&self) -> Option<u32> {
-        self.instance.as_ref().and_then(Instance::pid)
+        self.held.slot().and_then(Instance::pid)
     }
 
     /// How many leases this browser served before this one.
@@ -313,20 +299,11 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(instance) = self.instance.take() {
-            tracing::debug!(parent: &self.span, "released");
-            if let Some(on) = &instance.on_endpoint {
-                on.lease_ended();
-            }
-            let Some(leased) = self.leased.take() else {
-                return;
-            };
-            let busy = leased.moved(Phase::Busy);
-            let pool = self.pool.clone();
-            let opened = std::mem::take(self.opened.get_mut().unwrap_or_else(|p| p.into_inner()));
-            self.pool
-                .runtime
-                .spawn(pool.release(instance, busy, self.isolation, opened));
-        }
+        tracing::debug!(parent: &self.span, "released");
+        let opened = std::mem::take(self.opened.get_mut().unwrap_or_else(|p| p.into_inner()));
+        self.held.end(LeaseEnd {
+            isolation: self.isolation,
+            opened,
+        });
     }
 }

@@ -3,12 +3,19 @@
 //! health-checked, retired and replaced.
 
 mod acquire;
+mod backend;
+#[cfg(test)]
+mod backend_tests;
 mod backoff;
+mod chromium;
+mod close;
 mod config;
 mod connection;
 #[cfg(test)]
 mod core_tests;
 mod endpoint;
+#[cfg(test)]
+mod fake;
 mod fleet;
 mod hooks;
 mod inner;

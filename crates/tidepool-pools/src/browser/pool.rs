@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use super::config::{BrowserPoolConfig, BrowserSource};
 use super::fleet::Fleet;
 use super::hooks::Hooks;
-use super::inner::{PoolInner, CLOSE_GRACE};
+use super::inner::PoolInner;
 use super::locate::locate_chromium;
 use super::slots::{Phase, Slots};
 use super::stats::{BrowserPoolStats, BrowserRecorder, RetireReason};
@@ -327,36 +327,13 @@ impl BrowserPool {
     /// contexts in them are disposed.
     pub async fn close(&self) {
         let inner = &self.inner;
-        let idle = inner.slots.close();
-        inner.permits.close();
-        if let Some(handle) = inner
-            .maintainer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            handle.abort();
-        }
-        for instance in idle {
-            inner.retire(instance, RetireReason::Closed);
-        }
-        let deadline = tokio::time::Instant::now() + inner.config.acquire_timeout + CLOSE_GRACE * 3;
-        loop {
-            let drained = inner.alive.drained();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            let alive = inner.alive.count() + inner.lock().starting();
-            if alive == 0 {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, drained).await.is_err() {
-                tracing::warn!(
-                    pool = inner.id,
-                    alive,
-                    "close: browsers still alive after the deadline"
-                );
-                break;
-            }
+        let left = super::close::close_slots(inner).await;
+        if left > 0 {
+            tracing::warn!(
+                pool = inner.id,
+                alive = left,
+                "close: browsers still alive after the deadline"
+            );
         }
         tracing::info!(pool = inner.id, "browser pool closed");
     }

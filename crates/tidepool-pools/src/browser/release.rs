@@ -1,186 +1,165 @@
 //! Where a slot goes after a lease or a failed acquire: readied and back to
-//! idle, or retired, with its browser when the reason is the browser's.
+//! idle, or retired. Written once over the [`Backend`], as the acquire is.
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use chromiumoxide::cdp::browser_protocol::target::TargetId;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::hooks::HookPoint;
-use super::inner::{PoolInner, CLOSE_GRACE};
-use super::instance::Instance;
-use super::isolation::Isolation;
-use super::slots::Reservation;
+use super::backend::{recycle_timeout, Backend};
+use super::slots::{Phase, Reservation};
 use super::stats::RetireReason;
-use super::verdict::{after_failure, verdict, Checkpoint, Facts, Verdict};
+use super::verdict::{verdict, Checkpoint, Verdict};
 
-impl PoolInner {
-    /// Shuts a slot down in the background, and its browser with it unless
-    /// the reason is the slot's own (idleness) and other slots remain: then
-    /// the browser is marked retiring, and its other slots follow as they
-    /// come by. A browser's retirement is counted once.
-    pub(crate) fn retire(self: &Arc<Self>, instance: Instance, reason: RetireReason) {
-        // A rebalanced slot leaves alone: its endpoint's other slots serve on.
-        let slot_only = matches!(reason, RetireReason::IdleTimeout | RetireReason::Rebalanced);
-        let browser_wide = !slot_only || instance.slots() == 1;
-        // A rebalanced slot is counted itself; a browser's retirement once.
-        let counted =
-            reason == RetireReason::Rebalanced || (browser_wide && instance.drain(reason));
-        if counted {
-            self.recorder.retired(reason);
+/// Where a lease's slot goes when the lease ends: back to idle, readied
+/// for the next lease as `used` says, or into retirement. `busy` is its
+/// count, moved from leased when the lease ended.
+pub(crate) async fn release_slot<B: Backend>(
+    backend: Arc<B>,
+    mut slot: B::Slot,
+    busy: Reservation<B::Slot>,
+    used: B::Used,
+) {
+    let config = backend.config();
+    backend.count_use(&mut slot);
+    let closed = backend.slots().is_closed();
+    let facts = backend.facts(&slot, closed, Checkpoint::Release);
+    let reason = match verdict(&facts, &config.retention, Checkpoint::Release) {
+        Verdict::Retire(reason) => {
+            backend.leave(&mut slot).await;
+            Some(reason)
         }
-        // The last slot leaves the memory watch now, as a lone browser
-        // always did; a shared browser leaves it once its last slot ends.
-        let last = instance.slots() == 1;
-        if last {
-            self.members.remove(instance.id);
+        Verdict::Serve | Verdict::Probe if backend.after_release(&slot).await.is_err() => {
+            Some(RetireReason::Hook)
         }
-        tracing::debug!(
-            pool = self.id,
-            browser = instance.id,
-            ?reason,
-            last,
-            "retiring a slot"
-        );
-        if !matches!(reason, RetireReason::Closed) {
-            self.lock().owe_replacement();
+        Verdict::Serve | Verdict::Probe => {
+            let recycled =
+                tokio::time::timeout(recycle_timeout(config), backend.recycle(&mut slot, used));
+            match recycled.await {
+                Ok(Ok(())) => None,
+                Ok(Err(reason)) => Some(reason),
+                Err(_) => {
+                    tracing::warn!(after = ?recycle_timeout(config), "a slot's recycling never ended");
+                    Some(RetireReason::Unhealthy)
+                }
+            }
         }
-        let inner = self.clone();
-        self.runtime.spawn(async move {
-            let id = instance.id;
-            // The browser's AliveToken drops when its last slot shuts down.
-            if instance.shut_down(CLOSE_GRACE).await && !last {
-                inner.members.remove(id);
-            }
-            inner.slots.changed.notify_one();
-            inner.slots.maintain.notify_one();
-        });
-    }
-
-    /// Where a lease's slot goes when the lease ends: back to idle, readied
-    /// to the lease's `isolation`, or into retirement. `busy` is its count,
-    /// moved from leased when the lease dropped.
-    pub(crate) async fn release(
-        self: Arc<Self>,
-        mut instance: Instance,
-        busy: Reservation<Instance>,
-        isolation: Isolation,
-        opened: Vec<TargetId>,
-    ) {
-        tracing::trace!(
-            pool = self.id,
-            browser = instance.id,
-            ?isolation,
-            "recycling a released browser"
-        );
-        instance.count_use();
-        instance.last_used = Instant::now();
-        let facts = Facts::of(
-            &instance,
-            &self.config,
-            self.is_closed(),
-            Checkpoint::Release,
-        );
-        let reason = match verdict(&facts, &self.config.retention, Checkpoint::Release) {
-            Verdict::Retire(r) => {
-                // A browser the pool does not own outlives its retirement: the
-                // lease's context must not stay behind in it.
-                let lease_context = instance.prepared.take().map(|p| p.context);
-                if let Some(context) = lease_context.filter(|_| instance.foreign_and_reachable()) {
-                    let _ = instance.dispose_context(context).await;
-                }
-                Some(r)
-            }
-            Verdict::Serve | Verdict::Probe
-                if self
-                    .hooks
-                    .run(HookPoint::AfterRelease, self.config.cdp_timeout, || {
-                        instance.hook_context()
-                    })
-                    .await
-                    .is_err() =>
-            {
-                Some(RetireReason::Hook)
-            }
-            Verdict::Serve | Verdict::Probe => match instance.recycle(isolation, opened).await {
-                Ok(()) => {
-                    tracing::trace!(pool = self.id, browser = instance.id, "recycled");
-                    None
-                }
-                Err(e) => {
-                    tracing::warn!(browser = instance.id, error = %e, "browser failed to recycle");
-                    instance.mark_dead(&e.to_string());
-                    // A remote browser found gone is its endpoint's loss,
-                    // not a crash.
-                    Some(after_failure(
-                        instance.death().is_some() && instance.launched(),
-                    ))
-                }
-            },
-        };
-        match reason {
-            Some(reason) => {
-                drop(busy);
-                self.retire(instance, reason);
-            }
-            None => {
-                // Refused when the pool closed meanwhile.
-                if let Some(instance) = busy.into_idle(instance) {
-                    self.retire(instance, RetireReason::Closed);
-                }
+    };
+    match reason {
+        Some(reason) => {
+            drop(busy);
+            backend.retire(slot, reason);
+        }
+        None => {
+            // Refused when the pool closed meanwhile.
+            if let Some(slot) = busy.into_idle(slot) {
+                backend.retire(slot, RetireReason::Closed);
             }
         }
     }
 }
 
-/// A browser between the idle queue (or its launch) and a lease. Dropped
-/// while it still holds the browser (the acquire was cancelled), it retires
-/// it: the browser is shut down and leaves the memory watch, instead of
-/// living on as a ghost that keeps charging the budget.
-pub(super) struct InFlight<'a> {
-    inner: &'a Arc<PoolInner>,
-    instance: Option<Instance>,
+/// A slot between the idle queue (or its start) and a lease. Dropped while
+/// it still holds the slot (the acquire was cancelled), it retires it,
+/// instead of letting it live on as a ghost that keeps charging the budget.
+pub(super) struct InFlight<'a, B: Backend> {
+    backend: &'a Arc<B>,
+    slot: Option<B::Slot>,
 }
 
-impl<'a> InFlight<'a> {
-    pub(super) fn new(inner: &'a Arc<PoolInner>, instance: Instance) -> InFlight<'a> {
+impl<'a, B: Backend> InFlight<'a, B> {
+    pub(super) fn new(backend: &'a Arc<B>, slot: B::Slot) -> InFlight<'a, B> {
         InFlight {
-            inner,
-            instance: Some(instance),
+            backend,
+            slot: Some(slot),
         }
     }
 
-    /// The browser, while in flight.
-    pub(super) fn get(&mut self) -> &mut Instance {
-        // Present until `retire` or `into_instance` consumes `self`.
-        self.instance
+    /// The slot, while in flight.
+    pub(super) fn get(&mut self) -> &mut B::Slot {
+        // Present until `retire` or `land` consumes `self`.
+        self.slot
             .as_mut()
-            .expect("an in-flight browser is held until it lands")
+            .expect("an in-flight slot is held until it lands")
     }
 
-    /// Retires the browser for `reason`.
+    /// Retires the slot for `reason`.
     pub(super) fn retire(mut self, reason: RetireReason) {
-        if let Some(instance) = self.instance.take() {
-            self.inner.retire(instance, reason);
+        if let Some(slot) = self.slot.take() {
+            self.backend.retire(slot, reason);
         }
     }
 
-    /// The browser, landed in a lease.
-    pub(super) fn into_instance(mut self) -> Instance {
-        self.instance
+    /// The slot, landed in a lease.
+    pub(super) fn land(mut self) -> B::Slot {
+        self.slot
             .take()
-            .expect("an in-flight browser is held until it lands")
+            .expect("an in-flight slot is held until it lands")
     }
 }
 
-impl Drop for InFlight<'_> {
+impl<B: Backend> Drop for InFlight<'_, B> {
     fn drop(&mut self) {
-        if let Some(instance) = self.instance.take() {
-            tracing::debug!(
-                browser = instance.id,
-                "acquire cancelled; retiring its browser"
-            );
-            self.inner.retire(instance, RetireReason::Cancelled);
+        if let Some(slot) = self.slot.take() {
+            tracing::debug!("acquire cancelled; retiring its slot");
+            self.backend.retire(slot, RetireReason::Cancelled);
         }
+    }
+}
+
+/// A lease's hold on its slot: the slot, its count as leased and its
+/// permit. Ended (or dropped), it moves the count to busy and sends the
+/// slot to [`release_slot`] on the pool's runtime.
+pub(crate) struct Held<B: Backend> {
+    backend: Arc<B>,
+    slot: Option<B::Slot>,
+    leased: Option<Reservation<B::Slot>>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<B: Backend> Held<B> {
+    pub(super) fn new(
+        backend: Arc<B>,
+        slot: B::Slot,
+        leased: Reservation<B::Slot>,
+        permit: OwnedSemaphorePermit,
+    ) -> Held<B> {
+        Held {
+            backend,
+            slot: Some(slot),
+            leased: Some(leased),
+            _permit: permit,
+        }
+    }
+
+    /// The slot, while the lease holds it.
+    pub(crate) fn slot(&self) -> Option<&B::Slot> {
+        self.slot.as_ref()
+    }
+
+    /// Ends the lease: the slot goes to its recycling with `used`.
+    pub(crate) fn end(&mut self, used: B::Used) {
+        let (Some(slot), Some(leased)) = (self.slot.take(), self.leased.take()) else {
+            return;
+        };
+        self.backend.lease_ended(&slot);
+        let busy = leased.moved(Phase::Busy);
+        let backend = self.backend.clone();
+        self.backend
+            .runtime()
+            .spawn(release_slot(backend, slot, busy, used));
+    }
+}
+
+impl<B: Backend> Drop for Held<B> {
+    fn drop(&mut self) {
+        self.end(B::Used::default());
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Held<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("holds", &self.slot.is_some())
+            .finish()
     }
 }

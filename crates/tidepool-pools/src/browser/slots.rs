@@ -110,6 +110,8 @@ impl<T> Slots<T> {
     pub(crate) fn close(self: &Arc<Self>) -> Vec<T> {
         let mut state = self.lock();
         self.closed.store(true, Ordering::SeqCst);
+        // Acquirers waiting for a slot learn at once that none will come.
+        self.changed.notify_waiters();
         state.idle.drain(..).collect()
     }
 

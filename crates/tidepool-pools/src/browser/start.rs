@@ -6,11 +6,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::close::CLOSE_GRACE;
 use super::config::BrowserSource;
 use super::connection::{Connection, Liveness};
 use super::fleet::{watch_endpoint, EndpointTicket};
 use super::hooks::HookPoint;
-use super::inner::{PoolInner, CLOSE_GRACE};
+use super::inner::PoolInner;
 use super::instance::Instance;
 use super::placement;
 use super::sampler::Gauge;
