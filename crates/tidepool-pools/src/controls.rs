@@ -14,14 +14,14 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::browser::{BrowserPool, Lease, Sandbox};
-use crate::browser::{Instance, LocalProcess};
+use crate::browser::{LocalProcess, Slot};
 use crate::cdp::Batch;
 use crate::error::Result;
 
 /// A browser launched and connected outside any pool, through the pool's
 /// own launch path (flags, sandbox choice, tag, profile directory).
 #[derive(Debug)]
-pub struct UnpooledBrowser(Instance);
+pub struct UnpooledBrowser(Slot);
 
 impl UnpooledBrowser {
     /// Launches it; `tag` marks its processes as this process's.
@@ -44,7 +44,7 @@ impl UnpooledBrowser {
             cdp_timeout,
         )
         .await
-        .map(|launched| UnpooledBrowser(Instance::first_in(launched)))
+        .map(|launched| UnpooledBrowser(Slot::first_in(launched)))
     }
 
     /// The id it was launched with.

@@ -8,53 +8,12 @@ use std::time::Instant;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::backend::Backend;
-use super::isolation::LeaseOptions;
-use super::lease::Lease;
 use super::placement;
-use super::pool::BrowserPool;
 use super::release::{Held, InFlight};
 use super::slots::{Phase, Reservation};
 use super::stats::RetireReason;
 use super::verdict::{after_failure, verdict, Checkpoint, Verdict};
 use crate::error::{Error, Result};
-
-impl BrowserPool {
-    /// Takes a browser for exclusive use, waiting in FIFO order when all
-    /// `max_size` are leased, up to `acquire_timeout`.
-    ///
-    /// The lease is isolated from the ones before it as
-    /// [`BrowserPoolConfig::isolation`](super::BrowserPoolConfig::isolation) says (by default in its own incognito
-    /// context), with a blank page ready ([`Lease::page`]). Dropping the
-    /// lease returns the browser.
-    pub async fn acquire(&self) -> Result<Lease> {
-        self.acquire_with(LeaseOptions::default()).await
-    }
-
-    /// [`acquire`](Self::acquire) with choices of this lease's own: an
-    /// isolation other than the pool's default. An idle browser readied for
-    /// a weaker isolation is brought up to the asked one before it is handed
-    /// out (a wipe, or a fresh context), on this call's time.
-    pub async fn acquire_with(&self, options: LeaseOptions) -> Result<Lease> {
-        let inner = &self.inner;
-        options.validate()?;
-        let ask = Ask {
-            isolation: options.isolation.unwrap_or(inner.config.isolation),
-            proxy: options.context_proxy(),
-        };
-        let held = acquire_slot(inner, &ask).await?;
-        let lease_id = inner
-            .next_lease
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Lease::new(held, lease_id, ask.isolation))
-    }
-}
-
-/// What a Chromium lease asks of its slot.
-#[derive(Debug, Clone)]
-pub(crate) struct Ask {
-    pub(crate) isolation: super::isolation::Isolation,
-    pub(crate) proxy: Option<super::isolation::ContextProxy>,
-}
 
 /// A slot for a lease: an idle one that passes its verdict, readied to
 /// `ask`, or a new one, within the pool's `acquire_timeout`. Cancelling

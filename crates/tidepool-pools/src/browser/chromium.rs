@@ -9,19 +9,25 @@ use std::time::Instant;
 use chromiumoxide::cdp::browser_protocol::target::TargetId;
 use tokio::sync::Semaphore;
 
-use super::acquire::Ask;
 use super::backend::{Backend, Outlook};
 use super::close::CLOSE_GRACE;
 use super::config::BrowserPoolConfig;
 use super::hooks::HookPoint;
 use super::inner::PoolInner;
-use super::instance::Instance;
-use super::isolation::Isolation;
+use super::isolation::{ContextProxy, Isolation};
+use super::slot::Slot;
 use super::slots::Slots;
 use super::stats::{BrowserRecorder, RetireReason};
 use super::verdict::{after_failure, Checkpoint, Facts};
 use super::watch::Alive;
 use crate::error::Result;
+
+/// What a Chromium lease asks of its slot.
+#[derive(Debug, Clone)]
+pub(crate) struct Ask {
+    pub(crate) isolation: Isolation,
+    pub(crate) proxy: Option<ContextProxy>,
+}
 
 /// What a Chromium lease leaves for its slot's recycling: the isolation it
 /// was given and the pages it opened.
@@ -32,7 +38,7 @@ pub(crate) struct LeaseEnd {
 }
 
 impl Backend for PoolInner {
-    type Slot = Instance;
+    type Slot = Slot;
     type Ask = Ask;
     type Used = LeaseEnd;
 
@@ -40,7 +46,7 @@ impl Backend for PoolInner {
         &self.config
     }
 
-    fn slots(&self) -> &Arc<Slots<Instance>> {
+    fn slots(&self) -> &Arc<Slots<Slot>> {
         &self.slots
     }
 
@@ -60,11 +66,11 @@ impl Backend for PoolInner {
         &self.runtime
     }
 
-    fn facts(&self, slot: &Instance, closed: bool, at: Checkpoint) -> Facts {
+    fn facts(&self, slot: &Slot, closed: bool, at: Checkpoint) -> Facts {
         Facts::of(slot, &self.config, closed, at)
     }
 
-    fn died(&self, slot: &Instance) -> bool {
+    fn died(&self, slot: &Slot) -> bool {
         slot.death().is_some()
     }
 
@@ -76,40 +82,40 @@ impl Backend for PoolInner {
         }
     }
 
-    fn endpoint(slot: &Instance) -> Option<usize> {
+    fn endpoint(slot: &Slot) -> Option<usize> {
         slot.on_endpoint.as_ref().map(|on| on.index)
     }
 
-    async fn open(self: &Arc<Self>) -> Result<Option<Instance>> {
+    async fn open(self: &Arc<Self>) -> Result<Option<Slot>> {
         self.start_slot_if_room().await
     }
 
-    async fn probe<'a>(&'a self, slot: &'a mut Instance) -> Result<()> {
+    async fn probe<'a>(&'a self, slot: &'a mut Slot) -> Result<()> {
         slot.probe(self.config.retention.health_check_timeout).await
     }
 
-    async fn ready<'a>(&'a self, slot: &'a mut Instance, ask: &'a Ask, fresh: bool) -> Result<()> {
+    async fn ready<'a>(&'a self, slot: &'a mut Slot, ask: &'a Ask, fresh: bool) -> Result<()> {
         // A new slot holds the pool's default context: only a lease with a
         // proxy of its own needs another.
         if fresh && ask.proxy.is_none() {
             return Ok(());
         }
-        slot.make_ready(ask.isolation, ask.proxy.clone()).await
+        slot.ready(ask.isolation, ask.proxy.clone()).await
     }
 
-    async fn before_lease<'a>(&'a self, slot: &'a Instance) -> Result<()> {
+    async fn before_lease<'a>(&'a self, slot: &'a Slot) -> Result<()> {
         let deadline = self.config.cdp_timeout;
         (self.hooks)
             .run(HookPoint::BeforeLease, deadline, || slot.hook_context())
             .await
     }
 
-    fn count_use(&self, slot: &mut Instance) {
+    fn count_use(&self, slot: &mut Slot) {
         slot.count_use();
         slot.last_used = Instant::now();
     }
 
-    async fn after_release<'a>(&'a self, slot: &'a Instance) -> Result<()> {
+    async fn after_release<'a>(&'a self, slot: &'a Slot) -> Result<()> {
         let deadline = self.config.cdp_timeout;
         (self.hooks)
             .run(HookPoint::AfterRelease, deadline, || slot.hook_context())
@@ -118,7 +124,7 @@ impl Backend for PoolInner {
 
     async fn recycle<'a>(
         &'a self,
-        slot: &'a mut Instance,
+        slot: &'a mut Slot,
         used: LeaseEnd,
     ) -> std::result::Result<(), RetireReason> {
         match slot.recycle(used.isolation, used.opened).await {
@@ -133,7 +139,7 @@ impl Backend for PoolInner {
         }
     }
 
-    async fn leave<'a>(&'a self, slot: &'a mut Instance) {
+    async fn leave<'a>(&'a self, slot: &'a mut Slot) {
         // A browser the pool does not own outlives its retirement: the
         // lease's context must not stay behind in it.
         let lease_context = slot.prepared.take().map(|p| p.context);
@@ -142,17 +148,17 @@ impl Backend for PoolInner {
         }
     }
 
-    fn retire(self: &Arc<Self>, slot: Instance, reason: RetireReason) {
+    fn retire(self: &Arc<Self>, slot: Slot, reason: RetireReason) {
         PoolInner::retire(self, slot, reason);
     }
 
-    fn lease_started(&self, slot: &Instance) {
+    fn lease_started(&self, slot: &Slot) {
         if let Some(on) = &slot.on_endpoint {
             on.lease_started();
         }
     }
 
-    fn lease_ended(&self, slot: &Instance) {
+    fn lease_ended(&self, slot: &Slot) {
         if let Some(on) = &slot.on_endpoint {
             on.lease_ended();
         }
@@ -171,25 +177,24 @@ impl PoolInner {
     /// the reason is the slot's own (idleness) and other slots remain: then
     /// the browser is marked retiring, and its other slots follow as they
     /// come by. A browser's retirement is counted once.
-    pub(crate) fn retire(self: &Arc<Self>, instance: Instance, reason: RetireReason) {
+    pub(crate) fn retire(self: &Arc<Self>, slot: Slot, reason: RetireReason) {
         // A rebalanced slot leaves alone: its endpoint's other slots serve on.
         let slot_only = matches!(reason, RetireReason::IdleTimeout | RetireReason::Rebalanced);
-        let browser_wide = !slot_only || instance.slots() == 1;
+        let browser_wide = !slot_only || slot.slots() == 1;
         // A rebalanced slot is counted itself; a browser's retirement once.
-        let counted =
-            reason == RetireReason::Rebalanced || (browser_wide && instance.drain(reason));
+        let counted = reason == RetireReason::Rebalanced || (browser_wide && slot.drain(reason));
         if counted {
             self.recorder.retired(reason);
         }
         // The last slot leaves the memory watch now, as a lone browser
         // always did; a shared browser leaves it once its last slot ends.
-        let last = instance.slots() == 1;
+        let last = slot.slots() == 1;
         if last {
-            self.members.remove(instance.id);
+            self.members.remove(slot.id);
         }
         tracing::debug!(
             pool = self.id,
-            browser = instance.id,
+            browser = slot.id,
             ?reason,
             last,
             "retiring a slot"
@@ -199,9 +204,9 @@ impl PoolInner {
         }
         let inner = self.clone();
         self.runtime.spawn(async move {
-            let id = instance.id;
+            let id = slot.id;
             // The browser's AliveToken drops when its last slot shuts down.
-            if instance.shut_down(CLOSE_GRACE).await && !last {
+            if slot.shut_down(CLOSE_GRACE).await && !last {
                 inner.members.remove(id);
             }
             inner.slots.changed.notify_one();

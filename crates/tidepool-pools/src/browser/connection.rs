@@ -28,7 +28,7 @@ pub(crate) type OwnContexts = Arc<std::sync::Mutex<Vec<BrowserContextId>>>;
 
 /// One browser: the CDP client, the task polling its handler, the process
 /// when the pool launched it, and what every lease slot in it shares. It
-/// ends when its last slot does ([`Instance::shut_down`]).
+/// ends when its last slot does ([`Slot::shut_down`]).
 #[derive(Debug)]
 pub(crate) struct Core {
     pub(super) handler: JoinHandle<()>,

@@ -13,9 +13,9 @@ use tokio::task::JoinHandle;
 use super::config::BrowserPoolConfig;
 use super::fleet::Fleet;
 use super::hooks::Hooks;
-use super::instance::Instance;
 use super::room::Room;
 use super::sampler::Members;
+use super::slot::Slot;
 use super::slots::{Slots, StateGuard};
 use super::stats::BrowserRecorder;
 use super::watch::Alive;
@@ -30,7 +30,7 @@ pub(crate) struct PoolInner {
     pub(super) executable: Option<PathBuf>,
     pub(super) id: u64,
     /// The idle queue and the count of every slot.
-    pub(crate) slots: Arc<Slots<Instance>>,
+    pub(crate) slots: Arc<Slots<Slot>>,
     pub(crate) permits: Arc<Semaphore>,
     /// Browsers started and not yet dropped; see [`AliveToken`].
     pub(super) alive: Arc<Alive>,
@@ -56,7 +56,7 @@ pub(crate) struct PoolInner {
 
 impl PoolInner {
     /// The slots' state, locked.
-    pub(super) fn lock(&self) -> StateGuard<'_, Instance> {
+    pub(super) fn lock(&self) -> StateGuard<'_, Slot> {
         self.slots.lock()
     }
 
@@ -66,7 +66,7 @@ impl PoolInner {
     }
 
     /// Takes the idle slots of browser `id` out of the idle queue.
-    pub(crate) fn take_idle(&self, id: u64) -> Vec<Instance> {
+    pub(crate) fn take_idle(&self, id: u64) -> Vec<Slot> {
         self.lock().take_idle_where(|i| i.id == id)
     }
 

@@ -10,9 +10,9 @@ use tracing::Instrument;
 
 use super::chromium::LeaseEnd;
 use super::inner::PoolInner;
-use super::instance::{page_params, Instance};
 use super::isolation::Isolation;
 use super::release::Held;
+use super::slot::{page_params, Slot};
 use super::watch::guarded;
 use crate::error::{Error, Result};
 
@@ -99,7 +99,7 @@ impl Lease {
         }
     }
 
-    fn instance(&self) -> &Instance {
+    fn slot(&self) -> &Slot {
         // Present from construction until Drop takes it.
         self.held.slot().expect("a live lease holds its browser")
     }
@@ -111,12 +111,12 @@ impl Lease {
 
     /// The browser's process id, when the pool launched it.
     pub fn pid(&self) -> Option<u32> {
-        self.held.slot().and_then(Instance::pid)
+        self.held.slot().and_then(Slot::pid)
     }
 
     /// How many leases this browser served before this one.
     pub fn previous_uses(&self) -> u32 {
-        self.instance().uses()
+        self.slot().uses()
     }
 
     /// The isolation this lease was given.
@@ -135,10 +135,10 @@ impl Lease {
         &self.prepared().page
     }
 
-    fn prepared(&self) -> &super::instance::Prepared {
-        // acquire() hands out only prepared instances; release() takes the
+    fn prepared(&self) -> &super::slot::Prepared {
+        // acquire() hands out only prepared slots; release() takes the
         // preparation away only after the lease has ended.
-        self.instance()
+        self.slot()
             .prepared
             .as_ref()
             .expect("a leased browser is prepared")
@@ -147,7 +147,7 @@ impl Lease {
     /// The chromiumoxide browser, for what the lease does not wrap. Pages made
     /// outside [`Lease::new_page`] are not in the lease's context.
     pub fn browser(&self) -> &Browser {
-        &self.instance().browser
+        &self.slot().browser
     }
 
     /// Awaits a chromiumoxide future, failing with [`Error::BrowserCrashed`] as
@@ -157,7 +157,7 @@ impl Lease {
         action: &str,
         fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
     ) -> Result<T> {
-        let i = self.instance();
+        let i = self.slot();
         // `instrument`, not `enter`: an entered span held across an await
         // would tag whatever else runs on this thread meanwhile.
         let call = guarded(i.id, &i.endpoint, i.dead.clone(), None, action, fut)
@@ -197,7 +197,7 @@ impl Lease {
                 Err(Error::Cdp { .. })
                     if channel_closed.load(std::sync::atomic::Ordering::Relaxed) =>
                 {
-                    let crash = self.instance().page_crashed(target);
+                    let crash = self.slot().page_crashed(target);
                     match tokio::time::timeout(CRASH_REPORT_GRACE, crash).await {
                         Ok(()) => Err(crashed_error()),
                         Err(_) => r,
@@ -205,17 +205,17 @@ impl Lease {
                 }
                 r => r,
             },
-            () = self.instance().page_crashed(target) => Err(crashed_error()),
+            () = self.slot().page_crashed(target) => Err(crashed_error()),
         }
     }
 
     /// Opens another page in the lease's context.
     pub async fn new_page(&self, url: &str) -> Result<Page> {
-        let params = page_params(url, self.context_id(), self.instance().hidden_pages)
+        let params = page_params(url, self.context_id(), self.slot().hidden_pages)
             .build()
             .map_err(|e| Error::Cdp {
                 browser: self.browser_id(),
-                endpoint: self.instance().endpoint.clone(),
+                endpoint: self.slot().endpoint.clone(),
                 action: "building Target.createTarget".into(),
                 message: e,
             })?;
@@ -250,7 +250,7 @@ impl Lease {
             .await?;
         result.into_value().map_err(|e| Error::Cdp {
             browser: self.browser_id(),
-            endpoint: self.instance().endpoint.clone(),
+            endpoint: self.slot().endpoint.clone(),
             action: format!("reading the result of {expression:?}"),
             message: e.to_string(),
         })
@@ -258,19 +258,19 @@ impl Lease {
 
     /// The fleet endpoint the lease is on, as configured, in connect mode.
     pub fn fleet_endpoint(&self) -> Option<String> {
-        let on = self.instance().on_endpoint.as_ref()?;
+        let on = self.slot().on_endpoint.as_ref()?;
         Some(on.fleet().endpoint(on.index))
     }
 
     /// The browser's CDP endpoint (`ws://...`), for a second connection.
     #[cfg(feature = "controls")]
     pub(crate) fn websocket_url(&self) -> &str {
-        &self.instance().endpoint
+        &self.slot().endpoint
     }
 
     /// What a session pool in this lease's context needs to work on its own.
     pub(crate) fn handle(&self) -> BrowserHandle {
-        let i = self.instance();
+        let i = self.slot();
         BrowserHandle {
             id: i.id,
             endpoint: i.endpoint.clone(),

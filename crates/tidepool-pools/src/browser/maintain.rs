@@ -45,43 +45,40 @@ impl PoolInner {
             let mut idle_count = state.idle.len();
             let closed = self.is_closed();
             // Oldest first: the front of the queue has waited longest.
-            while let Some(instance) = state.idle.pop_front() {
+            while let Some(slot) = state.idle.pop_front() {
                 let at = Checkpoint::Maintain {
                     surplus: idle_count > c.min_idle,
                 };
-                let facts = Facts::of(&instance, c, closed, at);
+                let facts = Facts::of(&slot, c, closed, at);
                 match verdict(&facts, &c.retention, at) {
                     Verdict::Retire(reason) => {
                         idle_count -= 1;
-                        retiring.push((instance, reason));
+                        retiring.push((slot, reason));
                     }
-                    Verdict::Probe => to_probe.push(instance),
-                    Verdict::Serve => keep.push_back(instance),
+                    Verdict::Probe => to_probe.push(slot),
+                    Verdict::Serve => keep.push_back(slot),
                 }
             }
             state.idle = keep;
             let to_probe: Vec<_> = to_probe
                 .into_iter()
-                .map(|instance| (instance, state.reserve(Phase::Busy)))
+                .map(|slot| (slot, state.reserve(Phase::Busy)))
                 .collect();
             (retiring, to_probe)
         };
-        for (instance, reason) in retiring {
-            self.retire(instance, reason);
+        for (slot, reason) in retiring {
+            self.retire(slot, reason);
         }
-        for (mut instance, busy) in to_probe {
-            let ok = instance
-                .probe(c.retention.health_check_timeout)
-                .await
-                .is_ok();
+        for (mut slot, busy) in to_probe {
+            let ok = slot.probe(c.retention.health_check_timeout).await.is_ok();
             if ok {
-                if let Some(instance) = busy.into_idle(instance) {
-                    self.retire(instance, RetireReason::Closed);
+                if let Some(slot) = busy.into_idle(slot) {
+                    self.retire(slot, RetireReason::Closed);
                 }
             } else {
                 drop(busy);
-                let reason = after_failure(instance.death().is_some());
-                self.retire(instance, reason);
+                let reason = after_failure(slot.death().is_some());
+                self.retire(slot, reason);
             }
         }
         if (self.fleet.as_ref()).is_some_and(|f| f.retry_due()) {
@@ -100,7 +97,7 @@ impl PoolInner {
             if (self.fleet.as_ref()).is_some_and(|f| f.none_up() || f.at_capacity()) {
                 return;
             }
-            let slot = {
+            let counted = {
                 let state = self.lock();
                 let ready_or_coming = state.idle.len() + state.starting();
                 if ready_or_coming >= c.min_idle || state.total() >= c.max_size {
@@ -125,21 +122,21 @@ impl PoolInner {
             let started = self.start_slot().await;
             let mut state = self.lock();
             match started {
-                Ok(instance) => {
+                Ok(slot) => {
                     if state.pay_replacement() {
                         self.recorder.replaced.incr();
                     }
-                    let refused = slot.into_idle_locked(&mut state, instance);
+                    let refused = counted.into_idle_locked(&mut state, slot);
                     drop(state);
                     self.slots.changed.notify_one();
-                    if let Some(instance) = refused {
-                        self.retire(instance, RetireReason::Closed);
+                    if let Some(slot) = refused {
+                        self.retire(slot, RetireReason::Closed);
                         return;
                     }
                 }
                 Err(e) => {
                     drop(state);
-                    drop(slot);
+                    drop(counted);
                     tracing::warn!(pool = self.id, error = %e, "could not start a browser to keep min_idle");
                     return;
                 }
@@ -170,8 +167,8 @@ impl PoolInner {
             }
             let at = inner.started.elapsed();
             for id in inner.members.judge(measured, &policy, &inner.recorder, at) {
-                for instance in inner.take_idle(id) {
-                    inner.retire(instance, RetireReason::Memory);
+                for slot in inner.take_idle(id) {
+                    inner.retire(slot, RetireReason::Memory);
                 }
             }
             inner.budget_sampled();

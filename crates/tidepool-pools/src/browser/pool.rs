@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 use futures::FutureExt;
 use tokio::sync::Semaphore;
 
+use super::acquire::acquire_slot;
+use super::chromium::Ask;
 use super::config::{BrowserPoolConfig, BrowserSource};
 use super::fleet::Fleet;
 use super::hooks::Hooks;
 use super::inner::PoolInner;
+use super::isolation::LeaseOptions;
+use super::lease::Lease;
 use super::locate::locate_chromium;
 use super::slots::{Phase, Slots};
 use super::stats::{BrowserPoolStats, BrowserRecorder, RetireReason};
@@ -35,7 +39,7 @@ static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
 /// navigate.
 ///
 /// No lock is held across a CDP call: the state lock guards only counters and
-/// the idle queue, and every browser operation happens on an instance that one
+/// the idle queue, and every browser operation happens on a slot that one
 /// task owns at a time.
 ///
 /// # Example
@@ -131,10 +135,10 @@ impl BrowserPool {
             .map(|signals| signals.iter().all(Result::is_ok))
             .shared();
         let launches = signals.into_iter().map(|signal| async {
-            let slot = pool.inner.lock().reserve(Phase::Starting);
+            let counted = pool.inner.lock().reserve(Phase::Starting);
             (
-                slot,
-                pool.inner.start_instance_with(Some(signal), None).await,
+                counted,
+                pool.inner.start_browser_with(Some(signal), None).await,
             )
         });
         let slots = (browsers..warm_up).filter(|_| browsers > 0).map(|_| {
@@ -143,8 +147,8 @@ impl BrowserPool {
                 if !connected.await {
                     return None;
                 }
-                let slot = pool.inner.lock().reserve(Phase::Starting);
-                Some((slot, pool.inner.start_slot().await))
+                let counted = pool.inner.lock().reserve(Phase::Starting);
+                Some((counted, pool.inner.start_slot().await))
             }
         });
         let (launched, opened) = futures::future::join(
@@ -153,15 +157,15 @@ impl BrowserPool {
         )
         .await;
         let mut first_error = None;
-        for (slot, result) in launched.into_iter().chain(opened.into_iter().flatten()) {
+        for (counted, result) in launched.into_iter().chain(opened.into_iter().flatten()) {
             match result {
-                Ok(instance) => {
-                    if let Some(instance) = slot.into_idle(instance) {
-                        pool.inner.retire(instance, RetireReason::Closed);
+                Ok(slot) => {
+                    if let Some(slot) = counted.into_idle(slot) {
+                        pool.inner.retire(slot, RetireReason::Closed);
                     }
                 }
                 Err(e) => {
-                    drop(slot);
+                    drop(counted);
                     first_error.get_or_insert(e);
                 }
             }
@@ -185,6 +189,33 @@ impl BrowserPool {
         Ok(pool)
     }
 
+    /// Takes a browser for exclusive use, waiting in FIFO order when all
+    /// `max_size` are leased, up to `acquire_timeout`.
+    ///
+    /// The lease is isolated from the ones before it as
+    /// [`BrowserPoolConfig::isolation`](super::BrowserPoolConfig::isolation) says (by default in its own incognito
+    /// context), with a blank page ready ([`Lease::page`]). Dropping the
+    /// lease returns the browser.
+    pub async fn acquire(&self) -> Result<Lease> {
+        self.acquire_with(LeaseOptions::default()).await
+    }
+
+    /// [`acquire`](Self::acquire) with choices of this lease's own: an
+    /// isolation other than the pool's default. An idle browser readied for
+    /// a weaker isolation is brought up to the asked one before it is handed
+    /// out (a wipe, or a fresh context), on this call's time.
+    pub async fn acquire_with(&self, options: LeaseOptions) -> Result<Lease> {
+        let inner = &self.inner;
+        options.validate()?;
+        let ask = Ask {
+            isolation: options.isolation.unwrap_or(inner.config.isolation),
+            proxy: options.context_proxy(),
+        };
+        let held = acquire_slot(inner, &ask).await?;
+        let lease_id = inner.next_lease.fetch_add(1, Ordering::Relaxed);
+        Ok(Lease::new(held, lease_id, ask.isolation))
+    }
+
     /// In connect mode, the warm-up slots: the first on each endpoint
     /// together, then the rest together in the connections those opened.
     async fn warm_up_fleet(&self) -> Result<()> {
@@ -195,13 +226,13 @@ impl BrowserPool {
         let first = warm_up.min(fleet.stats().len());
         for round in [first, warm_up - first] {
             let slots = (0..round).map(|_| async {
-                let slot = inner.lock().reserve(Phase::Starting);
-                (slot, inner.start_slot().await)
+                let counted = inner.lock().reserve(Phase::Starting);
+                (counted, inner.start_slot().await)
             });
-            for (slot, result) in futures::future::join_all(slots).await {
-                let instance = result?;
-                if let Some(instance) = slot.into_idle(instance) {
-                    inner.retire(instance, RetireReason::Closed);
+            for (counted, result) in futures::future::join_all(slots).await {
+                let slot = result?;
+                if let Some(slot) = counted.into_idle(slot) {
+                    inner.retire(slot, RetireReason::Closed);
                 }
             }
         }

@@ -7,8 +7,8 @@ use chromiumoxide::Browser;
 use tokio::sync::watch;
 
 use super::connection::Core;
-use super::instance::Instance;
 use super::placement::StartedBrowser;
+use super::slot::Slot;
 
 /// A browser's room for more slots: the pool keeps one per browser it
 /// started, and opens a slot in it while the browser lives, is not being
@@ -28,7 +28,7 @@ pub(crate) struct Room {
 }
 
 impl StartedBrowser for Room {
-    type Slot = Instance;
+    type Slot = Slot;
 
     /// Whether the browser is gone for good: closed, or its last slot ended.
     fn ended(&self) -> bool {
@@ -41,7 +41,7 @@ impl StartedBrowser for Room {
 
     /// A new, unprepared slot in the browser, if it has room under `max`
     /// slots and is neither dead nor being retired.
-    fn open(&self, max: usize) -> Option<Instance> {
+    fn open(&self, max: usize) -> Option<Slot> {
         let core = self.core.upgrade()?;
         let browser = self.browser.upgrade()?;
         // `core` itself counts one: the slots open are one fewer.
@@ -52,7 +52,7 @@ impl StartedBrowser for Room {
             return None;
         }
         let now = Instant::now();
-        Some(Instance {
+        Some(Slot {
             id: self.id,
             endpoint: self.endpoint.clone(),
             browser,
@@ -69,7 +69,7 @@ impl StartedBrowser for Room {
     }
 }
 
-impl Instance {
+impl Slot {
     /// What opens more slots in this browser, without keeping it alive.
     pub(crate) fn room(&self) -> Room {
         Room {

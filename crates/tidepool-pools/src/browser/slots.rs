@@ -11,9 +11,13 @@
 //! - a [`Reservation`] is the count of one slot in one phase: made where the
 //!   slot is counted, given back when it drops, so a cancelled acquire or a
 //!   panicking task cannot leave a count behind;
-//! - **readying** a slot brings it to a lease's isolation (a wipe, a new
-//!   context); **retiring** shuts it down, with its browser when the reason
-//!   is the browser's.
+//! - **preparing** a slot makes its context and blank page; **readying**
+//!   brings a prepared slot to what a lease asks (a wipe, a new context);
+//!   **recycling** readies it after a lease; **retiring** shuts it down,
+//!   with its browser when the reason is the browser's;
+//! - the **backend** (`backend.rs`) is what the acquire, the release and
+//!   `close()` ask of a slot: Chromium's (`chromium.rs`) in the pool, a
+//!   scripted fake (`fake.rs`) in the tests.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -12,9 +12,9 @@ use super::connection::{Connection, Liveness};
 use super::fleet::{watch_endpoint, EndpointTicket};
 use super::hooks::HookPoint;
 use super::inner::PoolInner;
-use super::instance::Instance;
 use super::placement;
 use super::sampler::Gauge;
+use super::slot::Slot;
 use super::stats::RetireReason;
 use super::watch::AliveToken;
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ use crate::memory::tree_memory;
 impl PoolInner {
     /// A new slot, prepared: in a started browser with room for it (see
     /// [`BrowserPoolConfig::leases_per_browser`]), or in a new browser.
-    pub(super) async fn start_slot(self: &Arc<Self>) -> Result<Instance> {
+    pub(super) async fn start_slot(self: &Arc<Self>) -> Result<Slot> {
         self.start_slot_if_room()
             .await?
             .ok_or_else(|| {
@@ -38,12 +38,12 @@ impl PoolInner {
     /// [`start_slot`](Self::start_slot), or `None` when every fleet endpoint
     /// up holds its cap of slots: the caller then waits for one of them to
     /// come back idle, as it would at `max_size`.
-    pub(super) async fn start_slot_if_room(self: &Arc<Self>) -> Result<Option<Instance>> {
+    pub(super) async fn start_slot_if_room(self: &Arc<Self>) -> Result<Option<Slot>> {
         if let Some(fleet) = &self.fleet {
             return self.start_on_endpoint(fleet).await;
         }
         let Some(mut slot) = self.open_room(None) else {
-            return self.start_instance().await.map(Some);
+            return self.start_browser().await.map(Some);
         };
         match slot.prepare().await {
             Ok(()) => {
@@ -64,39 +64,39 @@ impl PoolInner {
 
     /// An unprepared slot in the first started browser with room for one
     /// (on fleet endpoint `on`, in connect mode).
-    pub(super) fn open_room(&self, on: Option<usize>) -> Option<Instance> {
+    pub(super) fn open_room(&self, on: Option<usize>) -> Option<Slot> {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         placement::open_in_started(&mut rooms, on, self.config.slots_per_browser())
     }
 
-    /// Lets later slots open in `instance`'s browser.
-    fn add_room(&self, instance: &Instance) {
+    /// Lets later slots open in `slot`'s browser.
+    fn add_room(&self, slot: &Slot) {
         self.rooms
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(instance.room());
+            .push(slot.room());
     }
 
     /// Launches or connects one browser and prepares its first context.
-    pub(super) async fn start_instance(&self) -> Result<Instance> {
-        self.start_instance_with(None, None).await
+    pub(super) async fn start_browser(&self) -> Result<Slot> {
+        self.start_browser_with(None, None).await
     }
 
-    /// [`start_instance`](Self::start_instance); with `connected`, the
+    /// [`start_browser`](Self::start_browser); with `connected`, the
     /// browser takes other slots as soon as it is connected, and
     /// `connected` says so, so that the pool's warm-up prepares every slot
     /// at once instead of the first before the others (a context and page
     /// cost ~0.1 s each on two cores). In connect mode, `on` is the fleet
     /// endpoint chosen for it.
-    pub(super) async fn start_instance_with(
+    pub(super) async fn start_browser_with(
         &self,
         connected: Option<tokio::sync::oneshot::Sender<()>>,
         on: Option<EndpointTicket>,
-    ) -> Result<Instance> {
+    ) -> Result<Slot> {
         let started = Instant::now();
         let id = self.next_browser.fetch_add(1, Ordering::Relaxed);
         let c = &self.config;
-        let mut instance = match (&c.source, &self.executable) {
+        let mut slot = match (&c.source, &self.executable) {
             (BrowserSource::Launch { .. }, Some(exe)) => {
                 let tag = format!("{}{}-{id}", super::leftovers::own_tag_prefix(), self.id);
                 let launched = Connection::launch(
@@ -109,7 +109,7 @@ impl PoolInner {
                     c.cdp_timeout,
                 )
                 .await?;
-                Instance::first_in(launched)
+                Slot::first_in(launched)
             }
             (BrowserSource::Connect { .. }, _) => {
                 let Some(on) = on else {
@@ -128,10 +128,10 @@ impl PoolInner {
                 };
                 let connected =
                     Connection::connect(id, &url, timeout, c.cdp_timeout, liveness).await?;
-                let mut instance = Instance::first_in(connected);
-                watch_endpoint(&instance, on.fleet().clone(), on.index);
-                instance.on_endpoint = Some(on);
-                instance
+                let mut slot = Slot::first_in(connected);
+                watch_endpoint(&slot, on.fleet().clone(), on.index);
+                slot.on_endpoint = Some(on);
+                slot
             }
             (BrowserSource::Launch { .. }, None) => {
                 return Err(Error::config(
@@ -140,30 +140,30 @@ impl PoolInner {
                 ))
             }
         };
-        instance.hidden_pages = c.hidden_pages;
+        slot.hidden_pages = c.hidden_pages;
         let early_room = connected.is_some();
         if let Some(connected) = connected {
-            self.add_room(&instance);
+            self.add_room(&slot);
             let _ = connected.send(());
         }
-        if let Err(e) = instance.prepare().await {
-            instance.shut_down(CLOSE_GRACE).await;
+        if let Err(e) = slot.prepare().await {
+            slot.shut_down(CLOSE_GRACE).await;
             return Err(e);
         }
         let after_launch = self.hooks.run(HookPoint::AfterLaunch, c.cdp_timeout, || {
-            instance.hook_context()
+            slot.hook_context()
         });
         if let Err(e) = after_launch.await {
             self.recorder.retired(RetireReason::Hook);
-            instance.shut_down(CLOSE_GRACE).await;
+            slot.shut_down(CLOSE_GRACE).await;
             return Err(e);
         }
-        let _ = instance.core.alive.set(AliveToken::new(&self.alive));
-        let gauge = match instance.pid() {
+        let _ = slot.core.alive.set(AliveToken::new(&self.alive));
+        let gauge = match slot.pid() {
             Some(pid) => Gauge::Process(pid),
             None => Gauge::Remote {
-                browser: instance.browser.clone(),
-                contexts: instance.core.contexts.clone(),
+                browser: slot.browser.clone(),
+                contexts: slot.core.contexts.clone(),
             },
         };
         // Under a budget a new browser counts from its start, not from the
@@ -179,13 +179,13 @@ impl PoolInner {
         };
         let memory = self.browser_memory.as_ref();
         self.members
-            .add(id, gauge, instance.gone_sender(), memory, first);
+            .add(id, gauge, slot.gone_sender(), memory, first);
         self.recorder.launched.incr();
         self.recorder.record_launch(started.elapsed());
         if !early_room {
-            self.add_room(&instance);
+            self.add_room(&slot);
         }
-        tracing::debug!(pool = self.id, browser = id, pid = ?instance.pid(), "browser started");
-        Ok(instance)
+        tracing::debug!(pool = self.id, browser = id, pid = ?slot.pid(), "browser started");
+        Ok(slot)
     }
 }

@@ -3,7 +3,7 @@
 //! slot, the release of a lease and the maintainer's scan of the queue.
 
 use super::config::BrowserPoolConfig;
-use super::instance::Instance;
+use super::slot::Slot;
 use super::stats::RetireReason;
 use crate::retention::{Decision, Retention, Stamps};
 
@@ -49,24 +49,24 @@ pub(crate) struct Facts {
 }
 
 impl Facts {
-    /// The facts of `instance` for a verdict at `at`. Its endpoint's share
+    /// The facts of `slot` for a verdict at `at`. Its endpoint's share
     /// is read only at release, the one checkpoint that weighs it: the
     /// fleet's lock is never taken under the slots' (maintenance judges
     /// the idle queue under it).
     pub(crate) fn of(
-        instance: &Instance,
+        slot: &Slot,
         config: &BrowserPoolConfig,
         closed: bool,
         at: Checkpoint,
     ) -> Facts {
         Facts {
             closed,
-            gone: gone_reason(instance),
-            draining: instance.draining(),
-            used_up: config.max_uses.is_some_and(|max| instance.uses() >= max),
-            stamps: instance.stamps(),
+            gone: gone_reason(slot),
+            draining: slot.draining(),
+            used_up: config.max_uses.is_some_and(|max| slot.uses() >= max),
+            stamps: slot.stamps(),
             over_share: at == Checkpoint::Release
-                && (instance.on_endpoint.as_ref()).is_some_and(|s| s.fleet().over_share(s.index)),
+                && (slot.on_endpoint.as_ref()).is_some_and(|s| s.fleet().over_share(s.index)),
         }
     }
 }
@@ -109,9 +109,9 @@ pub(crate) fn after_failure(died: bool) -> RetireReason {
 }
 
 /// Why a gone browser left: evicted for memory, or crashed; `None` if alive.
-pub(crate) fn gone_reason(instance: &Instance) -> Option<RetireReason> {
-    instance.death().map(|_| {
-        if instance.evicted() {
+pub(crate) fn gone_reason(slot: &Slot) -> Option<RetireReason> {
+    slot.death().map(|_| {
+        if slot.evicted() {
             RetireReason::Memory
         } else {
             RetireReason::Crashed

@@ -132,7 +132,7 @@ impl Alive {
     }
 }
 
-/// Held by each started [`Instance`]: counted alive until the instance is
+/// Held by each started [`Slot`]: counted alive until the slot is
 /// dropped, which happens only after it was shut down (or killed by its
 /// process guard), so `close` cannot miss a browser or wait for a ghost.
 #[derive(Debug)]

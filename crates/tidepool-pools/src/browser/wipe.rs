@@ -24,14 +24,14 @@ use chromiumoxide::cdp::browser_protocol::storage::{ClearCookiesParams, ClearDat
 use chromiumoxide::cdp::browser_protocol::target::{CloseTargetParams, GetTargetsParams, TargetId};
 use futures::future::try_join_all;
 
-use super::instance::Instance;
 use super::isolation::{ContextProxy, Isolation};
+use super::slot::Slot;
 use crate::error::{Error, Result};
 
-impl Instance {
+impl Slot {
     /// Brings the idle browser's context up to `wanted` before a lease gets
     /// it: nothing when it is clean enough, a wipe, or a fresh context.
-    pub(crate) async fn make_ready(
+    pub(crate) async fn ready(
         &mut self,
         wanted: Isolation,
         proxy: Option<ContextProxy>,
@@ -113,7 +113,7 @@ impl Instance {
         let Some(p) = self.prepared.as_ref() else {
             return self.prepare().await;
         };
-        let this: &Instance = self;
+        let this: &Slot = self;
         let (browser, page, context) = (this.browser.clone(), p.page.clone(), p.context.clone());
         let own = p.page.target_id().clone();
 

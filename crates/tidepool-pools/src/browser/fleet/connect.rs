@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Fleet, Refusal};
 use crate::browser::inner::PoolInner;
-use crate::browser::instance::Instance;
+use crate::browser::slot::Slot;
 use crate::browser::stats::RetireReason;
 use crate::browser::watch::EVICTED;
 use crate::error::Result;
@@ -21,7 +21,7 @@ impl PoolInner {
     pub(crate) async fn start_on_endpoint(
         self: &Arc<Self>,
         fleet: &Arc<Fleet>,
-    ) -> Result<Option<Instance>> {
+    ) -> Result<Option<Slot>> {
         let mut tried = Vec::new();
         let mut retried = false;
         loop {
@@ -71,10 +71,10 @@ impl PoolInner {
             } else {
                 None
             };
-            let started = self.start_instance_with(None, Some(ticket)).await;
+            let started = self.start_browser_with(None, Some(ticket)).await;
             drop(claim);
             match started {
-                Ok(instance) => return Ok(Some(instance)),
+                Ok(slot) => return Ok(Some(slot)),
                 Err(e) => {
                     fleet.lost(index, &e.to_string());
                     tried.push(index);
@@ -113,12 +113,12 @@ impl PoolInner {
     }
 }
 
-/// Marks `instance`'s fleet endpoint lost when its connection is: closed,
+/// Marks `slot`'s fleet endpoint lost when its connection is: closed,
 /// its heartbeat missed, or a call finding it gone. Not on an eviction (the
 /// pool's own judgement of one browser) nor on the pool's own shutdown of it
 /// (which drops the watch unfired).
-pub(crate) fn watch_endpoint(instance: &Instance, fleet: Arc<Fleet>, index: usize) {
-    let mut dead = instance.dead.clone();
+pub(crate) fn watch_endpoint(slot: &Slot, fleet: Arc<Fleet>, index: usize) {
+    let mut dead = slot.dead.clone();
     tokio::spawn(async move {
         let why = match dead.wait_for(Option::is_some).await {
             Ok(why) => why.clone().unwrap_or_default(),

@@ -61,7 +61,7 @@ impl Prepared {
 /// this slot hands to its leases. The fields copied from the browser are
 /// the same in every slot of it.
 #[derive(Debug)]
-pub(crate) struct Instance {
+pub(crate) struct Slot {
     pub(crate) id: u64,
     pub(crate) endpoint: String,
     pub(crate) browser: Arc<Browser>,
@@ -81,10 +81,10 @@ pub(crate) struct Instance {
     pub(crate) on_endpoint: Option<EndpointTicket>,
 }
 
-impl Instance {
+impl Slot {
     /// The first slot of a browser just connected to.
-    pub(crate) fn first_in(connection: Connection) -> Instance {
-        Instance {
+    pub(crate) fn first_in(connection: Connection) -> Slot {
+        Slot {
             id: connection.id,
             endpoint: connection.url,
             browser: connection.browser,
@@ -350,7 +350,7 @@ impl Instance {
                 let _ = self.dispose_context(prepared.context).await;
             }
         }
-        let Instance { core, browser, .. } = self;
+        let Slot { core, browser, .. } = self;
         // Exactly one of concurrent callers gets the core: the last slot.
         let Some(mut core) = Arc::into_inner(core) else {
             return false;
@@ -366,7 +366,7 @@ impl Instance {
     }
 }
 
-impl Instance {
+impl Slot {
     /// The broken shutdown of the leftover check's negative control: see
     /// [`LocalProcess::abandon_for_control`]. `None` for a connected browser
     /// or one whose other slots are still open.
