@@ -15,7 +15,7 @@
 //! so a backend that never answers delays a caller, never wedges the pool.
 //!
 //! What a backend promises the core: [`Backend::retire`] ends the slot
-//! (its browser's [`AliveToken`](super::watch::AliveToken) drops) within a
+//! (its browser's [`AliveToken`](super::alive::AliveToken) drops) within a
 //! bounded time, whatever the browser does.
 
 use std::future::Future;
@@ -24,12 +24,12 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use super::alive::Alive;
 use super::config::BrowserPoolConfig;
 use super::placement::EndpointLoad;
 use super::slots::Slots;
 use super::stats::{BrowserRecorder, RetireReason};
 use super::verdict::{Checkpoint, Facts};
-use super::watch::Alive;
 use crate::error::Result;
 
 /// What the core asks of the things it pools. Crate-private: Chromium's

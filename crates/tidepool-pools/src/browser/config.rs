@@ -5,9 +5,9 @@ use crate::error::{Error, Result};
 use crate::memory::MemoryPolicy;
 use crate::retention::Retention;
 
+use super::chromium::sandbox::Sandbox;
 use super::fleet::FleetPolicy;
 use super::isolation::Isolation;
-use super::sandbox::Sandbox;
 
 /// Where the pool's browsers come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,7 +268,7 @@ impl BrowserPoolConfig {
             ),
             BrowserSource::Connect { endpoints } => {
                 for (i, endpoint) in endpoints.iter().enumerate() {
-                    if let Err(problem) = super::endpoint::check(endpoint) {
+                    if let Err(problem) = super::chromium::endpoint::check(endpoint) {
                         return field(&format!("source.endpoints[{i}]"), problem);
                     }
                     if endpoints[..i].contains(endpoint) {

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
+use super::alive::{Alive, AliveToken};
 use super::backend::{Backend, Outlook};
 use super::close::CLOSE_GRACE;
 use super::config::BrowserPoolConfig;
 use super::slots::Slots;
 use super::stats::{BrowserRecorder, RetireReason};
 use super::verdict::{Checkpoint, Facts};
-use super::watch::{Alive, AliveToken};
 use crate::error::{Error, Result};
 use crate::retention::Stamps;
 

@@ -10,15 +10,15 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
+use super::alive::Alive;
+use super::chromium::room::Room;
+use super::chromium::sampler::Members;
+use super::chromium::slot::Slot;
 use super::config::BrowserPoolConfig;
 use super::fleet::Fleet;
 use super::hooks::Hooks;
-use super::room::Room;
-use super::sampler::Members;
-use super::slot::Slot;
 use super::slots::{Slots, StateGuard};
 use super::stats::BrowserRecorder;
-use super::watch::Alive;
 use crate::memory::MemoryPolicy;
 
 /// The pool's shared state: its config, the idle queue and the counts of
@@ -32,7 +32,7 @@ pub(crate) struct PoolInner {
     /// The idle queue and the count of every slot.
     pub(crate) slots: Arc<Slots<Slot>>,
     pub(crate) permits: Arc<Semaphore>,
-    /// Browsers started and not yet dropped; see [`AliveToken`].
+    /// Browsers started and not yet dropped; see [`AliveToken`](super::alive::AliveToken).
     pub(super) alive: Arc<Alive>,
     pub(crate) recorder: BrowserRecorder,
     /// Launched browsers under memory watch.

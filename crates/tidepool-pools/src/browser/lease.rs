@@ -8,12 +8,12 @@ use chromiumoxide::{Browser, Page};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use super::chromium::slot::{page_params, Slot};
+use super::chromium::watch::guarded;
 use super::chromium::LeaseEnd;
 use super::inner::PoolInner;
 use super::isolation::Isolation;
 use super::release::Held;
-use super::slot::{page_params, Slot};
-use super::watch::guarded;
 use crate::error::{Error, Result};
 
 /// How long a call on a page that failed on a closed channel waits for the
@@ -135,7 +135,7 @@ impl Lease {
         &self.prepared().page
     }
 
-    fn prepared(&self) -> &super::slot::Prepared {
+    fn prepared(&self) -> &super::chromium::slot::Prepared {
         // acquire() hands out only prepared slots; release() takes the
         // preparation away only after the lease has ended.
         self.slot()

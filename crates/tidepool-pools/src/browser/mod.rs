@@ -1,8 +1,16 @@
 //! [`BrowserPool`]: pre-warmed, bounded Chromium browsers, leased one at a
 //! time in incognito contexts isolated as each lease asks ([`Isolation`]),
 //! health-checked, retired and replaced.
+//!
+//! The folder's layout: the pool's core here (the counts in `slots`, the
+//! choices in `placement`, the judgement in `verdict`, and the acquire,
+//! release and `close()` over the `backend` seam), with the public faces
+//! (`pool`, `lease`, `config`, `isolation`, `hooks`, `stats`, `retry`) and
+//! the maintenance loop; everything that speaks CDP or owns a process in
+//! `chromium/`; the remote endpoints in `fleet/`.
 
 mod acquire;
+mod alive;
 mod backend;
 #[cfg(test)]
 mod backend_tests;
@@ -10,10 +18,8 @@ mod backoff;
 mod chromium;
 mod close;
 mod config;
-mod connection;
 #[cfg(test)]
 mod core_tests;
-mod endpoint;
 #[cfg(test)]
 mod fake;
 mod fleet;
@@ -21,44 +27,34 @@ mod hooks;
 mod inner;
 mod isolation;
 mod lease;
-mod leftovers;
-mod locate;
 mod maintain;
 mod placement;
 mod pool;
-mod process;
 mod release;
 mod retry;
-mod room;
-mod sampler;
-mod sandbox;
-mod slot;
 mod slots;
-mod start;
 mod stats;
 mod verdict;
-mod watch;
-mod wipe;
 
-pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
 #[cfg(feature = "controls")]
-pub(crate) use connection::{keep_contexts_after_disconnect, Connection};
-pub use endpoint::resolve as resolve_endpoint;
+pub(crate) use chromium::connection::{keep_contexts_after_disconnect, Connection};
+pub use chromium::endpoint::resolve as resolve_endpoint;
+#[cfg(feature = "controls")]
+pub(crate) use chromium::leftovers::{launch_without_parent_death_signal, skip_sweep};
+pub use chromium::leftovers::{own_tag_prefix, PROFILE_PREFIX, TAG_ENV};
+pub use chromium::locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
+#[cfg(feature = "controls")]
+pub(crate) use chromium::process::{clean_up_after_control, LocalProcess};
+pub use chromium::sampler::{MemoryEvent, MemoryEventKind};
+pub use chromium::sandbox::{Sandbox, SandboxChoice, SANDBOX_ENV};
+#[cfg(feature = "controls")]
+pub(crate) use chromium::slot::Slot;
+pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
 pub use fleet::{EndpointState, EndpointStats, FleetPolicy};
 pub use hooks::{HookContext, HookResult, Hooks};
 pub use isolation::{Isolation, LeaseOptions};
 pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;
-#[cfg(feature = "controls")]
-pub(crate) use leftovers::{launch_without_parent_death_signal, skip_sweep};
-pub use leftovers::{own_tag_prefix, PROFILE_PREFIX, TAG_ENV};
-pub use locate::{locate_chromium, CHROMIUM_ENV, CHROMIUM_NAMES};
 pub use pool::BrowserPool;
-#[cfg(feature = "controls")]
-pub(crate) use process::{clean_up_after_control, LocalProcess};
 pub use retry::RetryPolicy;
-pub use sampler::{MemoryEvent, MemoryEventKind};
-pub use sandbox::{Sandbox, SandboxChoice, SANDBOX_ENV};
-#[cfg(feature = "controls")]
-pub(crate) use slot::Slot;
 pub use stats::{BrowserPoolStats, RetireReason};

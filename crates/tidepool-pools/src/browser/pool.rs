@@ -10,6 +10,8 @@ use futures::FutureExt;
 use tokio::sync::Semaphore;
 
 use super::acquire::acquire_slot;
+use super::alive::Alive;
+use super::chromium::locate::locate_chromium;
 use super::chromium::Ask;
 use super::config::{BrowserPoolConfig, BrowserSource};
 use super::fleet::Fleet;
@@ -17,10 +19,8 @@ use super::hooks::Hooks;
 use super::inner::PoolInner;
 use super::isolation::LeaseOptions;
 use super::lease::Lease;
-use super::locate::locate_chromium;
 use super::slots::{Phase, Slots};
 use super::stats::{BrowserPoolStats, BrowserRecorder, RetireReason};
-use super::watch::Alive;
 use crate::error::Result;
 
 static NEXT_POOL: AtomicU64 = AtomicU64::new(1);
@@ -83,8 +83,8 @@ impl BrowserPool {
         if executable.is_some() {
             // What a service killed before it could close its pools left
             // behind: its crashpad handlers and profile directories.
-            let _ = tokio::task::spawn_blocking(super::leftovers::sweep).await;
-            super::leftovers::start_reaper();
+            let _ = tokio::task::spawn_blocking(super::chromium::leftovers::sweep).await;
+            super::chromium::leftovers::start_reaper();
         }
         let browser_memory =
             (config.memory.as_ref()).map(|m| m.for_leases(config.slots_per_browser()));
@@ -319,7 +319,7 @@ impl BrowserPool {
     }
 
     /// Memory-policy events so far (soft-limit warnings and clears, evictions).
-    pub fn memory_events(&self) -> Vec<super::sampler::MemoryEvent> {
+    pub fn memory_events(&self) -> Vec<super::chromium::sampler::MemoryEvent> {
         self.inner
             .members
             .events

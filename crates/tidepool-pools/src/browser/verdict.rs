@@ -2,8 +2,8 @@
 //! first, or retired and why. One rule for the acquire that takes an idle
 //! slot, the release of a lease and the maintainer's scan of the queue.
 
+use super::chromium::slot::Slot;
 use super::config::BrowserPoolConfig;
-use super::slot::Slot;
 use super::stats::RetireReason;
 use crate::retention::{Decision, Retention, Stamps};
 

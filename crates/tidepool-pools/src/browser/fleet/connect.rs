@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Fleet, Refusal};
+use crate::browser::chromium::slot::Slot;
+use crate::browser::chromium::watch::EVICTED;
 use crate::browser::inner::PoolInner;
-use crate::browser::slot::Slot;
 use crate::browser::stats::RetireReason;
-use crate::browser::watch::EVICTED;
 use crate::error::Result;
 
 impl PoolInner {
@@ -134,7 +134,7 @@ pub(crate) fn watch_endpoint(slot: &Slot, fleet: Arc<Fleet>, index: usize) {
 /// read within `timeout` each. The connection is closed again; slots open
 /// in it through the pool.
 async fn answers(endpoint: &str, timeout: Duration) -> std::result::Result<(), String> {
-    let url = crate::browser::endpoint::resolve(endpoint, timeout)
+    let url = crate::browser::chromium::endpoint::resolve(endpoint, timeout)
         .await
         .map_err(|e| e.to_string())?;
     let config = chromiumoxide::handler::HandlerConfig {

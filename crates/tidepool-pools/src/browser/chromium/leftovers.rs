@@ -50,12 +50,12 @@ fn spawned() -> MutexGuard<'static, BTreeSet<u32>> {
 }
 
 /// `pid`, spawned here, has been reaped by its own task.
-pub(super) fn reaped(pid: u32) {
+pub(crate) fn reaped(pid: u32) {
     spawned().remove(&pid);
 }
 
 /// Spawns `cmd` from the launcher thread, with the parent-death signal set.
-pub(super) fn spawn(mut cmd: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
+pub(crate) fn spawn(mut cmd: tokio::process::Command) -> std::io::Result<tokio::process::Child> {
     #[cfg(feature = "controls")]
     let deathless = DEATHLESS_FOR_CONTROL.load(std::sync::atomic::Ordering::Relaxed);
     #[cfg(not(feature = "controls"))]
@@ -116,7 +116,7 @@ fn launcher_send(job: Job) -> std::io::Result<()> {
 /// services that are gone; returns how many of each. Runs off the runtime
 /// (it reads `/proc` and sleeps between kill rounds). A no-op off Linux,
 /// where no process can be attributed.
-pub(super) fn sweep() -> (usize, usize) {
+pub(crate) fn sweep() -> (usize, usize) {
     #[cfg(feature = "controls")]
     if NO_SWEEP_FOR_CONTROL.load(std::sync::atomic::Ordering::Relaxed) {
         return (0, 0);
@@ -177,7 +177,7 @@ const REAP_EVERY: Duration = Duration::from_millis(250);
 /// thread that reaps adopted Chromium processes for as long as the process
 /// lives: a crashpad handler may exit on its own at any time after its
 /// browser, not only when the pool kills it.
-pub(super) fn start_reaper() {
+pub(crate) fn start_reaper() {
     static STARTED: std::sync::Once = std::sync::Once::new();
     if !crate::os::adopts_orphans() {
         return;
@@ -198,7 +198,7 @@ pub(super) fn start_reaper() {
 /// Reaps the Chromium processes (crashpad handlers) that re-parented to
 /// this process, if it adopts orphans; never a child it spawned itself,
 /// which its own task waits for.
-pub(super) fn reap_adopted() {
+pub(crate) fn reap_adopted() {
     if !crate::os::adopts_orphans() {
         return;
     }
@@ -213,7 +213,7 @@ pub(super) fn reap_adopted() {
 
 /// SIGKILLs every live process carrying exactly `tag`, sweeping again until
 /// none is left (at most [`SWEEP_ROUNDS`] times).
-pub(super) fn kill_tagged(tag: &str) {
+pub(crate) fn kill_tagged(tag: &str) {
     kill_matching(|_, t| t == tag);
 }
 
@@ -253,9 +253,9 @@ fn kill_matching(accept: impl Fn(u32, &str) -> bool) -> usize {
 }
 
 /// Sweeps of [`kill_matching`] before it gives up.
-pub(super) const SWEEP_ROUNDS: usize = 10;
+pub(crate) const SWEEP_ROUNDS: usize = 10;
 /// Pause between sweeps.
-pub(super) const SWEEP_PAUSE: Duration = Duration::from_millis(30);
+pub(crate) const SWEEP_PAUSE: Duration = Duration::from_millis(30);
 
 /// Removes a profile directory; called once every process that could write
 /// to it has been killed.
@@ -264,7 +264,7 @@ pub(super) const SWEEP_PAUSE: Duration = Duration::from_millis(30);
 /// after `remove_dir_all` listed the directory ("Directory not empty", seen
 /// in a control that retires a browser per lease): the removal is retried
 /// a few times before it is reported.
-pub(super) fn remove_profile(dir: &Path) {
+pub(crate) fn remove_profile(dir: &Path) {
     for attempt in 1..=SWEEP_ROUNDS {
         match std::fs::remove_dir_all(dir) {
             Ok(()) => return,

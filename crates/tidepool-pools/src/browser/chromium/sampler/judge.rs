@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{Members, MemoryEvent, MemoryEventKind, Sample};
+use crate::browser::chromium::watch::{mark_gone, EVICTED};
 use crate::browser::stats::BrowserRecorder;
-use crate::browser::watch::{mark_gone, EVICTED};
 use crate::memory::{MemoryPolicy, SoftEvent};
 
 impl Members {

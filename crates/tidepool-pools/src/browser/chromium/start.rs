@@ -6,24 +6,24 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::close::CLOSE_GRACE;
-use super::config::BrowserSource;
 use super::connection::{Connection, Liveness};
-use super::fleet::{watch_endpoint, EndpointTicket};
-use super::hooks::HookPoint;
-use super::inner::PoolInner;
-use super::placement;
 use super::sampler::Gauge;
 use super::slot::Slot;
-use super::stats::RetireReason;
-use super::watch::AliveToken;
+use crate::browser::alive::AliveToken;
+use crate::browser::close::CLOSE_GRACE;
+use crate::browser::config::BrowserSource;
+use crate::browser::fleet::{watch_endpoint, EndpointTicket};
+use crate::browser::hooks::HookPoint;
+use crate::browser::inner::PoolInner;
+use crate::browser::placement;
+use crate::browser::stats::RetireReason;
 use crate::error::{Error, Result};
 use crate::memory::tree_memory;
 
 impl PoolInner {
     /// A new slot, prepared: in a started browser with room for it (see
-    /// [`BrowserPoolConfig::leases_per_browser`]), or in a new browser.
-    pub(super) async fn start_slot(self: &Arc<Self>) -> Result<Slot> {
+    /// [`BrowserPoolConfig::leases_per_browser`](crate::browser::BrowserPoolConfig::leases_per_browser)), or in a new browser.
+    pub(crate) async fn start_slot(self: &Arc<Self>) -> Result<Slot> {
         self.start_slot_if_room()
             .await?
             .ok_or_else(|| {
@@ -38,7 +38,7 @@ impl PoolInner {
     /// [`start_slot`](Self::start_slot), or `None` when every fleet endpoint
     /// up holds its cap of slots: the caller then waits for one of them to
     /// come back idle, as it would at `max_size`.
-    pub(super) async fn start_slot_if_room(self: &Arc<Self>) -> Result<Option<Slot>> {
+    pub(crate) async fn start_slot_if_room(self: &Arc<Self>) -> Result<Option<Slot>> {
         if let Some(fleet) = &self.fleet {
             return self.start_on_endpoint(fleet).await;
         }
@@ -64,7 +64,7 @@ impl PoolInner {
 
     /// An unprepared slot in the first started browser with room for one
     /// (on fleet endpoint `on`, in connect mode).
-    pub(super) fn open_room(&self, on: Option<usize>) -> Option<Slot> {
+    pub(crate) fn open_room(&self, on: Option<usize>) -> Option<Slot> {
         let mut rooms = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
         placement::open_in_started(&mut rooms, on, self.config.slots_per_browser())
     }
@@ -78,7 +78,7 @@ impl PoolInner {
     }
 
     /// Launches or connects one browser and prepares its first context.
-    pub(super) async fn start_browser(&self) -> Result<Slot> {
+    pub(crate) async fn start_browser(&self) -> Result<Slot> {
         self.start_browser_with(None, None).await
     }
 
@@ -88,7 +88,7 @@ impl PoolInner {
     /// at once instead of the first before the others (a context and page
     /// cost ~0.1 s each on two cores). In connect mode, `on` is the fleet
     /// endpoint chosen for it.
-    pub(super) async fn start_browser_with(
+    pub(crate) async fn start_browser_with(
         &self,
         connected: Option<tokio::sync::oneshot::Sender<()>>,
         on: Option<EndpointTicket>,

@@ -1,5 +1,5 @@
 //! Making a used context and page fit for the next lease: the wipe of
-//! [`Isolation::Wipe`](super::Isolation::Wipe), and the closing of the pages
+//! [`Isolation::Wipe`], and the closing of the pages
 //! a lease opened.
 
 use std::collections::BTreeSet;
@@ -24,8 +24,8 @@ use chromiumoxide::cdp::browser_protocol::storage::{ClearCookiesParams, ClearDat
 use chromiumoxide::cdp::browser_protocol::target::{CloseTargetParams, GetTargetsParams, TargetId};
 use futures::future::try_join_all;
 
-use super::isolation::{ContextProxy, Isolation};
 use super::slot::Slot;
+use crate::browser::isolation::{ContextProxy, Isolation};
 use crate::error::{Error, Result};
 
 impl Slot {

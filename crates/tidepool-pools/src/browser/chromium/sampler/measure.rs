@@ -9,7 +9,7 @@ use chromiumoxide::cdp::js_protocol::runtime::{GetHeapUsageParams, GetIsolateIdP
 use chromiumoxide::Browser;
 
 use super::{Gauge, Members, Sample};
-use crate::browser::connection::{own_contexts, OwnContexts};
+use crate::browser::chromium::connection::{own_contexts, OwnContexts};
 use crate::memory::{tree_memory, tree_rss_bytes, MemoryPolicy};
 
 impl Members {

@@ -7,8 +7,8 @@ use chromiumoxide::Browser;
 use tokio::sync::watch;
 
 use super::connection::Core;
-use super::placement::StartedBrowser;
 use super::slot::Slot;
+use crate::browser::placement::StartedBrowser;
 
 /// A browser's room for more slots: the pool keeps one per browser it
 /// started, and opens a slot in it while the browser lives, is not being

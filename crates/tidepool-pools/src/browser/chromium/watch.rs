@@ -4,11 +4,9 @@
 //! never come.
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 
@@ -110,45 +108,5 @@ pub(crate) fn cdp_error(
         endpoint: endpoint.to_owned(),
         action: action.to_owned(),
         message: e.to_string(),
-    }
-}
-
-/// How many started browsers exist; `close` waits for zero.
-#[derive(Debug, Default)]
-pub(crate) struct Alive {
-    count: std::sync::atomic::AtomicUsize,
-    drained: Notify,
-}
-
-impl Alive {
-    /// Browsers started and not yet dropped.
-    pub(crate) fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Completes when the count next drops to zero.
-    pub(crate) fn drained(&self) -> tokio::sync::futures::Notified<'_> {
-        self.drained.notified()
-    }
-}
-
-/// Held by each started [`Slot`]: counted alive until the slot is
-/// dropped, which happens only after it was shut down (or killed by its
-/// process guard), so `close` cannot miss a browser or wait for a ghost.
-#[derive(Debug)]
-pub(crate) struct AliveToken(Arc<Alive>);
-
-impl AliveToken {
-    pub(crate) fn new(alive: &Arc<Alive>) -> AliveToken {
-        alive.count.fetch_add(1, Ordering::SeqCst);
-        AliveToken(alive.clone())
-    }
-}
-
-impl Drop for AliveToken {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.drained.notify_waiters();
-        }
     }
 }

@@ -17,8 +17,9 @@ use tokio::task::JoinHandle;
 
 use super::process::LocalProcess;
 use super::sandbox::Sandbox;
-use super::stats::RetireReason;
-use super::watch::{cdp_error, mark_gone, AliveToken};
+use super::watch::{cdp_error, mark_gone};
+use crate::browser::alive::AliveToken;
+use crate::browser::stats::RetireReason;
 use crate::error::{Error, Result};
 
 /// The contexts a pool created in one browser and has not disposed yet: what
@@ -28,30 +29,30 @@ pub(crate) type OwnContexts = Arc<std::sync::Mutex<Vec<BrowserContextId>>>;
 
 /// One browser: the CDP client, the task polling its handler, the process
 /// when the pool launched it, and what every lease slot in it shares. It
-/// ends when its last slot does ([`Slot::shut_down`]).
+/// ends when its last slot does ([`Slot::shut_down`](super::slot::Slot::shut_down)).
 #[derive(Debug)]
 pub(crate) struct Core {
-    pub(super) handler: JoinHandle<()>,
-    pub(super) process: Option<LocalProcess>,
+    pub(crate) handler: JoinHandle<()>,
+    pub(crate) process: Option<LocalProcess>,
     /// Fires `dead`: from the process watcher, a failed probe, or the pool.
-    pub(super) dead_tx: Arc<watch::Sender<Option<String>>>,
+    pub(crate) dead_tx: Arc<watch::Sender<Option<String>>>,
     /// Every context of the pool's in this browser (one per slot).
     pub(crate) contexts: OwnContexts,
     /// Leases served by every slot together.
-    pub(super) uses: AtomicU32,
+    pub(crate) uses: AtomicU32,
     /// Why the browser is being retired, once a slot of it was: its other
     /// slots follow as they come by, instead of serving another lease.
-    pub(super) draining: std::sync::OnceLock<RetireReason>,
+    pub(crate) draining: std::sync::OnceLock<RetireReason>,
     /// Set by the pool once the browser is started; counts it alive until dropped.
     pub(crate) alive: std::sync::OnceLock<AliveToken>,
     /// The page targets whose renderer crashed (`Target.targetCrashed`), so a
     /// call on a crashed page fails at once instead of waiting out its timeout.
-    pub(super) crashed_pages: Arc<watch::Sender<std::collections::HashSet<TargetId>>>,
+    pub(crate) crashed_pages: Arc<watch::Sender<std::collections::HashSet<TargetId>>>,
     /// Follows `Target.targetCrashed` into `crashed_pages`.
-    pub(super) crash_listener: Option<JoinHandle<()>>,
+    pub(crate) crash_listener: Option<JoinHandle<()>>,
     /// Asks a connected browser for its version every period; see
-    /// [`FleetPolicy::heartbeat`](super::FleetPolicy::heartbeat).
-    pub(super) heartbeat: Option<JoinHandle<()>>,
+    /// [`FleetPolicy::heartbeat`](crate::browser::FleetPolicy::heartbeat).
+    pub(crate) heartbeat: Option<JoinHandle<()>>,
 }
 
 /// How a connection's loss is found, beyond its socket's close.
@@ -275,7 +276,7 @@ pub(crate) fn own_contexts(
 
 /// Whether new contexts go with the connection that made them: always,
 /// but in the negative control of the test that proves they do.
-pub(super) fn dispose_on_detach() -> bool {
+pub(crate) fn dispose_on_detach() -> bool {
     #[cfg(feature = "controls")]
     if KEEP_CONTEXTS.load(std::sync::atomic::Ordering::Relaxed) {
         return false;

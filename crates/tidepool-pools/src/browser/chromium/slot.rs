@@ -16,10 +16,10 @@ use chromiumoxide::{Browser, Page};
 use tokio::sync::watch;
 
 use super::connection::{dispose_on_detach, own_contexts, Connection, Core};
-use super::fleet::EndpointTicket;
-use super::isolation::{ContextProxy, Isolation};
-use super::stats::RetireReason;
 use super::watch::{guarded, mark_gone, EVICTED};
+use crate::browser::fleet::EndpointTicket;
+use crate::browser::isolation::{ContextProxy, Isolation};
+use crate::browser::stats::RetireReason;
 use crate::error::{Error, Result};
 use crate::retention::Stamps;
 
@@ -75,7 +75,7 @@ pub(crate) struct Slot {
     pub(crate) prepared: Option<Prepared>,
     pub(crate) cdp_timeout: Duration,
     /// Pages are opened in minimized windows: see
-    /// [`BrowserPoolConfig::hidden_pages`](super::BrowserPoolConfig::hidden_pages).
+    /// [`BrowserPoolConfig::hidden_pages`](crate::browser::BrowserPoolConfig::hidden_pages).
     pub(crate) hidden_pages: bool,
     /// The slot's place on its fleet endpoint, in connect mode.
     pub(crate) on_endpoint: Option<EndpointTicket>,
@@ -151,8 +151,8 @@ impl Slot {
     }
 
     /// What a lifecycle hook sees of this slot's browser.
-    pub(crate) fn hook_context(&self) -> super::hooks::HookContext {
-        super::hooks::HookContext {
+    pub(crate) fn hook_context(&self) -> crate::browser::hooks::HookContext {
+        crate::browser::hooks::HookContext {
             browser_id: self.id,
             pid: self.pid(),
             uses: self.uses(),

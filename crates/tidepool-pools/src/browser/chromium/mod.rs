@@ -3,23 +3,36 @@
 //! browser, and retiring shuts the slot down with its browser when the
 //! reason is the browser's.
 
+pub(super) mod connection;
+pub(super) mod endpoint;
+pub(super) mod leftovers;
+pub(super) mod locate;
+pub(super) mod process;
+pub(super) mod room;
+pub(super) mod sampler;
+pub(super) mod sandbox;
+pub(super) mod slot;
+pub(super) mod start;
+pub(super) mod watch;
+pub(super) mod wipe;
+
 use std::sync::Arc;
 use std::time::Instant;
 
 use chromiumoxide::cdp::browser_protocol::target::TargetId;
 use tokio::sync::Semaphore;
 
-use super::backend::{Backend, Outlook};
-use super::close::CLOSE_GRACE;
-use super::config::BrowserPoolConfig;
-use super::hooks::HookPoint;
-use super::inner::PoolInner;
-use super::isolation::{ContextProxy, Isolation};
-use super::slot::Slot;
-use super::slots::Slots;
-use super::stats::{BrowserRecorder, RetireReason};
-use super::verdict::{after_failure, Checkpoint, Facts};
-use super::watch::Alive;
+use self::slot::Slot;
+use crate::browser::alive::Alive;
+use crate::browser::backend::{Backend, Outlook};
+use crate::browser::close::CLOSE_GRACE;
+use crate::browser::config::BrowserPoolConfig;
+use crate::browser::hooks::HookPoint;
+use crate::browser::inner::PoolInner;
+use crate::browser::isolation::{ContextProxy, Isolation};
+use crate::browser::slots::Slots;
+use crate::browser::stats::{BrowserRecorder, RetireReason};
+use crate::browser::verdict::{after_failure, Checkpoint, Facts};
 use crate::error::Result;
 
 /// What a Chromium lease asks of its slot.
