@@ -1,7 +1,8 @@
 //! The pool's acquire, release and `close()` (the code Chromium's pool
 //! runs) over the scripted fake, on tokio's paused clock: every
 //! combination of step outcomes, and random sequences of acquires,
-//! releases, cancellations at any await point, crashes and `close()`.
+//! releases, cancellations at any await point, crashes, evictions, lost
+//! and rejoining endpoints, and `close()`.
 //! After each step the counts must add up, no slot may be leased twice or
 //! be idle while leased, every waiter must be served or told why, and
 //! after `close()` no browser may be left.
@@ -16,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::acquire::acquire_slot;
 use super::backend::{recycle_timeout, Backend};
 use super::close::{close_slots, CLOSE_GRACE};
-use super::fake::{Action, Fake, Outcome, SLOW};
+use super::fake::{Action, Fake, Outcome, ENDPOINTS, SLOW};
 use super::release::Held;
 use super::stats::RetireReason;
 use crate::error::{Error, Result};
@@ -253,6 +254,17 @@ enum Op {
     Crash {
         which: usize,
     },
+    /// A leased or idle slot's browser is evicted for its memory.
+    Evict {
+        which: usize,
+    },
+    /// An endpoint is lost with its slots, or comes back.
+    Lose {
+        endpoint: usize,
+    },
+    Rejoin {
+        endpoint: usize,
+    },
     /// The next `action` answers `outcome`.
     Script {
         action: Action,
@@ -276,9 +288,21 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<usize>().prop_map(|which| Op::Cancel { which }),
         3 => any::<usize>().prop_map(|which| Op::Release { which }),
         1 => any::<usize>().prop_map(|which| Op::Crash { which }),
+        1 => any::<usize>().prop_map(|which| Op::Evict { which }),
+        1 => (0..ENDPOINTS).prop_map(|endpoint| Op::Lose { endpoint }),
+        1 => (0..ENDPOINTS).prop_map(|endpoint| Op::Rejoin { endpoint }),
         3 => (action, outcome).prop_map(|(action, outcome)| Op::Script { action, outcome }),
         1 => Just(Op::Close),
     ]
+}
+
+/// Ends the browser of one leased or idle slot, picked by `which`.
+fn end_one(fake: &Fake, held: &[Held<Fake>], which: usize, reason: RetireReason) {
+    let idle: Vec<u64> = fake.slots().lock().idle.iter().map(|s| s.id).collect();
+    let ids: Vec<u64> = held.iter().map(id).chain(idle).collect();
+    if !ids.is_empty() {
+        fake.end(ids[which % ids.len()], reason);
+    }
 }
 
 /// Lets every task that can run do so, without moving the clock.
@@ -290,7 +314,11 @@ async fn settle() {
 
 /// Takes the finished acquires' results: a lease joins `held`, an error
 /// must say why (a timeout, the pool closed, or the scripted failure).
-async fn collect(pending: &mut Vec<JoinHandle<Result<Held<Fake>>>>, held: &mut Vec<Held<Fake>>) {
+async fn collect(
+    fake: &Fake,
+    pending: &mut Vec<JoinHandle<Result<Held<Fake>>>>,
+    held: &mut Vec<Held<Fake>>,
+) {
     let mut i = 0;
     while i < pending.len() {
         if !pending[i].is_finished() {
@@ -298,12 +326,16 @@ async fn collect(pending: &mut Vec<JoinHandle<Result<Held<Fake>>>>, held: &mut V
             continue;
         }
         match pending.swap_remove(i).await {
-            Ok(Ok(lease)) => held.push(lease),
+            Ok(Ok(lease)) => {
+                assert!(!fake.is_gone(id(&lease)), "a gone browser handed out");
+                held.push(lease);
+            }
             Ok(Err(e)) => assert_matches!(
                 e,
                 Error::AcquireTimeout { .. }
                     | Error::PoolClosed { .. }
                     | Error::BrowserCrashed { .. }
+                    | Error::NoEndpointUp { .. }
             ),
             Err(join) => assert!(join.is_cancelled(), "an acquire panicked: {join}"),
         }
@@ -331,13 +363,10 @@ async fn random_sequence(ops: Vec<Op>) {
                 let n = held.len();
                 drop(held.swap_remove(which % n));
             }
-            Op::Crash { which } => {
-                let idle: Vec<u64> = fake.slots().lock().idle.iter().map(|s| s.id).collect();
-                let ids: Vec<u64> = held.iter().map(id).chain(idle).collect();
-                if !ids.is_empty() {
-                    fake.crash(ids[which % ids.len()]);
-                }
-            }
+            Op::Crash { which } => end_one(&fake, &held, which, RetireReason::Crashed),
+            Op::Evict { which } => end_one(&fake, &held, which, RetireReason::Memory),
+            Op::Lose { endpoint } => fake.lose(endpoint),
+            Op::Rejoin { endpoint } => fake.rejoin(endpoint),
             Op::Script { action, outcome } => fake.script(action, outcome),
             Op::Close if closing.is_none() => {
                 closed_at = Some(tokio::time::Instant::now());
@@ -349,7 +378,7 @@ async fn random_sequence(ops: Vec<Op>) {
             Op::Cancel { .. } | Op::Release { .. } | Op::Close => {}
         }
         settle().await;
-        collect(&mut pending, &mut held).await;
+        collect(&fake, &mut pending, &mut held).await;
         check(&fake, &held);
     }
     // Every lease returns, as soon as it is handed out; every waiter must
@@ -368,7 +397,7 @@ async fn random_sequence(ops: Vec<Op>) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         settle().await;
-        collect(&mut pending, &mut held).await;
+        collect(&fake, &mut pending, &mut held).await;
     }
     assert!(
         pending.is_empty(),

@@ -2,7 +2,9 @@
 //! step (open, probe, ready, recycle, shut down) takes the next outcome of
 //! its script (Ok, Err, Slow or Never; Ok once the script runs out), and
 //! every browser the fake starts is tracked until it ends, so a test can
-//! tell which slots run, which retired and why.
+//! tell which slots run, which retired and why. Its slots open on
+//! [`ENDPOINTS`] endpoints, as a fleet's do: the test can crash or evict a
+//! slot's browser, or lose an endpoint with every slot on it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,11 +17,15 @@ use super::alive::{Alive, AliveToken};
 use super::backend::{Backend, Outlook};
 use super::close::CLOSE_GRACE;
 use super::config::BrowserPoolConfig;
+use super::placement::{self, EndpointLoad};
 use super::slots::Slots;
 use super::stats::{BrowserRecorder, RetireReason};
 use super::verdict::{Checkpoint, Facts};
 use crate::error::{Error, Result};
 use crate::retention::Stamps;
+
+/// The endpoints slots open on, the least loaded first.
+pub(crate) const ENDPOINTS: usize = 2;
 
 /// How long a `Slow` step takes: well inside every deadline of the core.
 pub(crate) const SLOW: Duration = Duration::from_millis(50);
@@ -51,6 +57,7 @@ pub(crate) enum Action {
 #[derive(Debug)]
 pub(crate) struct FakeSlot {
     pub(crate) id: u64,
+    pub(crate) endpoint: usize,
     uses: u32,
     created: Instant,
     last_used: Instant,
@@ -68,10 +75,14 @@ pub(crate) struct Fake {
     runtime: tokio::runtime::Handle,
     script: Mutex<BTreeMap<Action, VecDeque<Outcome>>>,
     next: AtomicU64,
-    /// Slots opened and not yet ended.
-    pub(crate) running: Mutex<BTreeSet<u64>>,
-    /// Browsers the test crashed.
-    crashed: Mutex<BTreeSet<u64>>,
+    /// Slots opened and not yet ended, and the endpoint of each.
+    running: Mutex<BTreeMap<u64, usize>>,
+    /// Slots whose browser is gone (crashed, evicted, its endpoint lost).
+    gone: Mutex<BTreeMap<u64, RetireReason>>,
+    /// Endpoints lost and not yet back.
+    down: Mutex<BTreeSet<usize>>,
+    /// Leases held on each endpoint.
+    leased: Mutex<[usize; ENDPOINTS]>,
     /// Every retirement, in order.
     pub(crate) retired: Mutex<Vec<(u64, RetireReason)>>,
 }
@@ -95,7 +106,9 @@ impl Fake {
             script: Mutex::default(),
             next: AtomicU64::new(1),
             running: Mutex::default(),
-            crashed: Mutex::default(),
+            gone: Mutex::default(),
+            down: Mutex::default(),
+            leased: Mutex::default(),
             retired: Mutex::default(),
         })
     }
@@ -111,16 +124,61 @@ impl Fake {
         self.script.lock().unwrap().clear();
     }
 
-    /// Slot `id`'s browser dies: its next verdict finds it gone.
-    pub(crate) fn crash(&self, id: u64) {
-        self.crashed.lock().unwrap().insert(id);
+    /// Slot `id`'s browser dies (`Crashed`) or is evicted for its memory
+    /// (`Memory`): its next step fails and its next verdict retires it.
+    pub(crate) fn end(&self, id: u64, reason: RetireReason) {
+        self.gone.lock().unwrap().entry(id).or_insert(reason);
+    }
+
+    /// Endpoint `e` is lost, with every slot on it; no slot opens there
+    /// until it is back.
+    pub(crate) fn lose(&self, e: usize) {
+        self.down.lock().unwrap().insert(e);
+        let running = self.running.lock().unwrap().clone();
+        for (id, _) in running.iter().filter(|(_, on)| **on == e) {
+            self.end(*id, RetireReason::Crashed);
+        }
+    }
+
+    /// Endpoint `e` answers again.
+    pub(crate) fn rejoin(&self, e: usize) {
+        self.down.lock().unwrap().remove(&e);
+    }
+
+    /// Whether slot `id`'s browser is gone.
+    pub(crate) fn is_gone(&self, id: u64) -> bool {
+        self.gone.lock().unwrap().contains_key(&id)
     }
 
     pub(crate) fn running(&self) -> BTreeSet<u64> {
-        self.running.lock().unwrap().clone()
+        self.running.lock().unwrap().keys().copied().collect()
+    }
+
+    fn loads(&self) -> Vec<EndpointLoad> {
+        let down = self.down.lock().unwrap().clone();
+        let running = self.running.lock().unwrap().clone();
+        let leased = *self.leased.lock().unwrap();
+        (0..ENDPOINTS)
+            .map(|e| EndpointLoad {
+                up: !down.contains(&e),
+                slots: running.values().filter(|on| **on == e).count(),
+                leased: leased[e],
+            })
+            .collect()
     }
 
     async fn step(&self, action: Action, slot: u64) -> Result<()> {
+        let gone = || -> Result<()> {
+            match self.is_gone(slot) && action != Action::ShutDown {
+                true => Err(Error::BrowserCrashed {
+                    browser: slot,
+                    action: format!("{action:?}"),
+                    detail: "gone".into(),
+                }),
+                false => Ok(()),
+            }
+        };
+        gone()?;
         let outcome = {
             let mut script = self.script.lock().unwrap();
             script.get_mut(&action).and_then(VecDeque::pop_front)
@@ -134,7 +192,7 @@ impl Fake {
             }),
             Outcome::Slow => {
                 tokio::time::sleep(SLOW).await;
-                Ok(())
+                gone()
             }
             Outcome::Never => std::future::pending().await,
         }
@@ -171,10 +229,9 @@ impl Backend for Fake {
     }
 
     fn facts(&self, slot: &FakeSlot, closed: bool, _at: Checkpoint) -> Facts {
-        let crashed = self.crashed.lock().unwrap().contains(&slot.id);
         Facts {
             closed,
-            gone: crashed.then_some(RetireReason::Crashed),
+            gone: self.gone.lock().unwrap().get(&slot.id).copied(),
             draining: None,
             used_up: (self.config.max_uses).is_some_and(|max| slot.uses >= max),
             // Never checked: every acquire that takes it probes it first.
@@ -188,29 +245,44 @@ impl Backend for Fake {
     }
 
     fn died(&self, slot: &FakeSlot) -> bool {
-        self.crashed.lock().unwrap().contains(&slot.id)
+        self.is_gone(slot.id)
     }
 
     fn outlook(&self) -> Outlook {
         Outlook {
             may_start: true,
-            loads: None,
+            loads: Some(self.loads()),
         }
     }
 
-    fn endpoint(_slot: &FakeSlot) -> Option<usize> {
-        None
+    fn endpoint(slot: &FakeSlot) -> Option<usize> {
+        Some(slot.endpoint)
     }
 
     async fn open(self: &Arc<Self>) -> Result<Option<FakeSlot>> {
+        let endpoint = match placement::endpoint_for_new_slot(&self.loads(), &[], usize::MAX) {
+            Ok(e) => e,
+            Err(_) => {
+                return Err(Error::NoEndpointUp {
+                    endpoints: "every fake endpoint is lost".into(),
+                })
+            }
+        };
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         // A browser that failed or was cancelled mid-start ends with it.
         let alive = AliveToken::new(&self.alive);
         self.step(Action::Open, id).await?;
-        self.running.lock().unwrap().insert(id);
+        if self.down.lock().unwrap().contains(&endpoint) {
+            // Lost while the slot opened on it.
+            return Err(Error::NoEndpointUp {
+                endpoints: format!("fake endpoint {endpoint} lost"),
+            });
+        }
+        self.running.lock().unwrap().insert(id, endpoint);
         let now = Instant::now();
         Ok(Some(FakeSlot {
             id,
+            endpoint,
             uses: 0,
             created: now,
             last_used: now,
@@ -250,6 +322,14 @@ impl Backend for Fake {
     }
 
     async fn leave<'a>(&'a self, _slot: &'a mut FakeSlot) {}
+
+    fn lease_started(&self, slot: &FakeSlot) {
+        self.leased.lock().unwrap()[slot.endpoint] += 1;
+    }
+
+    fn lease_ended(&self, slot: &FakeSlot) {
+        self.leased.lock().unwrap()[slot.endpoint] -= 1;
+    }
 
     fn retire(self: &Arc<Self>, slot: FakeSlot, reason: RetireReason) {
         self.retired.lock().unwrap().push((slot.id, reason));
