@@ -27,7 +27,7 @@ pub(crate) struct BrowserHandle {
     pub(crate) endpoint: String,
     pub(crate) browser: Arc<Browser>,
     pub(crate) context: BrowserContextId,
-    pub(crate) dead: tokio::sync::watch::Receiver<Option<String>>,
+    pub(crate) dead: super::chromium::watch::DeathWatch,
 }
 
 impl BrowserHandle {

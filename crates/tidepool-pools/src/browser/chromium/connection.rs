@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::process::LocalProcess;
 use super::sandbox::Sandbox;
-use super::watch::{cdp_error, mark_gone};
+use super::watch::{cdp_error, mark_gone, DeathWatch, Gone};
 use crate::browser::alive::AliveToken;
 use crate::browser::stats::RetireReason;
 use crate::error::{Error, Result};
@@ -35,7 +35,7 @@ pub(crate) struct Core {
     pub(crate) handler: JoinHandle<()>,
     pub(crate) process: Option<LocalProcess>,
     /// Fires `dead`: from the process watcher, a failed probe, or the pool.
-    pub(crate) dead_tx: Arc<watch::Sender<Option<String>>>,
+    pub(crate) dead_tx: Arc<watch::Sender<Option<Gone>>>,
     /// Every context of the pool's in this browser (one per slot).
     pub(crate) contexts: OwnContexts,
     /// Leases served by every slot together.
@@ -83,7 +83,7 @@ pub(crate) struct Connection {
     pub(crate) browser: Arc<Browser>,
     pub(crate) core: Arc<Core>,
     /// Becomes `Some(how)` when the browser is gone.
-    pub(crate) dead: watch::Receiver<Option<String>>,
+    pub(crate) dead: DeathWatch,
     pub(crate) created: Instant,
     pub(crate) cdp_timeout: Duration,
 }
@@ -110,7 +110,7 @@ impl Connection {
                 let status = status.clone();
                 forward.send_if_modified(|gone| {
                     if gone.is_none() {
-                        *gone = status.map(|s| format!("process exited: {s}"));
+                        *gone = status.map(|s| Gone::Died(format!("process exited: {s}")));
                         true
                     } else {
                         false
@@ -157,10 +157,7 @@ impl Connection {
         id: u64,
         url: String,
         process: Option<LocalProcess>,
-        (dead, dead_tx): (
-            watch::Receiver<Option<String>>,
-            Arc<watch::Sender<Option<String>>>,
-        ),
+        (dead, dead_tx): (DeathWatch, Arc<watch::Sender<Option<Gone>>>),
         timeout: Duration,
         cdp_timeout: Duration,
         liveness: Liveness,
@@ -194,7 +191,7 @@ impl Connection {
             // chromiumoxide 0.9.1's never ended): every call in flight fails
             // now, not at its deadline.
             // A handler stopped by the pool is aborted and never gets here.
-            mark_gone(&lost, &format!("the connection to {at} closed"));
+            mark_gone(&lost, Gone::Died(format!("the connection to {at} closed")));
             drop(handler);
         });
         let crashed_pages = Arc::new(watch::Sender::new(std::collections::HashSet::new()));
@@ -235,7 +232,7 @@ impl Connection {
                         tracing::warn!(browser = id, "a remote browser missed its heartbeat");
                         mark_gone(
                             &gone,
-                            &format!("not responding: {at} did not answer its heartbeat (Browser.getVersion) within {:?}", period * 2),
+                            Gone::Died(format!("not responding: {at} did not answer its heartbeat (Browser.getVersion) within {:?}", period * 2)),
                         );
                         return;
                     }

@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chromiumoxide::Browser;
-use tokio::sync::watch;
 
 use super::connection::Core;
 use super::slot::Slot;
@@ -21,7 +20,7 @@ pub(crate) struct Room {
     pub(crate) fleet_index: Option<usize>,
     browser: std::sync::Weak<Browser>,
     core: std::sync::Weak<Core>,
-    dead: watch::Receiver<Option<String>>,
+    dead: super::watch::DeathWatch,
     created: Instant,
     cdp_timeout: Duration,
     hidden_pages: bool,

@@ -16,7 +16,7 @@ use chromiumoxide::{Browser, Page};
 use tokio::sync::watch;
 
 use super::connection::{dispose_on_detach, own_contexts, Connection, Core};
-use super::watch::{guarded, mark_gone, EVICTED};
+use super::watch::{guarded, mark_gone, DeathWatch, Gone};
 use crate::browser::fleet::EndpointTicket;
 use crate::browser::isolation::{ContextProxy, Isolation};
 use crate::browser::stats::RetireReason;
@@ -67,8 +67,8 @@ pub(crate) struct Slot {
     pub(crate) browser: Arc<Browser>,
     pub(crate) core: Arc<Core>,
     /// Becomes `Some(how)` when the browser is gone: process exit, lost
-    /// connection, or eviction by the pool (then it starts with [`EVICTED`]).
-    pub(crate) dead: watch::Receiver<Option<String>>,
+    /// connection, or eviction by the pool.
+    pub(crate) dead: DeathWatch,
     pub(crate) created: Instant,
     pub(crate) last_used: Instant,
     pub(crate) last_checked: Instant,
@@ -146,7 +146,7 @@ impl Slot {
     }
 
     /// Why the browser is gone, if it is.
-    pub(crate) fn death(&self) -> Option<String> {
+    pub(crate) fn death(&self) -> Option<Gone> {
         self.dead.borrow().clone()
     }
 
@@ -324,17 +324,17 @@ impl Slot {
     /// Marks the browser gone (the first reason wins); every call through it
     /// fails from now on.
     pub(crate) fn mark_dead(&self, why: &str) {
-        mark_gone(&self.core.dead_tx, why);
+        mark_gone(&self.core.dead_tx, Gone::Died(why.to_owned()));
     }
 
     /// The sender that marks this browser gone, for the memory sampler.
-    pub(crate) fn gone_sender(&self) -> Arc<watch::Sender<Option<String>>> {
+    pub(crate) fn gone_sender(&self) -> Arc<watch::Sender<Option<Gone>>> {
         self.core.dead_tx.clone()
     }
 
     /// Whether the pool evicted it (rather than it crashing).
     pub(crate) fn evicted(&self) -> bool {
-        self.death().is_some_and(|d| d.starts_with(EVICTED))
+        self.death().is_some_and(|d| d.is_evicted())
     }
 
     /// Ends this slot, and with the browser's last slot the browser: a

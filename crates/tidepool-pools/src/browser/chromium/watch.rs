@@ -10,14 +10,40 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 
-/// How an eviction's reason starts, so calls report it as one.
-pub(crate) const EVICTED: &str = "evicted: ";
+/// Why a browser is gone, as its death watch carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Gone {
+    /// Its process exited, its connection closed, it stopped answering, or
+    /// a call found it dead.
+    Died(String),
+    /// The pool evicted it for its memory: it still answers, and it is not
+    /// its endpoint's loss.
+    Evicted(String),
+}
+
+impl Gone {
+    pub(crate) fn is_evicted(&self) -> bool {
+        matches!(self, Gone::Evicted(_))
+    }
+}
+
+impl std::fmt::Display for Gone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gone::Died(detail) => f.write_str(detail),
+            Gone::Evicted(reason) => write!(f, "evicted: {reason}"),
+        }
+    }
+}
+
+/// A browser's death watch: `None` while it lives.
+pub(crate) type DeathWatch = watch::Receiver<Option<Gone>>;
 
 /// Marks a browser gone unless it already is.
-pub(crate) fn mark_gone(tx: &watch::Sender<Option<String>>, why: &str) {
+pub(crate) fn mark_gone(tx: &watch::Sender<Option<Gone>>, why: Gone) {
     tx.send_if_modified(|gone| {
         if gone.is_none() {
-            *gone = Some(why.to_owned());
+            *gone = Some(why);
             true
         } else {
             false
@@ -33,18 +59,18 @@ const VERDICT_GRACE: Duration = Duration::from_millis(250);
 pub(crate) async fn guarded<T>(
     browser: u64,
     endpoint: &str,
-    dead: watch::Receiver<Option<String>>,
+    dead: DeathWatch,
     timeout: Option<Duration>,
     action: &str,
     fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
 ) -> Result<T> {
-    let crashed = |detail: String| match detail.strip_prefix(EVICTED) {
-        Some(reason) => Error::BrowserEvicted {
+    let crashed = |gone: Gone| match gone {
+        Gone::Evicted(reason) => Error::BrowserEvicted {
             browser,
             action: action.to_owned(),
-            reason: reason.to_owned(),
+            reason,
         },
-        None => Error::BrowserCrashed {
+        Gone::Died(detail) => Error::BrowserCrashed {
             browser,
             action: action.to_owned(),
             detail,
@@ -59,10 +85,10 @@ pub(crate) async fn guarded<T>(
             None => Ok(fut.await),
         }
     };
-    let died = |mut waiter: watch::Receiver<Option<String>>| async move {
+    let died = |mut waiter: DeathWatch| async move {
         match waiter.wait_for(Option::is_some).await {
-            Ok(detail) => detail.clone().unwrap_or_default(),
-            Err(_) => "its watcher is gone".to_owned(),
+            Ok(gone) => gone.clone().unwrap_or(Gone::Died(String::new())),
+            Err(_) => Gone::Died("its watcher is gone".to_owned()),
         }
     };
     tokio::select! {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::{Fleet, Refusal};
 use crate::browser::chromium::slot::Slot;
-use crate::browser::chromium::watch::EVICTED;
 use crate::browser::inner::PoolInner;
 use crate::browser::stats::RetireReason;
 use crate::error::Result;
@@ -121,11 +120,11 @@ pub(crate) fn watch_endpoint(slot: &Slot, fleet: Arc<Fleet>, index: usize) {
     let mut dead = slot.dead.clone();
     tokio::spawn(async move {
         let why = match dead.wait_for(Option::is_some).await {
-            Ok(why) => why.clone().unwrap_or_default(),
+            Ok(why) => why.clone(),
             Err(_) => return,
         };
-        if !why.starts_with(EVICTED) {
-            fleet.lost(index, &why);
+        if let Some(why) = why.filter(|w| !w.is_evicted()) {
+            fleet.lost(index, &why.to_string());
         }
     });
 }

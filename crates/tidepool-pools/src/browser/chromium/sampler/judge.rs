@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Members, MemoryEvent, MemoryEventKind, Sample};
-use crate::browser::chromium::watch::{mark_gone, EVICTED};
+use crate::browser::chromium::watch::{mark_gone, Gone};
 use crate::browser::stats::BrowserRecorder;
 use crate::memory::{MemoryPolicy, SoftEvent};
 
@@ -100,12 +100,12 @@ impl Members {
             }
             if bytes > hard {
                 let reason = format!(
-                    "{EVICTED}memory {} MB ({what}) over the hard limit {} MB",
+                    "memory {} MB ({what}) over the hard limit {} MB",
                     bytes / 1_000_000,
                     hard / 1_000_000
                 );
-                tracing::warn!(browser = id, "{reason}");
-                mark_gone(&m.gone, &reason);
+                tracing::warn!(browser = id, "evicted: {reason}");
+                mark_gone(&m.gone, Gone::Evicted(reason));
                 events.push(MemoryEvent {
                     browser: id,
                     kind: MemoryEventKind::Evicted,

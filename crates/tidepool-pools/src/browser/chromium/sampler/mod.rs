@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use super::connection::OwnContexts;
+use super::watch::Gone;
 use crate::memory::{MemoryPolicy, SoftLimitTracker};
 
 mod judge;
@@ -70,7 +71,7 @@ impl Gauge {
 
 pub(crate) struct Member {
     pub(crate) gauge: Gauge,
-    gone: Arc<watch::Sender<Option<String>>>,
+    gone: Arc<watch::Sender<Option<Gone>>>,
     tracker: Option<SoftLimitTracker>,
     /// The last exact figure (PSS, or V8 heaps): what is reported.
     pub(crate) last_bytes: u64,
@@ -118,7 +119,7 @@ impl Members {
         &self,
         id: u64,
         gauge: Gauge,
-        gone: Arc<watch::Sender<Option<String>>>,
+        gone: Arc<watch::Sender<Option<Gone>>>,
         policy: Option<&MemoryPolicy>,
         bytes: u64,
     ) {
