@@ -54,12 +54,12 @@ impl UnpooledBrowser {
 
     /// Its CDP endpoint (`ws://...`).
     pub fn endpoint(&self) -> &str {
-        &self.0.endpoint
+        self.0.endpoint()
     }
 
     /// The chromiumoxide browser.
     pub fn browser(&self) -> &Arc<chromiumoxide::Browser> {
-        &self.0.browser
+        self.0.browser()
     }
 
     /// Runs one CDP call under the pool's deadline and crash detection.

@@ -147,7 +147,7 @@ impl Lease {
     /// The chromiumoxide browser, for what the lease does not wrap. Pages made
     /// outside [`Lease::new_page`] are not in the lease's context.
     pub fn browser(&self) -> &Browser {
-        &self.slot().browser
+        self.slot().browser()
     }
 
     /// Awaits a chromiumoxide future, failing with [`Error::BrowserCrashed`] as
@@ -160,7 +160,7 @@ impl Lease {
         let i = self.slot();
         // `instrument`, not `enter`: an entered span held across an await
         // would tag whatever else runs on this thread meanwhile.
-        let call = guarded(i.id, &i.endpoint, i.dead.clone(), None, action, fut)
+        let call = guarded(i.id, i.endpoint(), i.dead().clone(), None, action, fut)
             .instrument(self.span.clone());
         tokio::select! {
             r = call => r,
@@ -215,7 +215,7 @@ impl Lease {
             .build()
             .map_err(|e| Error::Cdp {
                 browser: self.browser_id(),
-                endpoint: self.slot().endpoint.clone(),
+                endpoint: self.slot().endpoint().to_owned(),
                 action: "building Target.createTarget".into(),
                 message: e,
             })?;
@@ -250,7 +250,7 @@ impl Lease {
             .await?;
         result.into_value().map_err(|e| Error::Cdp {
             browser: self.browser_id(),
-            endpoint: self.slot().endpoint.clone(),
+            endpoint: self.slot().endpoint().to_owned(),
             action: format!("reading the result of {expression:?}"),
             message: e.to_string(),
         })
@@ -265,7 +265,7 @@ impl Lease {
     /// The browser's CDP endpoint (`ws://...`), for a second connection.
     #[cfg(feature = "controls")]
     pub(crate) fn websocket_url(&self) -> &str {
-        &self.slot().endpoint
+        self.slot().endpoint()
     }
 
     /// What a session pool in this lease's context needs to work on its own.
@@ -273,10 +273,10 @@ impl Lease {
         let i = self.slot();
         BrowserHandle {
             id: i.id,
-            endpoint: i.endpoint.clone(),
-            browser: i.browser.clone(),
+            endpoint: i.endpoint().to_owned(),
+            browser: i.browser().clone(),
             context: self.context_id().clone(),
-            dead: i.dead.clone(),
+            dead: i.dead().clone(),
         }
     }
 

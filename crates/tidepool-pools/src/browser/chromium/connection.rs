@@ -32,6 +32,17 @@ pub(crate) type OwnContexts = Arc<std::sync::Mutex<Vec<BrowserContextId>>>;
 /// ends when its last slot does ([`Slot::shut_down`](super::slot::Slot::shut_down)).
 #[derive(Debug)]
 pub(crate) struct Core {
+    /// The pool's id of the browser.
+    pub(crate) id: u64,
+    /// The browser's WebSocket URL.
+    pub(crate) endpoint: String,
+    pub(crate) browser: Arc<Browser>,
+    /// Becomes `Some(how)` when the browser is gone: process exit, lost
+    /// connection, or eviction by the pool.
+    pub(crate) dead: DeathWatch,
+    pub(crate) created: Instant,
+    /// The deadline of one CDP call the pool makes.
+    pub(crate) cdp_timeout: Duration,
     pub(crate) handler: JoinHandle<()>,
     pub(crate) process: Option<LocalProcess>,
     /// Fires `dead`: from the process watcher, a failed probe, or the pool.
@@ -75,17 +86,10 @@ impl Drop for Core {
     }
 }
 
-/// A browser just connected to: what its first slot is made of.
+/// A browser just connected to: what its first slot is made of, and what
+/// its later slots share.
 pub(crate) struct Connection {
-    pub(crate) id: u64,
-    /// The browser's WebSocket URL.
-    pub(crate) url: String,
-    pub(crate) browser: Arc<Browser>,
     pub(crate) core: Arc<Core>,
-    /// Becomes `Some(how)` when the browser is gone.
-    pub(crate) dead: DeathWatch,
-    pub(crate) created: Instant,
-    pub(crate) cdp_timeout: Duration,
 }
 
 impl Connection {
@@ -241,6 +245,12 @@ impl Connection {
         });
         let now = Instant::now();
         let core = Core {
+            id,
+            endpoint: url,
+            browser,
+            dead,
+            created: now,
+            cdp_timeout,
             handler,
             process,
             dead_tx,
@@ -253,13 +263,7 @@ impl Connection {
             heartbeat,
         };
         Ok(Connection {
-            id,
-            url,
-            browser,
             core: Arc::new(core),
-            dead,
-            created: now,
-            cdp_timeout,
         })
     }
 }

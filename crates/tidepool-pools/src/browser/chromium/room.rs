@@ -1,9 +1,7 @@
 //! What opens more slots in a started browser without keeping it alive.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use chromiumoxide::Browser;
+use std::time::Instant;
 
 use super::connection::Core;
 use super::slot::Slot;
@@ -15,14 +13,9 @@ use crate::browser::placement::StartedBrowser;
 #[derive(Debug)]
 pub(crate) struct Room {
     id: u64,
-    endpoint: String,
     /// The fleet endpoint the browser is on, in connect mode.
     pub(crate) fleet_index: Option<usize>,
-    browser: std::sync::Weak<Browser>,
     core: std::sync::Weak<Core>,
-    dead: super::watch::DeathWatch,
-    created: Instant,
-    cdp_timeout: Duration,
     hidden_pages: bool,
 }
 
@@ -42,26 +35,20 @@ impl StartedBrowser for Room {
     /// slots and is neither dead nor being retired.
     fn open(&self, max: usize) -> Option<Slot> {
         let core = self.core.upgrade()?;
-        let browser = self.browser.upgrade()?;
         // `core` itself counts one: the slots open are one fewer.
         if Arc::strong_count(&core) > max
             || core.draining.get().is_some()
-            || self.dead.borrow().is_some()
+            || core.dead.borrow().is_some()
         {
             return None;
         }
         let now = Instant::now();
         Some(Slot {
             id: self.id,
-            endpoint: self.endpoint.clone(),
-            browser,
             core,
-            dead: self.dead.clone(),
-            created: self.created,
             last_used: now,
             last_checked: now,
             prepared: None,
-            cdp_timeout: self.cdp_timeout,
             hidden_pages: self.hidden_pages,
             on_endpoint: None,
         })
@@ -73,13 +60,8 @@ impl Slot {
     pub(crate) fn room(&self) -> Room {
         Room {
             id: self.id,
-            endpoint: self.endpoint.clone(),
             fleet_index: self.on_endpoint.as_ref().map(|s| s.index),
-            browser: Arc::downgrade(&self.browser),
             core: Arc::downgrade(&self.core),
-            dead: self.dead.clone(),
-            created: self.created,
-            cdp_timeout: self.cdp_timeout,
             hidden_pages: self.hidden_pages,
         }
     }

@@ -58,22 +58,15 @@ impl Prepared {
 
 /// One lease slot of the pool: a browser (shared with the browser's other
 /// slots, when `leases_per_browser` is above 1) and the context and page
-/// this slot hands to its leases. The fields copied from the browser are
-/// the same in every slot of it.
+/// this slot hands to its leases. What the browser's slots share they
+/// borrow from its [`Core`]; `id` is its id, copied for identity.
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) id: u64,
-    pub(crate) endpoint: String,
-    pub(crate) browser: Arc<Browser>,
     pub(crate) core: Arc<Core>,
-    /// Becomes `Some(how)` when the browser is gone: process exit, lost
-    /// connection, or eviction by the pool.
-    pub(crate) dead: DeathWatch,
-    pub(crate) created: Instant,
     pub(crate) last_used: Instant,
     pub(crate) last_checked: Instant,
     pub(crate) prepared: Option<Prepared>,
-    pub(crate) cdp_timeout: Duration,
     /// Pages are opened in minimized windows: see
     /// [`BrowserPoolConfig::hidden_pages`](crate::browser::BrowserPoolConfig::hidden_pages).
     pub(crate) hidden_pages: bool,
@@ -84,20 +77,41 @@ pub(crate) struct Slot {
 impl Slot {
     /// The first slot of a browser just connected to.
     pub(crate) fn first_in(connection: Connection) -> Slot {
+        let core = connection.core;
         Slot {
-            id: connection.id,
-            endpoint: connection.url,
-            browser: connection.browser,
-            core: connection.core,
-            dead: connection.dead,
-            created: connection.created,
-            last_used: connection.created,
-            last_checked: connection.created,
+            id: core.id,
+            last_used: core.created,
+            last_checked: core.created,
+            core,
             prepared: None,
-            cdp_timeout: connection.cdp_timeout,
             hidden_pages: false,
             on_endpoint: None,
         }
+    }
+
+    /// The browser's CDP client, shared by its slots.
+    pub(crate) fn browser(&self) -> &Arc<Browser> {
+        &self.core.browser
+    }
+
+    /// The browser's WebSocket URL.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.core.endpoint
+    }
+
+    /// The browser's death watch.
+    pub(crate) fn dead(&self) -> &DeathWatch {
+        &self.core.dead
+    }
+
+    /// When the browser was started.
+    pub(crate) fn created(&self) -> Instant {
+        self.core.created
+    }
+
+    /// The deadline of one CDP call the pool makes.
+    pub(crate) fn cdp_timeout(&self) -> Duration {
+        self.core.cdp_timeout
     }
 
     /// How many leases the browser served, in every slot of it.
@@ -129,7 +143,7 @@ impl Slot {
     /// The moments its retention is judged by.
     pub(crate) fn stamps(&self) -> Stamps {
         Stamps {
-            created: self.created,
+            created: self.created(),
             last_used: self.last_used,
             last_checked: self.last_checked,
         }
@@ -147,7 +161,7 @@ impl Slot {
 
     /// Why the browser is gone, if it is.
     pub(crate) fn death(&self) -> Option<Gone> {
-        self.dead.borrow().clone()
+        self.dead().borrow().clone()
     }
 
     /// What a lifecycle hook sees of this slot's browser.
@@ -156,7 +170,7 @@ impl Slot {
             browser_id: self.id,
             pid: self.pid(),
             uses: self.uses(),
-            browser: self.browser.clone(),
+            browser: self.browser().clone(),
             page: self.prepared.as_ref().map(|p| p.page.clone()),
         }
     }
@@ -170,9 +184,9 @@ impl Slot {
     ) -> Result<T> {
         guarded(
             self.id,
-            &self.endpoint,
-            self.dead.clone(),
-            Some(self.cdp_timeout),
+            self.endpoint(),
+            self.dead().clone(),
+            Some(self.cdp_timeout()),
             action,
             fut,
         )
@@ -190,7 +204,7 @@ impl Slot {
         if self.prepared.is_some() {
             return Ok(());
         }
-        let browser = self.browser.clone();
+        let browser = self.browser().clone();
         // Disposed by the browser when the pool's connection ends, so a pool
         // that dies (kill -9, OOM) leaves no context behind on a browser it
         // shares with others.
@@ -212,7 +226,7 @@ impl Slot {
             .build()
             .map_err(|e| Error::Cdp {
                 browser: self.id,
-                endpoint: self.endpoint.clone(),
+                endpoint: self.endpoint().to_owned(),
                 action: "building Target.createTarget".into(),
                 message: e,
             })?;
@@ -235,7 +249,7 @@ impl Slot {
     /// goes out with only the deadline, not the death watch.
     pub(crate) async fn dispose_context(&self, context: BrowserContextId) -> Result<()> {
         own_contexts(&self.core.contexts).retain(|c| *c != context);
-        let browser = self.browser.clone();
+        let browser = self.browser().clone();
         let dispose = browser.execute(DisposeBrowserContextParams::new(context));
         // An evicted browser's death watch has fired; a watch of its own,
         // which never fires, leaves this call only the deadline.
@@ -243,13 +257,13 @@ impl Slot {
         let dead = if self.evicted() {
             unwatched
         } else {
-            self.dead.clone()
+            self.dead().clone()
         };
         guarded(
             self.id,
-            &self.endpoint,
+            self.endpoint(),
             dead,
-            Some(self.cdp_timeout),
+            Some(self.cdp_timeout()),
             "disposing a browser context",
             dispose,
         )
@@ -265,11 +279,11 @@ impl Slot {
 
     /// A cheap liveness probe: `Browser.getVersion` within `timeout`.
     pub(crate) async fn probe(&mut self, timeout: Duration) -> Result<()> {
-        let browser = self.browser.clone();
+        let browser = self.browser().clone();
         let r = guarded(
             self.id,
-            &self.endpoint,
-            self.dead.clone(),
+            self.endpoint(),
+            self.dead().clone(),
             Some(timeout),
             "health probe",
             browser.version(),
@@ -291,10 +305,10 @@ impl Slot {
     /// and the pool kills and replaces it. A slow page does not trip it: the
     /// browser process still answers.
     pub(crate) async fn watch_responsive(&self) -> std::convert::Infallible {
-        let half = self.cdp_timeout / 2;
+        let half = self.cdp_timeout() / 2;
         loop {
             tokio::time::sleep(half).await;
-            let answered = tokio::time::timeout(half, self.browser.version()).await;
+            let answered = tokio::time::timeout(half, self.browser().version()).await;
             if !matches!(answered, Ok(Ok(_))) {
                 self.mark_dead(&format!(
                     "not responding: no answer to Browser.getVersion within {half:?}"
@@ -350,14 +364,15 @@ impl Slot {
                 let _ = self.dispose_context(prepared.context).await;
             }
         }
-        let Slot { core, browser, .. } = self;
+        let Slot { core, .. } = self;
         // Exactly one of concurrent callers gets the core: the last slot.
         let Some(mut core) = Arc::into_inner(core) else {
             return false;
         };
         if let Some(mut process) = core.process.take() {
             if process.exit_status().is_none() {
-                let _ = tokio::time::timeout(grace, browser.execute(CloseParams::default())).await;
+                let close = core.browser.execute(CloseParams::default());
+                let _ = tokio::time::timeout(grace, close).await;
             }
             process.terminate(grace).await;
         }

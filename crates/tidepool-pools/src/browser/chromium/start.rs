@@ -162,7 +162,7 @@ impl PoolInner {
         let gauge = match slot.pid() {
             Some(pid) => Gauge::Process(pid),
             None => Gauge::Remote {
-                browser: slot.browser.clone(),
+                browser: slot.browser().clone(),
                 contexts: slot.core.contexts.clone(),
             },
         };

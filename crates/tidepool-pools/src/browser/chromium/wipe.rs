@@ -93,7 +93,7 @@ impl Slot {
     }
 
     async fn close_target(&self, id: TargetId) -> Result<()> {
-        let browser = self.browser.clone();
+        let browser = self.browser().clone();
         match self
             .cdp(
                 "closing a page",
@@ -114,7 +114,7 @@ impl Slot {
             return self.prepare().await;
         };
         let this: &Slot = self;
-        let (browser, page, context) = (this.browser.clone(), p.page.clone(), p.context.clone());
+        let (browser, page, context) = (this.browser().clone(), p.page.clone(), p.context.clone());
         let own = p.page.target_id().clone();
 
         // 1. What the lease visited and opened, and the number of its last

@@ -117,7 +117,7 @@ impl PoolInner {
 /// pool's own judgement of one browser) nor on the pool's own shutdown of it
 /// (which drops the watch unfired).
 pub(crate) fn watch_endpoint(slot: &Slot, fleet: Arc<Fleet>, index: usize) {
-    let mut dead = slot.dead.clone();
+    let mut dead = slot.dead().clone();
     tokio::spawn(async move {
         let why = match dead.wait_for(Option::is_some).await {
             Ok(why) => why.clone(),
