@@ -8,6 +8,7 @@ use chromiumoxide::{Browser, Page};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
+use super::chromium::dialogs::DialogAnswerer;
 use super::chromium::slot::{page_params, Slot};
 use super::chromium::watch::guarded;
 use super::chromium::LeaseEnd;
@@ -74,6 +75,8 @@ pub struct Lease {
     isolation: Isolation,
     /// Pages opened through [`Lease::new_page`], closed when it ends.
     opened: std::sync::Mutex<Vec<TargetId>>,
+    /// The dialog answerers of those pages.
+    answerers: std::sync::Mutex<Vec<DialogAnswerer>>,
     span: tracing::Span,
 }
 
@@ -95,6 +98,7 @@ impl Lease {
             held,
             isolation,
             opened: std::sync::Mutex::new(Vec::new()),
+            answerers: std::sync::Mutex::new(Vec::new()),
             span,
         }
     }
@@ -171,7 +175,7 @@ impl Lease {
     /// [`call`](Self::call) for a call on the lease's first page: it also
     /// fails with [`Error::PageCrashed`] as soon as that page's renderer
     /// crashes (or at once, if it already has).
-    async fn call_on_page<T>(
+    pub(super) async fn call_on_page<T>(
         &self,
         action: &str,
         fut: impl Future<Output = std::result::Result<T, chromiumoxide::error::CdpError>>,
@@ -209,9 +213,17 @@ impl Lease {
         }
     }
 
-    /// Opens another page in the lease's context.
+    /// Whether the lease's pages live in minimized windows.
+    pub(super) fn hidden_pages(&self) -> bool {
+        self.slot().pages.hidden
+    }
+
+    /// Opens another page in the lease's context and navigates it to `url`.
+    /// Its dialogs are answered as the first page's are, from before its
+    /// first load: it opens blank, and navigates once the pool listens.
     pub async fn new_page(&self, url: &str) -> Result<Page> {
-        let params = page_params(url, self.context_id(), self.slot().hidden_pages)
+        const BLANK: &str = "about:blank";
+        let params = page_params(BLANK, self.context_id(), self.slot().pages.hidden)
             .build()
             .map_err(|e| Error::Cdp {
                 browser: self.browser_id(),
@@ -221,14 +233,24 @@ impl Lease {
             })?;
         let page = self
             .call(
-                &format!("opening page {url}"),
+                &format!("opening a page for {url}"),
                 self.browser().new_page(params),
             )
             .await?;
+        // Closed when the lease ends, even if what follows fails.
         self.opened
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(page.target_id().clone());
+        let answerer = self.slot().answer_dialogs(&page).await?;
+        self.answerers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(answerer);
+        if url != BLANK {
+            self.call(&format!("navigating a new page to {url}"), page.goto(url))
+                .await?;
+        }
         Ok(page)
     }
 

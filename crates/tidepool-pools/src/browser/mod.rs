@@ -15,6 +15,7 @@ mod backend;
 #[cfg(test)]
 mod backend_tests;
 mod backoff;
+mod capture;
 mod chromium;
 mod close;
 mod config;

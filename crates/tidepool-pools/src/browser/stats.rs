@@ -1,4 +1,5 @@
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -78,6 +79,9 @@ pub struct BrowserPoolStats {
     pub soft_warnings: u64,
     /// The largest total PSS of the pool's browsers in one sample, bytes.
     pub peak_total_pss_bytes: u64,
+    /// JavaScript dialogs (`alert`, `confirm`, `prompt`, `beforeunload`)
+    /// the pool answered on leases' pages, which would have stalled them.
+    pub dialogs_answered: u64,
     /// Idle slots now, ready for a lease.
     pub idle: usize,
     /// Leased slots now.
@@ -112,6 +116,8 @@ pub(crate) struct BrowserRecorder {
     retired_rebalanced: Counter,
     pub(crate) memory_evictions: Counter,
     pub(crate) soft_warnings: Counter,
+    /// Shared with every page's dialog answerer.
+    pub(crate) dialogs_answered: Arc<Counter>,
     pub(crate) peak_total_pss: Peak,
     /// The pool's total PSS as last added to the process-wide gauge.
     published_pss: AtomicU64,
@@ -142,6 +148,7 @@ impl Default for BrowserRecorder {
             retired_rebalanced: Counter::labelled(RETIRED, "reason", "rebalanced"),
             memory_evictions: Counter::labelled(RETIRED, "reason", "memory"),
             soft_warnings: Counter::new("tidepool_browser_soft_warnings_total"),
+            dialogs_answered: Arc::new(Counter::new("tidepool_browser_dialogs_answered_total")),
             peak_total_pss: Peak::new("tidepool_browser_peak_total_pss_bytes"),
             published_pss: AtomicU64::new(0),
             acquire_latency: LatencyHistogram::new("tidepool_browser_acquire_seconds"),
@@ -217,6 +224,7 @@ impl BrowserRecorder {
             memory_evictions: self.memory_evictions.get(),
             soft_warnings: self.soft_warnings.get(),
             peak_total_pss_bytes: self.peak_total_pss.get(),
+            dialogs_answered: self.dialogs_answered.get(),
             idle,
             in_use,
             busy,

@@ -4,6 +4,7 @@
 //! reason is the browser's.
 
 pub(super) mod connection;
+pub(super) mod dialogs;
 pub(super) mod endpoint;
 pub(super) mod leftovers;
 pub(super) mod locate;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::connection::Core;
-use super::slot::Slot;
+use super::slot::{PageSetup, Slot};
 use crate::browser::placement::StartedBrowser;
 
 /// A browser's room for more slots: the pool keeps one per browser it
@@ -16,7 +16,7 @@ pub(crate) struct Room {
     /// The fleet endpoint the browser is on, in connect mode.
     pub(crate) fleet_index: Option<usize>,
     core: std::sync::Weak<Core>,
-    hidden_pages: bool,
+    pages: PageSetup,
 }
 
 impl StartedBrowser for Room {
@@ -49,7 +49,7 @@ impl StartedBrowser for Room {
             last_used: now,
             last_checked: now,
             prepared: None,
-            hidden_pages: self.hidden_pages,
+            pages: self.pages.clone(),
             on_endpoint: None,
         })
     }
@@ -62,7 +62,7 @@ impl Slot {
             id: self.id,
             fleet_index: self.on_endpoint.as_ref().map(|s| s.index),
             core: Arc::downgrade(&self.core),
-            hidden_pages: self.hidden_pages,
+            pages: self.pages.clone(),
         }
     }
 }

@@ -16,11 +16,13 @@ use chromiumoxide::{Browser, Page};
 use tokio::sync::watch;
 
 use super::connection::{dispose_on_detach, own_contexts, Connection, Core};
+use super::dialogs::{answer_dialogs, DialogAnswerer};
 use super::watch::{guarded, mark_gone, DeathWatch, Gone};
 use crate::browser::fleet::EndpointTicket;
 use crate::browser::isolation::{ContextProxy, Isolation};
 use crate::browser::stats::RetireReason;
 use crate::error::{Error, Result};
+use crate::recording::Counter;
 use crate::retention::Stamps;
 
 /// Init scripts chromiumoxide adds to every page it attaches to, before any
@@ -41,19 +43,36 @@ pub(crate) struct Prepared {
     pub(crate) scripts_cleared: u64,
     /// The proxy the context was made with, for a lease that asked for one.
     pub(crate) proxy: Option<ContextProxy>,
+    /// Answers the page's dialogs while the page is prepared or leased.
+    _dialogs: DialogAnswerer,
 }
 
 impl Prepared {
     /// A context and page fresh from creation.
-    fn fresh(context: BrowserContextId, page: Page, proxy: Option<ContextProxy>) -> Prepared {
+    fn fresh(
+        context: BrowserContextId,
+        (page, dialogs): (Page, DialogAnswerer),
+        proxy: Option<ContextProxy>,
+    ) -> Prepared {
         Prepared {
             context,
             page,
             clean: Isolation::Context,
             scripts_cleared: CLIENT_INIT_SCRIPTS,
             proxy,
+            _dialogs: dialogs,
         }
     }
+}
+
+/// How the pool sets up every page it opens for a slot's leases.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PageSetup {
+    /// Pages are opened in minimized windows: see
+    /// [`BrowserPoolConfig::hidden_pages`](crate::browser::BrowserPoolConfig::hidden_pages).
+    pub(crate) hidden: bool,
+    /// Counts the dialogs answered on the pages (the pool's stats).
+    pub(crate) dialogs: Option<Arc<Counter>>,
 }
 
 /// One lease slot of the pool: a browser (shared with the browser's other
@@ -67,9 +86,7 @@ pub(crate) struct Slot {
     pub(crate) last_used: Instant,
     pub(crate) last_checked: Instant,
     pub(crate) prepared: Option<Prepared>,
-    /// Pages are opened in minimized windows: see
-    /// [`BrowserPoolConfig::hidden_pages`](crate::browser::BrowserPoolConfig::hidden_pages).
-    pub(crate) hidden_pages: bool,
+    pub(crate) pages: PageSetup,
     /// The slot's place on its fleet endpoint, in connect mode.
     pub(crate) on_endpoint: Option<EndpointTicket>,
 }
@@ -84,7 +101,7 @@ impl Slot {
             last_checked: core.created,
             core,
             prepared: None,
-            hidden_pages: false,
+            pages: PageSetup::default(),
             on_endpoint: None,
         }
     }
@@ -222,7 +239,7 @@ impl Slot {
             .result
             .browser_context_id;
         own_contexts(&self.core.contexts).push(context.clone());
-        let params = page_params("about:blank", &context, self.hidden_pages)
+        let params = page_params("about:blank", &context, self.pages.hidden)
             .build()
             .map_err(|e| Error::Cdp {
                 browser: self.id,
@@ -230,7 +247,12 @@ impl Slot {
                 action: "building Target.createTarget".into(),
                 message: e,
             })?;
-        match self.cdp("opening a page", browser.new_page(params)).await {
+        let opened = async {
+            let page = self.cdp("opening a page", browser.new_page(params)).await?;
+            let dialogs = self.answer_dialogs(&page).await?;
+            Ok::<_, Error>((page, dialogs))
+        };
+        match opened.await {
             Ok(page) => {
                 self.prepared = Some(Prepared::fresh(context, page, proxy));
                 Ok(())
@@ -240,6 +262,16 @@ impl Slot {
                 Err(e)
             }
         }
+    }
+
+    /// Starts answering the dialogs of `page`, one of this slot's.
+    pub(crate) async fn answer_dialogs(&self, page: &Page) -> Result<DialogAnswerer> {
+        let counter = self.pages.dialogs.clone();
+        self.cdp(
+            "listening for a page's dialogs",
+            answer_dialogs(page, counter),
+        )
+        .await
     }
 
     /// Disposes a context and, with it, every page the lease opened in it.

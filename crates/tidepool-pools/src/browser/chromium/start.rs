@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::connection::{Connection, Liveness};
 use super::sampler::Gauge;
-use super::slot::Slot;
+use super::slot::{PageSetup, Slot};
 use crate::browser::alive::AliveToken;
 use crate::browser::close::CLOSE_GRACE;
 use crate::browser::config::BrowserSource;
@@ -140,7 +140,10 @@ impl PoolInner {
                 ))
             }
         };
-        slot.hidden_pages = c.hidden_pages;
+        slot.pages = PageSetup {
+            hidden: c.hidden_pages,
+            dialogs: Some(self.recorder.dialogs_answered.clone()),
+        };
         let early_room = connected.is_some();
         if let Some(connected) = connected {
             self.add_room(&slot);

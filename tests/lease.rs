@@ -1,0 +1,224 @@
+//! What a render service asks of every lease, on real Chromium: screenshots
+//! and PDFs that come back within their deadline, or fail naming why, and
+//! pages that fight back (dialogs) answered without stalling it. Every
+//! test checks at its end that it leaked no browser process, profile
+//! directory or file descriptor.
+
+use std::time::{Duration, Instant};
+
+use assert_matches::assert_matches;
+use tidepool::browser::{BrowserPool, BrowserPoolConfig, Isolation, Lease, LeaseOptions};
+use tidepool::testkit::{init_tracing, FixtureServer, ResourceCheck};
+use tidepool_pools::chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
+use tidepool_pools::chromiumoxide::page::ScreenshotParams;
+use tidepool_pools::Error;
+
+fn one_browser(hidden_pages: bool) -> BrowserPoolConfig {
+    BrowserPoolConfig {
+        min_idle: 1,
+        max_size: 1,
+        warm_up: 1,
+        hidden_pages,
+        ..BrowserPoolConfig::default()
+    }
+}
+
+/// The width and height a PNG's header declares.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 24,
+        "not a PNG: {:?}",
+        &png[..png.len().min(16)]
+    );
+    let be = |at: usize| u32::from_be_bytes([png[at], png[at + 1], png[at + 2], png[at + 3]]);
+    (be(16), be(20))
+}
+
+fn assert_pdf(pdf: &[u8]) {
+    assert!(
+        pdf.starts_with(b"%PDF-"),
+        "not a PDF: {:?}",
+        &pdf[..pdf.len().min(16)]
+    );
+    assert!(
+        pdf.trim_ascii_end().ends_with(b"%%EOF"),
+        "a PDF cut short ({} bytes)",
+        pdf.len()
+    );
+}
+
+/// The lease's viewport in device pixels.
+async fn viewport(lease: &Lease) -> (u32, u32) {
+    let size: Vec<f64> = lease
+        .evaluate("[innerWidth * devicePixelRatio, innerHeight * devicePixelRatio]")
+        .await
+        .unwrap();
+    (size[0].round() as u32, size[1].round() as u32)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_screenshot_is_the_viewport_and_a_pdf_is_whole_each_within_its_deadline() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let lease = pool.acquire().await.unwrap();
+    lease.goto(&server.url("/page/1")).await.unwrap();
+
+    let png = lease
+        .screenshot(ScreenshotParams::default(), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        png_size(&png),
+        viewport(&lease).await,
+        "the viewport's size"
+    );
+    let pdf = lease
+        .pdf(PrintToPdfParams::default(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_pdf(&pdf);
+
+    // No PDF is printed in a millisecond: the deadline ends the wait, and
+    // the error names the capture, the browser and the deadline.
+    let late = lease
+        .pdf(PrintToPdfParams::default(), Duration::from_millis(1))
+        .await;
+    assert_matches!(
+        late,
+        Err(Error::Timeout { ref key, after })
+            if key.contains("a PDF") && key.contains(&format!("browser {}", lease.browser_id()))
+                && after == Duration::from_millis(1),
+        "a capture past its deadline"
+    );
+    drop(lease);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_page_refuses_a_screenshot_at_once_naming_the_option_and_still_prints() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(one_browser(true)).await.unwrap();
+    let lease = pool.acquire().await.unwrap();
+    lease.goto(&server.url("/page/1")).await.unwrap();
+
+    // Chromium never answers a capture of a page it does not paint: without
+    // the check, this call would wait out its whole deadline.
+    let t = Instant::now();
+    let shot = lease
+        .screenshot(ScreenshotParams::default(), Duration::from_secs(10))
+        .await;
+    assert_matches!(
+        shot,
+        Err(Error::Config { ref field, ref problem })
+            if field == "browser.hidden_pages" && problem.contains("never answers"),
+        "a screenshot of a hidden page"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(100),
+        "refused after {:?}, not at once",
+        t.elapsed()
+    );
+    let pdf = lease
+        .pdf(PrintToPdfParams::default(), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_pdf(&pdf);
+    drop(lease);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+/// Waits up to 10 s for `fut`: a lease call that stalls on an unanswered
+/// dialog fails here instead of holding the suite.
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what} stalled for 10 s: a dialog left unanswered?"))
+}
+
+/// Waits up to 5 s for the pool's count of answered dialogs to reach `n`:
+/// the count follows Chromium's reply to the answer, which may come after
+/// the page's own.
+async fn dialogs_reach(pool: &BrowserPool, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.stats().dialogs_answered < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.stats().dialogs_answered, n, "dialogs answered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_dialogs_are_dismissed_counted_and_never_stall_its_lease() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let url = server.url("/html/dialogs.html");
+    let lease = pool.acquire().await.unwrap();
+
+    // alert(), confirm() and prompt() while the page loads: each would stop
+    // its parser, and so its load, until answered.
+    within("loading a page with dialogs", lease.goto(&url))
+        .await
+        .unwrap();
+    let (title, confirmed, prompted): (String, bool, Option<String>) = lease
+        .evaluate("[document.title, window.confirmed, window.prompted]")
+        .await
+        .unwrap();
+    assert_eq!(
+        title, "After its dialogs",
+        "the script ran past its dialogs"
+    );
+    assert!(!confirmed, "confirm() is dismissed");
+    assert_eq!(prompted, None, "prompt() is dismissed");
+    dialogs_reach(&pool, 3).await;
+
+    // A dialog an evaluation opens: answered, and the evaluation returns.
+    let again: bool = within(
+        "an evaluation that opens a dialog",
+        lease.evaluate("confirm('again')"),
+    )
+    .await
+    .unwrap();
+    assert!(!again);
+    // A page the lease opens is answered from its first load.
+    let page = within("opening a page with dialogs", lease.new_page(&url))
+        .await
+        .unwrap();
+    let title: String = page
+        .evaluate("document.title")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert_eq!(title, "After its dialogs");
+    dialogs_reach(&pool, 7).await;
+    drop(lease);
+
+    // The browser's next leases: a fresh context and page, then a page
+    // readied for a lease without isolation, then that same page reused.
+    for isolation in [Isolation::Context, Isolation::None, Isolation::None] {
+        let lease = pool
+            .acquire_with(LeaseOptions::new().isolation(isolation))
+            .await
+            .unwrap();
+        let answered: bool = within(
+            "a dialog in the next lease",
+            lease.evaluate("confirm('next')"),
+        )
+        .await
+        .unwrap();
+        assert!(!answered, "{isolation}: confirm() is dismissed");
+    }
+    dialogs_reach(&pool, 10).await;
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
