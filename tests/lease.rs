@@ -1,6 +1,7 @@
 //! What a render service asks of every lease, on real Chromium: screenshots
 //! and PDFs that come back within their deadline, or fail naming why, and
-//! pages that fight back (dialogs) answered without stalling it. Every
+//! pages that fight back (dialogs) answered without stalling it, and a
+//! proxy that asks who it is answered, its password never printed. Every
 //! test checks at its end that it leaked no browser process, profile
 //! directory or file descriptor.
 
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use assert_matches::assert_matches;
 use tidepool::browser::{BrowserPool, BrowserPoolConfig, Isolation, Lease, LeaseOptions};
-use tidepool::testkit::{init_tracing, FixtureServer, ResourceCheck};
+use tidepool::testkit::{init_tracing, CountingProxy, FixtureServer, ResourceCheck};
 use tidepool_pools::chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
 use tidepool_pools::chromiumoxide::page::ScreenshotParams;
 use tidepool_pools::Error;
@@ -219,6 +220,99 @@ async fn a_pages_dialogs_are_dismissed_counted_and_never_stall_its_lease() {
     }
     dialogs_reach(&pool, 10).await;
     pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_asks_for_credentials_gets_them_and_no_error_prints_the_password() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let proxy = CountingProxy::with_credentials("crawler", "s3cret-pass")
+        .await
+        .unwrap();
+    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    // Chromium never proxies loopback unless told to: `<-loopback>`.
+    let through = |password: &str| {
+        LeaseOptions::new()
+            .proxy(proxy.server())
+            .proxy_bypass_list("<-loopback>")
+            .proxy_credentials("crawler", password)
+    };
+
+    let lease = pool.acquire_with(through("s3cret-pass")).await.unwrap();
+    within(
+        "a page through the proxy",
+        lease.goto(&server.url("/page/1")),
+    )
+    .await
+    .unwrap();
+    let title: String = lease.evaluate("document.title").await.unwrap();
+    assert_eq!(title, "Page 1", "the page came back through the proxy");
+    // A page the lease opens answers the proxy too.
+    let page = within("a second page", lease.new_page(&server.url("/page/2")))
+        .await
+        .unwrap();
+    let title: String = page
+        .evaluate("document.title")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    assert_eq!(title, "Page 2");
+    let relayed = proxy.requests();
+    for path in ["/page/1", "/page/2"] {
+        assert!(
+            relayed.iter().any(|u| u.ends_with(path)),
+            "{path} was not relayed: {relayed:?}"
+        );
+    }
+    assert!(
+        proxy.refused() >= 1,
+        "Chromium asks without credentials first: the proxy must have challenged it"
+    );
+    drop(lease);
+
+    // A wrong password: the proxy relays nothing, whatever the page shows.
+    let lease = pool.acquire_with(through("wrong")).await.unwrap();
+    let refused_before = proxy.refused();
+    let loaded = within(
+        "a page with a wrong password",
+        lease.goto(&server.url("/page/3")),
+    )
+    .await;
+    if loaded.is_ok() {
+        let title: String = lease.evaluate("document.title").await.unwrap();
+        assert_ne!(
+            title, "Page 3",
+            "a page came through with the wrong password"
+        );
+    }
+    assert!(
+        proxy.refused() > refused_before,
+        "the wrong password was not refused"
+    );
+    assert!(!proxy.requests().iter().any(|u| u.ends_with("/page/3")));
+    drop(lease);
+
+    // Credentials inside the server's URL, which Chromium refuses: a
+    // config error that names the field and the way, never the password.
+    let inline = format!(
+        "http://crawler:s3cret-pass@{}",
+        proxy.server().trim_start_matches("http://")
+    );
+    let refused = pool.acquire_with(LeaseOptions::new().proxy(inline)).await;
+    assert_matches!(
+        refused,
+        Err(Error::Config { ref field, ref problem })
+            if field == "lease.proxy_server" && problem.contains("proxy_credentials")
+                && !problem.contains("s3cret-pass"),
+        "credentials in the proxy's URL"
+    );
+    assert!(!format!("{:?}", through("s3cret-pass")).contains("s3cret-pass"));
+    pool.close().await;
+    proxy.shutdown().await;
     server.shutdown().await;
     resources.assert_clean().await;
 }

@@ -3,6 +3,7 @@
 //! proxy it asked for, and no other lease's pages may).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use http_body_util::combinators::BoxBody;
@@ -20,7 +21,9 @@ type ProxyBody = BoxBody<Bytes, hyper::Error>;
 /// A forward proxy for plain HTTP: it takes requests in absolute form
 /// (`GET http://host:port/path`), sends each to its origin over a connection
 /// of its own and relays the answer, recording the URL. `CONNECT` (HTTPS) is
-/// recorded and refused.
+/// recorded and refused. Started [`with_credentials`](Self::with_credentials),
+/// it answers 407 to a request without them, as an authenticating proxy does,
+/// and counts the refusals.
 ///
 /// ```no_run
 /// # async fn demo() -> tidepool_pools::Result<()> {
@@ -36,12 +39,33 @@ type ProxyBody = BoxBody<Bytes, hyper::Error>;
 pub struct CountingProxy {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<String>>>,
+    refused: Arc<AtomicU64>,
     tasks: JoinSet<()>,
+}
+
+/// What the proxy asks of a request: the `Proxy-Authorization` it expects.
+#[derive(Debug, Clone)]
+struct Gate {
+    expected: Option<String>,
+    refused: Arc<AtomicU64>,
 }
 
 impl CountingProxy {
     /// Starts the proxy on an ephemeral port of 127.0.0.1.
     pub async fn start() -> Result<CountingProxy> {
+        Self::start_gated(None).await
+    }
+
+    /// Starts a proxy that relays only requests with Basic credentials of
+    /// `username` and `password`, and answers 407 to the others.
+    pub async fn with_credentials(username: &str, password: &str) -> Result<CountingProxy> {
+        use base64::Engine as _;
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        Self::start_gated(Some(format!("Basic {token}"))).await
+    }
+
+    async fn start_gated(expected: Option<String>) -> Result<CountingProxy> {
         let failed = |e: std::io::Error| Error::Http {
             url: "http://127.0.0.1:0 (counting proxy)".into(),
             message: format!("binding: {e}"),
@@ -49,14 +73,21 @@ impl CountingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.map_err(failed)?;
         let addr = listener.local_addr().map_err(failed)?;
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(AtomicU64::new(0));
+        let gate = Gate {
+            expected,
+            refused: refused.clone(),
+        };
         let mut tasks = JoinSet::new();
         let log = seen.clone();
         tasks.spawn(async move {
             let mut connections = JoinSet::new();
             while let Ok((stream, _)) = listener.accept().await {
-                let log = log.clone();
+                let (log, gate) = (log.clone(), gate.clone());
                 connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |req| relay(req, log.clone()));
+                    let service = hyper::service::service_fn(move |req| {
+                        relay(req, log.clone(), gate.clone())
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
@@ -65,7 +96,12 @@ impl CountingProxy {
                 while connections.try_join_next().is_some() {}
             }
         });
-        Ok(CountingProxy { addr, seen, tasks })
+        Ok(CountingProxy {
+            addr,
+            seen,
+            refused,
+            tasks,
+        })
     }
 
     /// The address to give a browser: `http://127.0.0.1:<port>`.
@@ -78,6 +114,11 @@ impl CountingProxy {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Requests answered 407 for want of the right credentials.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
     /// Stops accepting and closes every open connection.
     pub async fn shutdown(mut self) {
         self.tasks.shutdown().await;
@@ -87,7 +128,23 @@ impl CountingProxy {
 async fn relay(
     req: Request<Incoming>,
     seen: Arc<Mutex<Vec<String>>>,
+    gate: Gate,
 ) -> std::result::Result<Response<ProxyBody>, hyper::Error> {
+    if let Some(expected) = &gate.expected {
+        let given = req.headers().get("proxy-authorization");
+        if given.and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+            gate.refused.fetch_add(1, Ordering::Relaxed);
+            let mut response = answer(
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                "proxy credentials required",
+            );
+            response.headers_mut().insert(
+                "proxy-authenticate",
+                hyper::header::HeaderValue::from_static("Basic realm=\"tidepool\""),
+            );
+            return Ok(response);
+        }
+    }
     seen.lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(req.uri().to_string());
@@ -117,6 +174,7 @@ async fn relay(
         .parse()
         .unwrap_or_default();
     parts.headers.remove("proxy-connection");
+    parts.headers.remove("proxy-authorization");
     let response = sender
         .send_request(Request::from_parts(parts, body))
         .await?;

@@ -98,7 +98,10 @@ impl std::str::FromStr for Isolation {
 ///
 /// A lease with a proxy gets a context made for it
 /// (`Target.createBrowserContext` with `proxyServer`), on the acquire's time;
-/// one without takes the context the pool prepared ahead.
+/// one without takes the context the pool prepared ahead. A proxy that asks
+/// for credentials (407) gets [`proxy_credentials`](Self::proxy_credentials)
+/// through `Fetch.authRequired`: Chromium refuses them inside the server's
+/// URL. The password is never printed (`Debug` shows `***`).
 ///
 /// ```
 /// use tidepool_pools::browser::{Isolation, LeaseOptions};
@@ -110,6 +113,14 @@ impl std::str::FromStr for Isolation {
 /// assert_eq!(options.isolation, Some(Isolation::None));
 /// assert!(options.validate().is_ok());
 /// assert!(LeaseOptions::new().proxy("ftp://x:1").validate().is_err());
+///
+/// let secret = LeaseOptions::new()
+///     .proxy("http://proxy.internal:3128")
+///     .proxy_credentials("crawler", "s3cret");
+/// assert!(secret.validate().is_ok());
+/// assert!(!format!("{secret:?}").contains("s3cret"));
+/// let inline = LeaseOptions::new().proxy("http://crawler:s3cret@proxy.internal:3128");
+/// assert!(!inline.validate().unwrap_err().to_string().contains("s3cret"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -125,6 +136,41 @@ pub struct LeaseOptions {
     /// `--proxy-bypass-list` syntax. Chromium bypasses loopback addresses
     /// by default; `<-loopback>` sends them through the proxy too.
     pub proxy_bypass_list: Option<String>,
+    /// What the lease answers a proxy that asks who it is.
+    pub proxy_credentials: Option<ProxyCredentials>,
+}
+
+/// A user name and password for a proxy, answered to its 407 challenge.
+/// The password is not printed: `Debug` shows `***` in its place.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProxyCredentials {
+    /// The user name.
+    pub username: String,
+    password: String,
+}
+
+impl ProxyCredentials {
+    /// Credentials of `username` with `password`.
+    pub fn new(username: impl Into<String>, password: impl Into<String>) -> ProxyCredentials {
+        ProxyCredentials {
+            username: username.into(),
+            password: password.into(),
+        }
+    }
+
+    /// The password, for the one place that sends it.
+    pub(crate) fn password(&self) -> &str {
+        &self.password
+    }
+}
+
+impl std::fmt::Debug for ProxyCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyCredentials")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
 }
 
 /// Schemes Chromium takes in a proxy server.
@@ -154,16 +200,37 @@ impl LeaseOptions {
         self
     }
 
-    /// Checks the proxy settings; the error names the field and the value.
+    /// Answers a proxy's 407 with `username` and `password`.
+    pub fn proxy_credentials(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> LeaseOptions {
+        self.proxy_credentials = Some(ProxyCredentials::new(username, password));
+        self
+    }
+
+    /// Checks the proxy settings; the error names the field and the value
+    /// (a password in it replaced by `***`).
     pub fn validate(&self) -> crate::Result<()> {
         if let Some(server) = &self.proxy_server {
+            let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
+            let host = rest.split('/').next().unwrap_or(rest);
+            if let Some((_, at)) = host.rsplit_once('@') {
+                return Err(crate::Error::config(
+                    "lease.proxy_server",
+                    format!(
+                        "\"{scheme}://***@{at}\" has credentials in it, which Chromium refuses: \
+                         give them as lease.proxy_credentials"
+                    ),
+                ));
+            }
             let bad = |why: &str| {
                 Err(crate::Error::config(
                     "lease.proxy_server",
                     format!("{server:?} {why}"),
                 ))
             };
-            let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
             if !PROXY_SCHEMES.contains(&scheme) {
                 return bad(
                     "has a scheme Chromium does not proxy through (http, https, socks4, socks5)",
@@ -185,7 +252,14 @@ impl LeaseOptions {
                 ))
             }
             _ => Ok(()),
+        }?;
+        if self.proxy_credentials.is_some() && self.proxy_server.is_none() {
+            return Err(crate::Error::config(
+                "lease.proxy_credentials",
+                "is set without a proxy_server",
+            ));
         }
+        Ok(())
     }
 
     /// The context this lease needs, if not the pool's prepared one.
@@ -193,6 +267,7 @@ impl LeaseOptions {
         self.proxy_server.as_ref().map(|server| ContextProxy {
             server: server.clone(),
             bypass_list: self.proxy_bypass_list.clone(),
+            credentials: self.proxy_credentials.clone(),
         })
     }
 }
@@ -202,6 +277,8 @@ impl LeaseOptions {
 pub(crate) struct ContextProxy {
     pub(crate) server: String,
     pub(crate) bypass_list: Option<String>,
+    /// Answered to the proxy's challenges on every page of the context.
+    pub(crate) credentials: Option<ProxyCredentials>,
 }
 
 #[cfg(test)]

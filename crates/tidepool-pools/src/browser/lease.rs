@@ -242,7 +242,8 @@ impl Lease {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(page.target_id().clone());
-        let answerer = self.slot().answer_dialogs(&page).await?;
+        let credentials = (self.prepared().proxy.as_ref()).and_then(|p| p.credentials.as_ref());
+        let answerer = self.slot().set_up_page(&page, credentials).await?;
         self.answerers
             .lock()
             .unwrap_or_else(|p| p.into_inner())

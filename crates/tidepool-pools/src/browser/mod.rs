@@ -53,7 +53,7 @@ pub(crate) use chromium::slot::Slot;
 pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
 pub use fleet::{EndpointState, EndpointStats, FleetPolicy};
 pub use hooks::{HookContext, HookResult, Hooks};
-pub use isolation::{Isolation, LeaseOptions};
+pub use isolation::{Isolation, LeaseOptions, ProxyCredentials};
 pub(crate) use lease::BrowserHandle;
 pub use lease::Lease;
 pub use pool::BrowserPool;

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chromiumoxide::auth::Credentials;
 use chromiumoxide::cdp::browser_protocol::browser::{BrowserContextId, CloseParams};
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams, TargetId,
@@ -19,7 +20,7 @@ use super::connection::{dispose_on_detach, own_contexts, Connection, Core};
 use super::dialogs::{answer_dialogs, DialogAnswerer};
 use super::watch::{guarded, mark_gone, DeathWatch, Gone};
 use crate::browser::fleet::EndpointTicket;
-use crate::browser::isolation::{ContextProxy, Isolation};
+use crate::browser::isolation::{ContextProxy, Isolation, ProxyCredentials};
 use crate::browser::stats::RetireReason;
 use crate::error::{Error, Result};
 use crate::recording::Counter;
@@ -247,9 +248,10 @@ impl Slot {
                 action: "building Target.createTarget".into(),
                 message: e,
             })?;
+        let credentials = proxy.as_ref().and_then(|p| p.credentials.as_ref());
         let opened = async {
             let page = self.cdp("opening a page", browser.new_page(params)).await?;
-            let dialogs = self.answer_dialogs(&page).await?;
+            let dialogs = self.set_up_page(&page, credentials).await?;
             Ok::<_, Error>((page, dialogs))
         };
         match opened.await {
@@ -264,14 +266,40 @@ impl Slot {
         }
     }
 
-    /// Starts answering the dialogs of `page`, one of this slot's.
-    pub(crate) async fn answer_dialogs(&self, page: &Page) -> Result<DialogAnswerer> {
+    /// Sets up `page`, one of this slot's, before a lease uses it: its
+    /// dialogs answered, and its proxy's challenges if it has `credentials`.
+    pub(crate) async fn set_up_page(
+        &self,
+        page: &Page,
+        credentials: Option<&ProxyCredentials>,
+    ) -> Result<DialogAnswerer> {
         let counter = self.pages.dialogs.clone();
-        self.cdp(
-            "listening for a page's dialogs",
-            answer_dialogs(page, counter),
-        )
-        .await
+        let answerer = self
+            .cdp(
+                "listening for a page's dialogs",
+                answer_dialogs(page, counter),
+            )
+            .await?;
+        if let Some(c) = credentials {
+            let credentials = Credentials {
+                username: c.username.clone(),
+                password: c.password().to_owned(),
+            };
+            self.cdp(
+                "answering the proxy's challenges",
+                page.authenticate(credentials),
+            )
+            .await?;
+            // The client enables `Fetch` as it handles the message: a round
+            // trip on the page's session after it puts the enabling on the
+            // wire before anything the lease sends.
+            self.cdp(
+                "waiting for the proxy's challenges to be answered",
+                page.evaluate("0"),
+            )
+            .await?;
+        }
+        Ok(answerer)
     }
 
     /// Disposes a context and, with it, every page the lease opened in it.
