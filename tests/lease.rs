@@ -144,6 +144,16 @@ async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what} stalled for 10 s: a dialog left unanswered?"))
 }
 
+/// The title of a page the lease opens at `url`.
+async fn new_page_title(lease: &Lease, url: &str) -> String {
+    let page = within("opening a page", lease.new_page(url)).await.unwrap();
+    page.evaluate("document.title")
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap()
+}
+
 /// Waits up to 5 s for the pool's count of answered dialogs to reach `n`:
 /// the count follows Chromium's reply to the answer, which may come after
 /// the page's own.
@@ -190,16 +200,7 @@ async fn a_pages_dialogs_are_dismissed_counted_and_never_stall_its_lease() {
     .unwrap();
     assert!(!again);
     // A page the lease opens is answered from its first load.
-    let page = within("opening a page with dialogs", lease.new_page(&url))
-        .await
-        .unwrap();
-    let title: String = page
-        .evaluate("document.title")
-        .await
-        .unwrap()
-        .into_value()
-        .unwrap();
-    assert_eq!(title, "After its dialogs");
+    assert_eq!(new_page_title(&lease, &url).await, "After its dialogs");
     dialogs_reach(&pool, 7).await;
     drop(lease);
 
@@ -251,16 +252,10 @@ async fn a_proxy_that_asks_for_credentials_gets_them_and_no_error_prints_the_pas
     let title: String = lease.evaluate("document.title").await.unwrap();
     assert_eq!(title, "Page 1", "the page came back through the proxy");
     // A page the lease opens answers the proxy too.
-    let page = within("a second page", lease.new_page(&server.url("/page/2")))
-        .await
-        .unwrap();
-    let title: String = page
-        .evaluate("document.title")
-        .await
-        .unwrap()
-        .into_value()
-        .unwrap();
-    assert_eq!(title, "Page 2");
+    assert_eq!(
+        new_page_title(&lease, &server.url("/page/2")).await,
+        "Page 2"
+    );
     let relayed = proxy.requests();
     for path in ["/page/1", "/page/2"] {
         assert!(
