@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use super::chromium::dialogs::DialogAnswerer;
-use super::chromium::slot::{page_params, Slot};
+use super::chromium::page::page_params;
+use super::chromium::slot::Slot;
 use super::chromium::watch::guarded;
 use super::chromium::LeaseEnd;
 use super::inner::PoolInner;

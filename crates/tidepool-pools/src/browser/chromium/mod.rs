@@ -8,6 +8,7 @@ pub(super) mod dialogs;
 pub(super) mod endpoint;
 pub(super) mod leftovers;
 pub(super) mod locate;
+pub(super) mod page;
 pub(super) mod process;
 pub(super) mod room;
 pub(super) mod sampler;

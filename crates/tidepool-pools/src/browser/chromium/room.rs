@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::connection::Core;
-use super::slot::{PageSetup, Slot};
+use super::page::PageSetup;
+use super::slot::Slot;
 use crate::browser::placement::StartedBrowser;
 
 /// A browser's room for more slots: the pool keeps one per browser it

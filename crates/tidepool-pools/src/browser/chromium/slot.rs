@@ -7,23 +7,21 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chromiumoxide::auth::Credentials;
 use chromiumoxide::cdp::browser_protocol::browser::{BrowserContextId, CloseParams};
 use chromiumoxide::cdp::browser_protocol::target::{
-    CreateBrowserContextParams, CreateTargetParams, DisposeBrowserContextParams, TargetId,
-    WindowState,
+    CreateBrowserContextParams, DisposeBrowserContextParams, TargetId,
 };
 use chromiumoxide::{Browser, Page};
 use tokio::sync::watch;
 
 use super::connection::{dispose_on_detach, own_contexts, Connection, Core};
-use super::dialogs::{answer_dialogs, DialogAnswerer};
+use super::dialogs::DialogAnswerer;
+use super::page::{page_params, set_up, PageSetup};
 use super::watch::{guarded, mark_gone, DeathWatch, Gone};
 use crate::browser::fleet::EndpointTicket;
 use crate::browser::isolation::{ContextProxy, Isolation, ProxyCredentials};
 use crate::browser::stats::RetireReason;
 use crate::error::{Error, Result};
-use crate::recording::Counter;
 use crate::retention::Stamps;
 
 /// Init scripts chromiumoxide adds to every page it attaches to, before any
@@ -64,16 +62,6 @@ impl Prepared {
             _dialogs: dialogs,
         }
     }
-}
-
-/// How the pool sets up every page it opens for a slot's leases.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PageSetup {
-    /// Pages are opened in minimized windows: see
-    /// [`BrowserPoolConfig::hidden_pages`](crate::browser::BrowserPoolConfig::hidden_pages).
-    pub(crate) hidden: bool,
-    /// Counts the dialogs answered on the pages (the pool's stats).
-    pub(crate) dialogs: Option<Arc<Counter>>,
 }
 
 /// One lease slot of the pool: a browser (shared with the browser's other
@@ -266,40 +254,15 @@ impl Slot {
         }
     }
 
-    /// Sets up `page`, one of this slot's, before a lease uses it: its
-    /// dialogs answered, and its proxy's challenges if it has `credentials`.
+    /// Sets up `page`, one of this slot's, before a lease uses it (see
+    /// [`set_up`]), within the pool's deadline.
     pub(crate) async fn set_up_page(
         &self,
         page: &Page,
         credentials: Option<&ProxyCredentials>,
     ) -> Result<DialogAnswerer> {
-        let counter = self.pages.dialogs.clone();
-        let answerer = self
-            .cdp(
-                "listening for a page's dialogs",
-                answer_dialogs(page, counter),
-            )
-            .await?;
-        if let Some(c) = credentials {
-            let credentials = Credentials {
-                username: c.username.clone(),
-                password: c.password().to_owned(),
-            };
-            self.cdp(
-                "answering the proxy's challenges",
-                page.authenticate(credentials),
-            )
-            .await?;
-            // The client enables `Fetch` as it handles the message: a round
-            // trip on the page's session after it puts the enabling on the
-            // wire before anything the lease sends.
-            self.cdp(
-                "waiting for the proxy's challenges to be answered",
-                page.evaluate("0"),
-            )
-            .await?;
-        }
-        Ok(answerer)
+        self.cdp("setting up a page", set_up(page, &self.pages, credentials))
+            .await
     }
 
     /// Disposes a context and, with it, every page the lease opened in it.
@@ -451,22 +414,5 @@ impl Slot {
         let process = core.process.take()?;
         core.handler.abort();
         Some(process.abandon_for_control())
-    }
-}
-
-/// `Target.createTarget` for a page in `context`: in a minimized window of
-/// its own when `hidden`, where Chromium paints nothing.
-pub(crate) fn page_params(
-    url: &str,
-    context: &BrowserContextId,
-    hidden: bool,
-) -> chromiumoxide::cdp::browser_protocol::target::CreateTargetParamsBuilder {
-    let params = CreateTargetParams::builder()
-        .url(url)
-        .browser_context_id(context.clone());
-    if hidden {
-        params.new_window(true).window_state(WindowState::Minimized)
-    } else {
-        params
     }
 }

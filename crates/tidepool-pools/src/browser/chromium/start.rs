@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::connection::{Connection, Liveness};
+use super::page::PageSetup;
 use super::sampler::Gauge;
-use super::slot::{PageSetup, Slot};
+use super::slot::Slot;
 use crate::browser::alive::AliveToken;
 use crate::browser::close::CLOSE_GRACE;
 use crate::browser::config::BrowserSource;
