@@ -113,10 +113,11 @@ async fn leases_spread_by_load_over_endpoints_found_through_json_version() {
     }
     drop(leases);
     pool.close().await;
-    assert!(pool
-        .endpoints()
-        .iter()
-        .all(|e| e.slots == 0 && e.leased == 0));
+    let after = pool.endpoints();
+    assert!(
+        after.iter().all(|e| e.slots == 0 && e.leased == 0),
+        "a closed pool counts no slot or lease on any endpoint: {after:?}"
+    );
     stop_all(fleet).await;
     server.shutdown().await;
     resources.assert_clean().await;

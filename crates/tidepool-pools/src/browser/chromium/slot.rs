@@ -387,7 +387,13 @@ impl Slot {
                 let _ = self.dispose_context(prepared.context).await;
             }
         }
-        let Slot { core, .. } = self;
+        let Slot {
+            core, on_endpoint, ..
+        } = self;
+        // The fleet stops counting the slot before the browser may stop
+        // counting alive: `close()` returns on the latter, and its caller
+        // reads the endpoints' counts right after.
+        drop(on_endpoint);
         // Exactly one of concurrent callers gets the core: the last slot.
         let Some(mut core) = Arc::into_inner(core) else {
             return false;
