@@ -16,7 +16,9 @@ use chromiumoxide::cdp::browser_protocol::page::AddScriptToEvaluateOnNewDocument
 use rstest::rstest;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tidepool::browser::{BrowserPool, BrowserPoolConfig, Isolation, Lease, LeaseOptions};
+use tidepool::browser::{
+    BrowserPool, BrowserPoolConfig, Emulation, Isolation, Lease, LeaseOptions,
+};
 use tidepool::testkit::{init_tracing, FixtureServer, ResourceCheck};
 
 /// Every kind of state, by name, as the next lease's page sees it: `true`
@@ -36,6 +38,13 @@ const PROBE: &str = r#"(async () => {
   seen.media = matchMedia('(prefers-color-scheme: dark)').matches;
   seen.extra_header = (await (await fetch('/echo-header/x-tidepool-leak')).text()) === '1';
   seen.init_script = window.__tidepool_leak === 1;
+  seen.locale_option = Intl.NumberFormat().resolvedOptions().locale === 'fr-CA';
+  // Without a grant, headless Chromium leaves the permission prompt open
+  // and the request unanswered: no answer within 2 s is no position.
+  seen.geolocation_option = await new Promise(ok => {
+    setTimeout(() => ok(false), 2000);
+    navigator.geolocation.getCurrentPosition(p => ok(p.coords.latitude === 45.5), () => ok(false));
+  });
   return JSON.stringify(seen);
 })()"#;
 
@@ -125,6 +134,11 @@ async fn probe(lease: &Lease, url: &str) -> BTreeMap<String, bool> {
     step("loading the probe page", lease.goto(url))
         .await
         .unwrap();
+    // A tab the lease opened took the front: Chromium answers no position
+    // to a page in the background.
+    step("bringing the page to front", lease.page().bring_to_front())
+        .await
+        .unwrap();
     let seen: String = step("probing", lease.evaluate(PROBE)).await.unwrap();
     serde_json::from_str(&seen).unwrap()
 }
@@ -152,7 +166,13 @@ async fn no_kind_of_state_crosses_to_the_next_lease_unless_isolation_is_none(
     .await
     .unwrap();
 
-    let first = pool.acquire().await.unwrap();
+    // The lease's own emulation options are state too: set through the
+    // pool, they must go as every override does.
+    let options = Emulation::new().locale("fr-CA").geolocation(45.5, -73.5);
+    let first = pool
+        .acquire_with(LeaseOptions::new().emulation(options))
+        .await
+        .unwrap();
     let browser = first.browser_id();
     step("loading the page", first.goto(&page)).await.unwrap();
     for (kind, write) in WRITES {

@@ -1,14 +1,20 @@
 //! What a render service asks of every lease, on real Chromium: screenshots
 //! and PDFs that come back within their deadline, or fail naming why, and
 //! pages that fight back (dialogs) answered without stalling it, and a
-//! proxy that asks who it is answered, its password never printed. Every
+//! proxy that asks who it is answered, its password never printed;
+//! requests blocked by kind and URL, and emulation, on every page of the
+//! lease and on none of the next lease's. Every
 //! test checks at its end that it leaked no browser process, profile
 //! directory or file descriptor.
 
 use std::time::{Duration, Instant};
 
 use assert_matches::assert_matches;
-use tidepool::browser::{BrowserPool, BrowserPoolConfig, Isolation, Lease, LeaseOptions};
+use rstest::rstest;
+use tidepool::browser::{
+    Blocking, BrowserPool, BrowserPoolConfig, Emulation, Isolation, Lease, LeaseOptions,
+    ResourceKind, Viewport,
+};
 use tidepool::testkit::{init_tracing, CountingProxy, FixtureServer, ResourceCheck};
 use tidepool_pools::chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
 use tidepool_pools::chromiumoxide::page::ScreenshotParams;
@@ -308,6 +314,223 @@ async fn a_proxy_that_asks_for_credentials_gets_them_and_no_error_prints_the_pas
     assert!(!format!("{:?}", through("s3cret-pass")).contains("s3cret-pass"));
     pool.close().await;
     proxy.shutdown().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+/// The fixture page's subresources the server was asked for since `from`
+/// requests, by file name.
+fn assets_fetched(server: &FixtureServer, from: usize) -> Vec<String> {
+    server.requests()[from..]
+        .iter()
+        .filter_map(|r| r.path.strip_prefix("/asset/").map(str::to_owned))
+        .collect()
+}
+
+/// Loads the fixture page with an image, a font, a stylesheet and a script,
+/// waits for its fonts, and returns what it fetched and whether its
+/// stylesheet and script ran.
+async fn load_resources(lease: &Lease, server: &FixtureServer) -> (Vec<String>, bool, bool) {
+    let from = server.requests().len();
+    within(
+        "loading the resources page",
+        lease.goto(&server.url("/html/resources.html")),
+    )
+    .await
+    .unwrap();
+    let (styled, scripted): (bool, bool) = within(
+        "reading the page",
+        lease.evaluate(
+            "document.fonts.ready.then(() => [getComputedStyle(document.body).color === 'rgb(1, 2, 3)', window.__asset_tracker === 1])",
+        ),
+    )
+    .await
+    .unwrap();
+    (assets_fetched(server, from), styled, scripted)
+}
+
+#[rstest]
+#[case::wipe(Isolation::Wipe)]
+#[case::none(Isolation::None)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_kinds_and_urls_never_leave_the_page_and_the_next_lease_loads_them(
+    #[case] isolation: Isolation,
+) {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    // One browser whose page the next lease keeps: the blocking must end
+    // with its lease, in both modes that keep the page.
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        isolation,
+        ..one_browser(false)
+    })
+    .await
+    .unwrap();
+    let blocking = Blocking::new()
+        .kinds([ResourceKind::Image, ResourceKind::Font])
+        .url_pattern("*/asset/tracker.js");
+    let lease = pool
+        .acquire_with(LeaseOptions::new().blocking(blocking.clone()))
+        .await
+        .unwrap();
+    let (fetched, styled, scripted) = load_resources(&lease, &server).await;
+    assert_eq!(fetched, ["style.css"], "only the stylesheet may be fetched");
+    assert!(styled, "the stylesheet, not blocked, applies");
+    assert!(!scripted, "the blocked script never ran");
+    assert_eq!(lease.requests_blocked(), 3, "image, font and script");
+    // A page the lease opens blocks the same.
+    let from = server.requests().len();
+    let page = within(
+        "opening a second page",
+        lease.new_page(&server.url("/html/resources.html")),
+    )
+    .await
+    .unwrap();
+    let _ = page.evaluate("document.fonts.ready.then(() => 0)").await;
+    assert_eq!(assets_fetched(&server, from), ["style.css"]);
+    assert_eq!(lease.requests_blocked(), 6);
+    drop(page);
+    drop(lease);
+
+    let next = pool.acquire().await.unwrap();
+    let (mut fetched, styled, scripted) = load_resources(&next, &server).await;
+    fetched.sort();
+    assert_eq!(
+        fetched,
+        ["face.woff2", "pixel.png", "style.css", "tracker.js"],
+        "{isolation}: the next lease, with no blocking, fetches everything"
+    );
+    assert!(styled && scripted);
+    assert_eq!(next.requests_blocked(), 0);
+    drop(next);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_and_a_proxys_credentials_work_together() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let proxy = CountingProxy::with_credentials("crawler", "s3cret-pass")
+        .await
+        .unwrap();
+    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    // Both answer through CDP's `Fetch` domain, which takes one set of
+    // patterns per page: the blocking's must keep the proxy's challenges.
+    let options = LeaseOptions::new()
+        .proxy(proxy.server())
+        .proxy_bypass_list("<-loopback>")
+        .proxy_credentials("crawler", "s3cret-pass")
+        .blocking(Blocking::new().kinds([ResourceKind::Image]));
+    let lease = pool.acquire_with(options).await.unwrap();
+    let (mut fetched, styled, scripted) = load_resources(&lease, &server).await;
+    fetched.sort();
+    assert_eq!(fetched, ["face.woff2", "style.css", "tracker.js"]);
+    assert!(styled && scripted);
+    assert_eq!(lease.requests_blocked(), 1);
+    let relayed = proxy.requests();
+    assert!(
+        relayed.iter().any(|u| u.ends_with("/html/resources.html")),
+        "the page came through the proxy: {relayed:?}"
+    );
+    assert!(!relayed.iter().any(|u| u.ends_with("/asset/pixel.png")));
+    drop(lease);
+    pool.close().await;
+    proxy.shutdown().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+/// What a page reports of the emulated settings, and the headers the server
+/// got from it.
+const EMULATED: &str = r#"(async () => {
+  const position = await new Promise(ok => navigator.geolocation.getCurrentPosition(
+      p => ok([p.coords.latitude, p.coords.longitude]), e => ok(String(e.message)), {timeout: 5000}));
+  const header = async name => (await fetch('/echo-header/' + name)).text();
+  return JSON.stringify({
+    user_agent: navigator.userAgent,
+    language: navigator.language,
+    viewport: [innerWidth, innerHeight, devicePixelRatio],
+    timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
+    locale: Intl.NumberFormat().resolvedOptions().locale,
+    position,
+    crawler: await header('x-crawler'),
+    accept_language: await header('accept-language'),
+  });
+})()"#;
+
+async fn emulated(page: &tidepool_pools::chromiumoxide::Page) -> serde_json::Value {
+    let json: String = within("reading the emulation", page.evaluate(EMULATED))
+        .await
+        .unwrap()
+        .into_value()
+        .unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leases_emulation_shows_on_each_of_its_pages_and_the_pools_default_on_the_next() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        emulation: Some(Emulation::new().user_agent("tidepool-pool-default")),
+        ..one_browser(false)
+    })
+    .await
+    .unwrap();
+    let phone = Emulation::new()
+        .user_agent("tidepool-phone")
+        .viewport(Viewport::new(390, 844).device_scale_factor(3.0))
+        .locale("fr-CA")
+        .timezone("America/Toronto")
+        .geolocation(45.5, -73.5)
+        .header("X-Crawler", "tidepool");
+    let lease = pool
+        .acquire_with(LeaseOptions::new().emulation(phone))
+        .await
+        .unwrap();
+    lease.goto(&server.url("/page/1")).await.unwrap();
+    let want = serde_json::json!({
+        "user_agent": "tidepool-phone",
+        "language": "fr-CA",
+        "viewport": [390, 844, 3],
+        "timezone": "America/Toronto",
+        "locale": "fr-CA",
+        "position": [45.5, -73.5],
+        "crawler": "tidepool",
+        "accept_language": "fr-CA",
+    });
+    assert_eq!(emulated(lease.page()).await, want, "the lease's first page");
+    let page = within(
+        "opening a second page",
+        lease.new_page(&server.url("/page/2")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(emulated(&page).await, want, "a page the lease opened");
+    drop(page);
+    drop(lease);
+
+    let next = pool.acquire().await.unwrap();
+    next.goto(&server.url("/page/3")).await.unwrap();
+    let seen = emulated(next.page()).await;
+    assert_eq!(seen["user_agent"], "tidepool-pool-default");
+    assert_ne!(seen["timezone"], "America/Toronto");
+    assert_eq!(seen["crawler"], "", "no header of the last lease's");
+    drop(next);
+
+    let bad = pool
+        .acquire_with(LeaseOptions::new().emulation(Emulation::new().geolocation(0.0, 200.0)))
+        .await;
+    assert_matches!(
+        bad,
+        Err(Error::Config { ref field, .. }) if field == "lease.emulation.geolocation"
+    );
+    pool.close().await;
     server.shutdown().await;
     resources.assert_clean().await;
 }

@@ -46,6 +46,12 @@ async fn routes_answer_as_documented_and_every_request_is_recorded() {
     assert_eq!(c.get("/count").await.unwrap().text(), "10");
     let log = server.requests();
     assert_eq!(log.len(), 11);
+    let png = c.get("/asset/pixel.png").await.unwrap();
+    assert!(png.body.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let script = c.get("/asset/tracker.js").await.unwrap().text();
+    assert_eq!(script, "window.__asset_tracker = 1;");
+    assert_eq!(c.get("/asset/x.exe").await.unwrap().status, 404);
+    assert_eq!(c.get("/asset/a-b.js").await.unwrap().status, 404);
     assert_eq!(log[8].path, "/alloc");
     assert_eq!(log[8].query.as_deref(), Some("mb=3"));
     assert!(log.windows(2).all(|w| w[0].at <= w[1].at));

@@ -72,6 +72,7 @@ struct Shared {
 /// | `/cached/{key}` | `key`, cacheable for an hour (a second request means the HTTP cache missed) |
 /// | `/echo-header/{name}` | the value of the request's header `name`, empty if absent |
 /// | `/sw.js` | a service worker script that does nothing |
+/// | `/asset/{stem}.{png,woff2,css,js}` | a subresource of that type: a pixel, a font's bytes, a style colouring the body `rgb(1, 2, 3)`, a script setting `window.__asset_<stem>` |
 ///
 /// Every request is recorded; [`FixtureServer::requests`] returns them.
 ///
@@ -141,6 +142,7 @@ impl FixtureServer {
             .route("/cached/{key}", get(cached))
             .route("/echo-header/{name}", get(echo_header))
             .route("/sw.js", get(service_worker))
+            .route("/asset/{name}", get(asset))
             .layer(middleware::from_fn_with_state(shared.clone(), record))
             .with_state(shared.clone());
         let mut stop = rx;
@@ -405,4 +407,34 @@ async fn service_worker() -> Response {
         "self.addEventListener('fetch', () => {});",
     )
         .into_response()
+}
+
+/// A 1x1 transparent PNG.
+const PIXEL_PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0b, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x60, 0x00, 0x02, 0x00,
+    0x00, 0x05, 0x00, 0x01, 0x7a, 0x5e, 0xab, 0x3f, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44,
+    0xae, 0x42, 0x60, 0x82,
+];
+
+/// A page's subresources, by extension: `.png` a pixel, `.woff2` bytes
+/// served as a font (they decode as none, so the text falls back), `.css`
+/// a style that colours the body `rgb(1, 2, 3)`, `.js` a script that sets
+/// `window.__asset_<stem>`. What a blocked kind of request must never reach.
+async fn asset(Path(name): Path<String>) -> Response {
+    let (stem, ext) = name.rsplit_once('.').unwrap_or((&name, ""));
+    let (kind, body): (&str, Vec<u8>) = match ext {
+        "png" => ("image/png", PIXEL_PNG.to_vec()),
+        "woff2" => ("font/woff2", b"wOF2 tidepool fixture".to_vec()),
+        "css" => ("text/css", b"body { color: rgb(1, 2, 3); }".to_vec()),
+        "js" if stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => (
+            "text/javascript",
+            format!("window.__asset_{stem} = 1;").into_bytes(),
+        ),
+        _ => {
+            return (StatusCode::NOT_FOUND, format!("no asset {name}")).into_response();
+        }
+    };
+    ([(header::CONTENT_TYPE, kind)], body).into_response()
 }

@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use crate::memory::MemoryPolicy;
 use crate::retention::Retention;
 
+use super::blocking::Blocking;
 use super::chromium::sandbox::Sandbox;
+use super::emulation::Emulation;
 use super::fleet::FleetPolicy;
 use super::isolation::Isolation;
 
@@ -172,6 +174,12 @@ pub struct BrowserPoolConfig {
     /// How leases are spread over remote endpoints and a lost one is
     /// retried (default [`FleetPolicy::default`]); read in connect mode only.
     pub fleet: FleetPolicy,
+    /// What every lease's pages emulate unless its
+    /// [`LeaseOptions`](super::LeaseOptions) say otherwise (default none).
+    pub emulation: Option<Emulation>,
+    /// Requests every lease's pages never send unless its
+    /// [`LeaseOptions`](super::LeaseOptions) say otherwise (default none).
+    pub blocking: Option<Blocking>,
 }
 
 impl Default for BrowserPoolConfig {
@@ -193,6 +201,8 @@ impl Default for BrowserPoolConfig {
             sandbox: Sandbox::Auto,
             memory: Some(MemoryPolicy::default()),
             fleet: FleetPolicy::default(),
+            emulation: None,
+            blocking: None,
         }
     }
 }
@@ -204,6 +214,12 @@ impl BrowserPoolConfig {
             |name: &str, problem: String| Err(Error::config(format!("browser.{name}"), problem));
         if self.max_size == 0 {
             return field("max_size", "must be at least 1".into());
+        }
+        if let Some(e) = &self.emulation {
+            e.validate("browser.emulation")?;
+        }
+        if let Some(b) = &self.blocking {
+            b.validate("browser.blocking")?;
         }
         if self.min_idle > self.max_size {
             return field(

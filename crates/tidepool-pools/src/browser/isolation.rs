@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::blocking::Blocking;
+use super::emulation::Emulation;
+
 /// What a lease is guaranteed not to inherit from the earlier leases of the
 /// same browser. Ordered from weakest to strongest: a browser made ready for
 /// a stronger isolation serves a weaker one too.
@@ -122,7 +125,7 @@ impl std::str::FromStr for Isolation {
 /// let inline = LeaseOptions::new().proxy("http://crawler:s3cret@proxy.internal:3128");
 /// assert!(!inline.validate().unwrap_err().to_string().contains("s3cret"));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct LeaseOptions {
     /// The lease's isolation; `None` takes
@@ -138,6 +141,12 @@ pub struct LeaseOptions {
     pub proxy_bypass_list: Option<String>,
     /// What the lease answers a proxy that asks who it is.
     pub proxy_credentials: Option<ProxyCredentials>,
+    /// What the lease's pages emulate; `None` takes
+    /// [`BrowserPoolConfig::emulation`](super::BrowserPoolConfig::emulation).
+    pub emulation: Option<Emulation>,
+    /// Requests the lease's pages never send; `None` takes
+    /// [`BrowserPoolConfig::blocking`](super::BrowserPoolConfig::blocking).
+    pub blocking: Option<Blocking>,
 }
 
 /// A user name and password for a proxy, answered to its 407 challenge.
@@ -210,9 +219,28 @@ impl LeaseOptions {
         self
     }
 
-    /// Checks the proxy settings; the error names the field and the value
-    /// (a password in it replaced by `***`).
+    /// Emulates `emulation` on the lease's pages, instead of the pool's.
+    pub fn emulation(mut self, emulation: Emulation) -> LeaseOptions {
+        self.emulation = Some(emulation);
+        self
+    }
+
+    /// Blocks what `blocking` names on the lease's pages, instead of what
+    /// the pool's default blocks.
+    pub fn blocking(mut self, blocking: Blocking) -> LeaseOptions {
+        self.blocking = Some(blocking);
+        self
+    }
+
+    /// Checks the proxy, emulation and blocking settings; the error names
+    /// the field and the value (a password in it replaced by `***`).
     pub fn validate(&self) -> crate::Result<()> {
+        if let Some(e) = &self.emulation {
+            e.validate("lease.emulation")?;
+        }
+        if let Some(b) = &self.blocking {
+            b.validate("lease.blocking")?;
+        }
         if let Some(server) = &self.proxy_server {
             let (scheme, rest) = server.split_once("://").unwrap_or(("http", server));
             let host = rest.split('/').next().unwrap_or(rest);

@@ -8,8 +8,8 @@ use chromiumoxide::{Browser, Page};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use super::chromium::dialogs::DialogAnswerer;
-use super::chromium::page::page_params;
+use super::chromium::page::{page_params, PageGuard};
+use super::chromium::settings::{apply, LeaseSettings};
 use super::chromium::slot::Slot;
 use super::chromium::watch::guarded;
 use super::chromium::LeaseEnd;
@@ -76,8 +76,13 @@ pub struct Lease {
     isolation: Isolation,
     /// Pages opened through [`Lease::new_page`], closed when it ends.
     opened: std::sync::Mutex<Vec<TargetId>>,
-    /// The dialog answerers of those pages.
-    answerers: std::sync::Mutex<Vec<DialogAnswerer>>,
+    /// What serves the lease's pages (the first one's blocker, the
+    /// others' dialog answerers and blockers) until it ends.
+    guards: std::sync::Mutex<Vec<PageGuard>>,
+    /// Its emulation and blocking, for each page it gets or opens.
+    settings: LeaseSettings,
+    /// Whether its first page blocks requests.
+    blocking_first_page: bool,
     span: tracing::Span,
 }
 
@@ -91,7 +96,12 @@ impl std::fmt::Debug for Lease {
 }
 
 impl Lease {
-    pub(crate) fn new(held: Held<PoolInner>, id: u64, isolation: Isolation) -> Lease {
+    pub(crate) fn new(
+        held: Held<PoolInner>,
+        id: u64,
+        isolation: Isolation,
+        settings: LeaseSettings,
+    ) -> Lease {
         let browser = held.slot().map_or(0, |i| i.id);
         let span = tracing::info_span!("lease", lease = id, browser, %isolation);
         tracing::debug!(parent: &span, "leased");
@@ -99,9 +109,55 @@ impl Lease {
             held,
             isolation,
             opened: std::sync::Mutex::new(Vec::new()),
-            answerers: std::sync::Mutex::new(Vec::new()),
+            guards: std::sync::Mutex::new(Vec::new()),
+            settings,
+            blocking_first_page: false,
             span,
         }
+    }
+
+    /// Puts the lease's emulation and blocking on its first page, before
+    /// its acquire returns it.
+    pub(crate) async fn settle(&mut self) -> Result<()> {
+        if self.settings.is_empty() {
+            return Ok(());
+        }
+        let blocker = self.apply_settings(self.page()).await?;
+        self.blocking_first_page = blocker.is_some();
+        self.guard(PageGuard::new(None, blocker));
+        Ok(())
+    }
+
+    async fn apply_settings(
+        &self,
+        page: &Page,
+    ) -> Result<Option<super::chromium::settings::RequestBlocker>> {
+        let proxy_auth = (self.prepared().proxy.as_ref()).is_some_and(|p| p.credentials.is_some());
+        let slot = self.slot();
+        let applying = apply(
+            slot.browser(),
+            self.context_id(),
+            page,
+            &self.settings,
+            proxy_auth,
+        );
+        slot.cdp("applying the lease's emulation and blocking", applying)
+            .await
+    }
+
+    fn guard(&self, guard: PageGuard) {
+        self.guards
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(guard);
+    }
+
+    /// How many requests the lease's pages were refused so far by its
+    /// [`Blocking`](super::Blocking).
+    pub fn requests_blocked(&self) -> u64 {
+        self.settings
+            .blocked
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn slot(&self) -> &Slot {
@@ -220,8 +276,9 @@ impl Lease {
     }
 
     /// Opens another page in the lease's context and navigates it to `url`.
-    /// Its dialogs are answered as the first page's are, from before its
-    /// first load: it opens blank, and navigates once the pool listens.
+    /// Its dialogs are answered as the first page's are, and the lease's
+    /// emulation and blocking apply to it, from before its first load: it
+    /// opens blank, and navigates once the pool listens.
     pub async fn new_page(&self, url: &str) -> Result<Page> {
         const BLANK: &str = "about:blank";
         let params = page_params(BLANK, self.context_id(), self.slot().pages.hidden)
@@ -245,10 +302,11 @@ impl Lease {
             .push(page.target_id().clone());
         let credentials = (self.prepared().proxy.as_ref()).and_then(|p| p.credentials.as_ref());
         let answerer = self.slot().set_up_page(&page, credentials).await?;
-        self.answerers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(answerer);
+        self.guard(PageGuard::new(Some(answerer), None));
+        if !self.settings.is_empty() {
+            let blocker = self.apply_settings(&page).await?;
+            self.guard(PageGuard::new(None, blocker));
+        }
         if url != BLANK {
             self.call(&format!("navigating a new page to {url}"), page.goto(url))
                 .await?;
@@ -328,6 +386,7 @@ impl Drop for Lease {
         self.held.end(LeaseEnd {
             isolation: self.isolation,
             opened,
+            blocked: self.blocking_first_page,
         });
     }
 }

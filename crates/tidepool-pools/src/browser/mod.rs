@@ -5,7 +5,8 @@
 //! The folder's layout: the pool's core here (the counts in `slots`, the
 //! choices in `placement`, the judgement in `verdict`, and the acquire,
 //! release and `close()` over the `backend` seam), with the public faces
-//! (`pool`, `lease`, `config`, `isolation`, `hooks`, `stats`, `retry`) and
+//! (`pool`, `lease`, `config`, `isolation`, `emulation`, `blocking`,
+//! `hooks`, `stats`, `retry`) and
 //! the maintenance loop; everything that speaks CDP or owns a process in
 //! `chromium/`; the remote endpoints in `fleet/`.
 
@@ -15,12 +16,14 @@ mod backend;
 #[cfg(test)]
 mod backend_tests;
 mod backoff;
+mod blocking;
 mod capture;
 mod chromium;
 mod close;
 mod config;
 #[cfg(test)]
 mod core_tests;
+mod emulation;
 #[cfg(test)]
 mod fake;
 mod fleet;
@@ -37,6 +40,7 @@ mod slots;
 mod stats;
 mod verdict;
 
+pub use blocking::{Blocking, ResourceKind};
 #[cfg(feature = "controls")]
 pub(crate) use chromium::connection::{keep_contexts_after_disconnect, Connection};
 pub use chromium::endpoint::resolve as resolve_endpoint;
@@ -51,6 +55,7 @@ pub use chromium::sandbox::{Sandbox, SandboxChoice, SANDBOX_ENV};
 #[cfg(feature = "controls")]
 pub(crate) use chromium::slot::Slot;
 pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
+pub use emulation::{Emulation, Geolocation, Viewport};
 pub use fleet::{EndpointState, EndpointStats, FleetPolicy};
 pub use hooks::{HookContext, HookResult, Hooks};
 pub use isolation::{Isolation, LeaseOptions, ProxyCredentials};

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use super::acquire::acquire_slot;
 use super::alive::Alive;
 use super::chromium::locate::locate_chromium;
+use super::chromium::settings::LeaseSettings;
 use super::chromium::Ask;
 use super::config::{BrowserPoolConfig, BrowserSource};
 use super::fleet::Fleet;
@@ -211,9 +212,17 @@ impl BrowserPool {
             isolation: options.isolation.unwrap_or(inner.config.isolation),
             proxy: options.context_proxy(),
         };
+        let settings = LeaseSettings {
+            emulation: options.emulation.or_else(|| inner.config.emulation.clone()),
+            blocking: options.blocking.or_else(|| inner.config.blocking.clone()),
+            ..LeaseSettings::default()
+        };
         let held = acquire_slot(inner, &ask).await?;
         let lease_id = inner.next_lease.fetch_add(1, Ordering::Relaxed);
-        Ok(Lease::new(held, lease_id, ask.isolation))
+        let mut lease = Lease::new(held, lease_id, ask.isolation, settings);
+        // A lease whose settings failed returns its slot as it drops.
+        lease.settle().await?;
+        Ok(lease)
     }
 
     /// In connect mode, the warm-up slots: the first on each endpoint

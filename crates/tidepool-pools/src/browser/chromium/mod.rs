@@ -13,6 +13,7 @@ pub(super) mod process;
 pub(super) mod room;
 pub(super) mod sampler;
 pub(super) mod sandbox;
+pub(super) mod settings;
 pub(super) mod slot;
 pub(super) mod start;
 pub(super) mod watch;
@@ -45,11 +46,14 @@ pub(crate) struct Ask {
 }
 
 /// What a Chromium lease leaves for its slot's recycling: the isolation it
-/// was given and the pages it opened.
+/// was given, the pages it opened, and whether it blocked requests.
 #[derive(Debug, Default)]
 pub(crate) struct LeaseEnd {
     pub(crate) isolation: Isolation,
     pub(crate) opened: Vec<TargetId>,
+    /// The lease blocked requests on its first page: `Fetch` is still on
+    /// there, and nothing fails what it pauses any more.
+    pub(crate) blocked: bool,
 }
 
 impl Backend for PoolInner {
@@ -142,7 +146,14 @@ impl Backend for PoolInner {
         slot: &'a mut Slot,
         used: LeaseEnd,
     ) -> std::result::Result<(), RetireReason> {
-        match slot.recycle(used.isolation, used.opened).await {
+        let recycled = async {
+            // A disposed context takes its pages' interception with it.
+            if used.blocked && used.isolation != Isolation::Context {
+                slot.stop_blocking().await?;
+            }
+            slot.recycle(used.isolation, used.opened).await
+        };
+        match recycled.await {
             Ok(()) => Ok(()),
             Err(e) => {
                 tracing::warn!(browser = slot.id, error = %e, "browser failed to recycle");

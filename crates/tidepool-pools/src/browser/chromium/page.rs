@@ -11,6 +11,7 @@ use chromiumoxide::error::CdpError;
 use chromiumoxide::Page;
 
 use super::dialogs::{answer_dialogs, DialogAnswerer};
+use super::settings::RequestBlocker;
 use crate::browser::isolation::ProxyCredentials;
 use crate::recording::Counter;
 
@@ -22,6 +23,23 @@ pub(crate) struct PageSetup {
     pub(crate) hidden: bool,
     /// Counts the dialogs answered on the pages (the pool's stats).
     pub(crate) dialogs: Option<Arc<Counter>>,
+}
+
+/// What serves one of a lease's pages until the lease ends: its dialogs'
+/// answerer, its requests' blocker. Each stops when dropped.
+#[derive(Debug, Default)]
+pub(crate) struct PageGuard {
+    _dialogs: Option<DialogAnswerer>,
+    _blocker: Option<RequestBlocker>,
+}
+
+impl PageGuard {
+    pub(crate) fn new(dialogs: Option<DialogAnswerer>, blocker: Option<RequestBlocker>) -> Self {
+        PageGuard {
+            _dialogs: dialogs,
+            _blocker: blocker,
+        }
+    }
 }
 
 /// Sets up `page` before a lease uses it: its dialogs answered (counted as

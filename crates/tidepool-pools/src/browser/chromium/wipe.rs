@@ -12,6 +12,7 @@ use chromiumoxide::cdp::browser_protocol::emulation::{
     SetEmulatedMediaParams, SetLocaleOverrideParams, SetScriptExecutionDisabledParams,
     SetTimezoneOverrideParams, SetUserAgentOverrideParams,
 };
+use chromiumoxide::cdp::browser_protocol::fetch;
 use chromiumoxide::cdp::browser_protocol::network::{
     ClearBrowserCacheParams, Headers, SetExtraHttpHeadersParams,
 };
@@ -90,6 +91,23 @@ impl Slot {
                 Ok(())
             }
         }
+    }
+
+    /// Turns off the `Fetch` interception a lease's blocking left on the
+    /// page it keeps for the next lease, which would otherwise hold every
+    /// request the lease blocked, with no one left to fail it.
+    pub(crate) async fn stop_blocking(&self) -> Result<()> {
+        let Some(p) = self.prepared.as_ref() else {
+            return Ok(());
+        };
+        let page = p.page.clone();
+        tolerate(
+            self.cdp(
+                "turning request blocking off",
+                page.execute(fetch::DisableParams::default()),
+            )
+            .await,
+        )
     }
 
     async fn close_target(&self, id: TargetId) -> Result<()> {
