@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use assert_matches::assert_matches;
 use rstest::rstest;
 use tidepool::browser::{
-    Blocking, BrowserPool, BrowserPoolConfig, Emulation, Isolation, Lease, LeaseOptions,
+    Blocking, BrowserPool, BrowserPoolConfig, Emulation, Isolation, Lease, LeaseOptions, Popups,
     ResourceKind, Viewport,
 };
 use tidepool::testkit::{init_tracing, CountingProxy, FixtureServer, ResourceCheck};
 use tidepool_pools::chromiumoxide::cdp::browser_protocol::page::PrintToPdfParams;
+use tidepool_pools::chromiumoxide::cdp::browser_protocol::target::GetTargetsParams;
+use tidepool_pools::chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use tidepool_pools::chromiumoxide::page::ScreenshotParams;
 use tidepool_pools::Error;
 
@@ -530,6 +532,90 @@ async fn a_leases_emulation_shows_on_each_of_its_pages_and_the_pools_default_on_
         bad,
         Err(Error::Config { ref field, .. }) if field == "lease.emulation.geolocation"
     );
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+/// The pages open in the lease's context, its own included.
+async fn pages_in_context(lease: &Lease) -> usize {
+    let targets = lease
+        .call(
+            "listing targets",
+            lease.browser().execute(GetTargetsParams::default()),
+        )
+        .await
+        .unwrap();
+    targets
+        .result
+        .target_infos
+        .iter()
+        .filter(|t| t.r#type == "page" && t.browser_context_id.as_ref() == Some(lease.context_id()))
+        .count()
+}
+
+#[rstest]
+#[case::closed(Popups::Close)]
+#[case::kept(Popups::Keep)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_open_storm_is_closed_as_it_opens_and_never_reaches_the_next_lease(
+    #[case] popups: Popups,
+) {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    // Isolation::None keeps the context for the next lease: the mode in
+    // which a popup left open would pass to it.
+    let pool = BrowserPool::new(BrowserPoolConfig {
+        isolation: Isolation::None,
+        popups,
+        ..one_browser(false)
+    })
+    .await
+    .unwrap();
+    let lease = pool.acquire().await.unwrap();
+    lease.goto(&server.url("/page/1")).await.unwrap();
+    // Each with a user gesture, as a click gives: the popup blocker lets
+    // them through.
+    const STORM: usize = 5;
+    for i in 0..STORM {
+        let open = EvaluateParams::builder()
+            .expression(format!("window.open('/page/{}') !== null", 10 + i))
+            .user_gesture(true)
+            .build()
+            .unwrap();
+        within("opening a popup", lease.page().execute(open))
+            .await
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let want_closed = if popups == Popups::Close {
+        STORM as u64
+    } else {
+        0
+    };
+    while pool.stats().popups_closed < want_closed && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.stats().popups_closed, want_closed, "popups closed");
+    let title: String = within("a call after the storm", lease.evaluate("document.title"))
+        .await
+        .unwrap();
+    assert_eq!(title, "Page 1");
+    drop(lease);
+
+    let next = pool.acquire().await.unwrap();
+    let pages = pages_in_context(&next).await;
+    match popups {
+        Popups::Close => assert_eq!(pages, 1, "only the next lease's own page"),
+        // The evidence that the count can see a popup left open.
+        _ => assert_eq!(
+            pages,
+            1 + STORM,
+            "Popups::Keep under Isolation::None keeps them"
+        ),
+    }
+    drop(next);
     pool.close().await;
     server.shutdown().await;
     resources.assert_clean().await;

@@ -19,6 +19,7 @@
 //! | `tidepool_browser_retirements_total` | counter | `reason`: `idle_timeout`, `lifetime`, `max_uses`, `unhealthy`, `crashed`, `memory`, `closed`, `hook`, `cancelled`, `rebalanced` | browsers retired (crashes and memory evictions included; `rebalanced` counts remote slots moved to a lighter endpoint) |
 //! | `tidepool_browser_soft_warnings_total` | counter | | soft memory limit crossings |
 //! | `tidepool_browser_dialogs_answered_total` | counter | | JavaScript dialogs answered on leases' pages |
+//! | `tidepool_browser_popups_closed_total` | counter | | popups closed as leases' pages opened them |
 //! | `tidepool_browser_endpoint_losses_total` | counter | | remote endpoints lost (socket closed, heartbeat missed, refused) |
 //! | `tidepool_browser_endpoints_down` | gauge | | remote endpoints down or backing off now |
 //! | `tidepool_browser_idle` | gauge | | idle lease slots |

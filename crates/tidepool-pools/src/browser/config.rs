@@ -180,6 +180,28 @@ pub struct BrowserPoolConfig {
     /// Requests every lease's pages never send unless its
     /// [`LeaseOptions`](super::LeaseOptions) say otherwise (default none).
     pub blocking: Option<Blocking>,
+    /// What happens to the pages a lease's pages open by themselves
+    /// (default [`Popups::Close`]).
+    pub popups: Popups,
+}
+
+/// What the pool does with a popup: a page that a lease's page opened
+/// (`window.open`, a `target=_blank` link), as opposed to one the lease
+/// opened through [`Lease::new_page`](super::Lease::new_page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Popups {
+    /// Closed as it opens, and counted in
+    /// [`BrowserPoolStats::popups_closed`](super::BrowserPoolStats::popups_closed):
+    /// a `window.open` storm costs no renderers, and no popup outlives its
+    /// lease.
+    #[default]
+    Close,
+    /// Left open, for flows that need them (a login window). They go with
+    /// the lease's context under [`Isolation::Context`] and are closed by
+    /// the wipe under [`Isolation::Wipe`]; under [`Isolation::None`] the
+    /// next lease inherits them, as it inherits everything.
+    Keep,
 }
 
 impl Default for BrowserPoolConfig {
@@ -203,6 +225,7 @@ impl Default for BrowserPoolConfig {
             fleet: FleetPolicy::default(),
             emulation: None,
             blocking: None,
+            popups: Popups::Close,
         }
     }
 }

@@ -54,7 +54,7 @@ pub use chromium::sampler::{MemoryEvent, MemoryEventKind};
 pub use chromium::sandbox::{Sandbox, SandboxChoice, SANDBOX_ENV};
 #[cfg(feature = "controls")]
 pub(crate) use chromium::slot::Slot;
-pub use config::{BrowserPoolConfig, BrowserSource, DEFAULT_FLAGS};
+pub use config::{BrowserPoolConfig, BrowserSource, Popups, DEFAULT_FLAGS};
 pub use emulation::{Emulation, Geolocation, Viewport};
 pub use fleet::{EndpointState, EndpointStats, FleetPolicy};
 pub use hooks::{HookContext, HookResult, Hooks};

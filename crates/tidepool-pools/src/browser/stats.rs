@@ -82,6 +82,10 @@ pub struct BrowserPoolStats {
     /// JavaScript dialogs (`alert`, `confirm`, `prompt`, `beforeunload`)
     /// the pool answered on leases' pages, which would have stalled them.
     pub dialogs_answered: u64,
+    /// Popups (pages a lease's page opened with `window.open` or a
+    /// `target=_blank` link) the pool closed as they opened
+    /// ([`Popups::Close`](super::Popups::Close)).
+    pub popups_closed: u64,
     /// Idle slots now, ready for a lease.
     pub idle: usize,
     /// Leased slots now.
@@ -118,6 +122,8 @@ pub(crate) struct BrowserRecorder {
     pub(crate) soft_warnings: Counter,
     /// Shared with every page's dialog answerer.
     pub(crate) dialogs_answered: Arc<Counter>,
+    /// Shared with every browser's popup closer.
+    pub(crate) popups_closed: Arc<Counter>,
     pub(crate) peak_total_pss: Peak,
     /// The pool's total PSS as last added to the process-wide gauge.
     published_pss: AtomicU64,
@@ -149,6 +155,7 @@ impl Default for BrowserRecorder {
             memory_evictions: Counter::labelled(RETIRED, "reason", "memory"),
             soft_warnings: Counter::new("tidepool_browser_soft_warnings_total"),
             dialogs_answered: Arc::new(Counter::new("tidepool_browser_dialogs_answered_total")),
+            popups_closed: Arc::new(Counter::new("tidepool_browser_popups_closed_total")),
             peak_total_pss: Peak::new("tidepool_browser_peak_total_pss_bytes"),
             published_pss: AtomicU64::new(0),
             acquire_latency: LatencyHistogram::new("tidepool_browser_acquire_seconds"),
@@ -225,6 +232,7 @@ impl BrowserRecorder {
             soft_warnings: self.soft_warnings.get(),
             peak_total_pss_bytes: self.peak_total_pss.get(),
             dialogs_answered: self.dialogs_answered.get(),
+            popups_closed: self.popups_closed.get(),
             idle,
             in_use,
             busy,

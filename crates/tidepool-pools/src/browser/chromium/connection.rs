@@ -64,6 +64,8 @@ pub(crate) struct Core {
     /// Asks a connected browser for its version every period; see
     /// [`FleetPolicy::heartbeat`](crate::browser::FleetPolicy::heartbeat).
     pub(crate) heartbeat: Option<JoinHandle<()>>,
+    /// Closes the popups of the pool's pages, under [`Popups::Close`](crate::browser::Popups::Close).
+    pub(crate) popups: std::sync::OnceLock<super::listener::Listener>,
 }
 
 /// How a connection's loss is found, beyond its socket's close.
@@ -261,6 +263,7 @@ impl Connection {
             crashed_pages,
             crash_listener,
             heartbeat,
+            popups: std::sync::OnceLock::new(),
         };
         Ok(Connection {
             core: Arc::new(core),

@@ -14,20 +14,12 @@ use chromiumoxide::cdp::browser_protocol::page::{
 };
 use chromiumoxide::Page;
 use futures::StreamExt;
-use tokio::task::AbortHandle;
 
+use super::listener::Listener;
 use crate::recording::Counter;
 
-/// Answers the dialogs of one page until dropped; the page's listener ends
-/// with it, so a page closed or a context disposed leaves no task behind.
-#[derive(Debug)]
-pub(crate) struct DialogAnswerer(AbortHandle);
-
-impl Drop for DialogAnswerer {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+/// Answers the dialogs of one page until dropped.
+pub(crate) type DialogAnswerer = Listener;
 
 /// Starts answering the dialogs of `page`, counting each in `answered`.
 pub(crate) async fn answer_dialogs(
@@ -54,5 +46,5 @@ pub(crate) async fn answer_dialogs(
             }
         }
     });
-    Ok(DialogAnswerer(task.abort_handle()))
+    Ok(Listener::new(task))
 }

@@ -24,8 +24,8 @@ use chromiumoxide::error::CdpError;
 use chromiumoxide::{Browser, Page};
 use futures::future::{try_join_all, BoxFuture};
 use futures::{FutureExt, StreamExt};
-use tokio::task::AbortHandle;
 
+use super::listener::Listener;
 use crate::browser::blocking::{Blocking, ResourceKind};
 use crate::browser::emulation::Emulation;
 
@@ -47,14 +47,7 @@ impl LeaseSettings {
 }
 
 /// Fails the matching requests of one page until dropped.
-#[derive(Debug)]
-pub(crate) struct RequestBlocker(AbortHandle);
-
-impl Drop for RequestBlocker {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+pub(crate) type RequestBlocker = Listener;
 
 /// Puts `settings` on `page`, a page of `context`: the emulation, then the
 /// blocking, whose blocker the caller keeps for as long as the page is the
@@ -221,7 +214,7 @@ async fn block(
             }
         }
     });
-    let blocker = RequestBlocker(task.abort_handle());
+    let blocker = Listener::new(task);
     page.execute(enable).await?;
     Ok(blocker)
 }

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use super::connection::{Connection, Liveness};
 use super::page::PageSetup;
+use super::popups::close_popups;
 use super::sampler::Gauge;
 use super::slot::Slot;
 use crate::browser::alive::AliveToken;
 use crate::browser::close::CLOSE_GRACE;
-use crate::browser::config::BrowserSource;
+use crate::browser::config::{BrowserSource, Popups};
 use crate::browser::fleet::{watch_endpoint, EndpointTicket};
 use crate::browser::hooks::HookPoint;
 use crate::browser::inner::PoolInner;
@@ -145,6 +146,22 @@ impl PoolInner {
             hidden: c.hidden_pages,
             dialogs: Some(self.recorder.dialogs_answered.clone()),
         };
+        if c.popups == Popups::Close {
+            let closer = close_popups(
+                slot.browser(),
+                slot.core.contexts.clone(),
+                self.recorder.popups_closed.clone(),
+            );
+            match slot.cdp("listening for popups", closer).await {
+                Ok(closer) => {
+                    let _ = slot.core.popups.set(closer);
+                }
+                Err(e) => {
+                    slot.shut_down(CLOSE_GRACE).await;
+                    return Err(e);
+                }
+            }
+        }
         let early_room = connected.is_some();
         if let Some(connected) = connected {
             self.add_room(&slot);
