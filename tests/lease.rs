@@ -620,3 +620,81 @@ async fn a_window_open_storm_is_closed_as_it_opens_and_never_reaches_the_next_le
     server.shutdown().await;
     resources.assert_clean().await;
 }
+
+/// Where Chromium saves a download nobody told it where to put: the
+/// user's Downloads folder.
+fn downloads_named(name: &str) -> Vec<std::path::PathBuf> {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    let dirs = [
+        home.map(|h| h.join("Downloads")),
+        Some(std::env::temp_dir()),
+    ];
+    dirs.into_iter()
+        .flatten()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|f| f.to_string_lossy().contains(name))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_download_is_denied_and_writes_nothing_to_disk() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let name = format!("tidepool_download_{}.bin", std::process::id());
+    let lease = pool.acquire().await.unwrap();
+    lease.goto(&server.url("/page/1")).await.unwrap();
+    // A link the page clicks itself, as a hostile page would.
+    let click = format!(
+        "(() => {{ const a = document.createElement('a'); a.href = '/download/{name}'; \
+         document.body.append(a); a.click(); return true; }})()"
+    );
+    let _: bool = lease.evaluate(&click).await.unwrap();
+    // Navigating to it directly: a load that never comes, so an error at
+    // once that names the download, not a wait for the deadline.
+    let url = server.url(&format!("/download/{name}"));
+    let t = Instant::now();
+    let navigated = within("navigating to a download", lease.goto(&url)).await;
+    assert_matches!(
+        navigated,
+        Err(Error::DownloadDenied { url: ref denied, .. }) if *denied == url,
+        "a navigation that is a download"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "denied after {:?}",
+        t.elapsed()
+    );
+    let asked = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains(&name))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while asked() < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(asked(), 2, "the page asked for the download twice");
+    // A saved download takes its time to land: wait as long as one would.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let saved = downloads_named(&name);
+    for file in &saved {
+        let _ = std::fs::remove_file(file);
+    }
+    assert!(saved.is_empty(), "downloads reached the disk: {saved:?}");
+    let title: String = lease.evaluate("document.title").await.unwrap();
+    assert_eq!(title, "Page 1", "the page stays where it was");
+    drop(lease);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}

@@ -114,6 +114,18 @@ pub enum Error {
         action: String,
     },
 
+    /// A call on a lease's page ended in a download, which the pool denies:
+    /// nothing was written, and the page is where it was.
+    #[error("browser {browser}: {action} started a download of {url}, which the pool denies")]
+    DownloadDenied {
+        /// The pool's id for the browser.
+        browser: u64,
+        /// The call that started it.
+        action: String,
+        /// What would have been downloaded.
+        url: String,
+    },
+
     /// The pool evicted the browser behind a lease (its memory passed the hard limit).
     #[error("browser {browser} was evicted during {action}: {reason}")]
     BrowserEvicted {
@@ -229,6 +241,7 @@ impl Error {
             | Error::Launch { .. }
             | Error::Cdp { .. }
             | Error::PoolClosed { .. }
+            | Error::DownloadDenied { .. }
             | Error::Task { .. } => false,
             #[cfg(feature = "wasm")]
             Error::Wasm { .. } => false,

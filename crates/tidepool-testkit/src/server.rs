@@ -72,6 +72,7 @@ struct Shared {
 /// | `/cached/{key}` | `key`, cacheable for an hour (a second request means the HTTP cache missed) |
 /// | `/echo-header/{name}` | the value of the request's header `name`, empty if absent |
 /// | `/sw.js` | a service worker script that does nothing |
+/// | `/download/{name}` | 64 KiB of bytes as an attachment named `name`: a forced download |
 /// | `/asset/{stem}.{png,woff2,css,js}` | a subresource of that type: a pixel, a font's bytes, a style colouring the body `rgb(1, 2, 3)`, a script setting `window.__asset_<stem>` |
 ///
 /// Every request is recorded; [`FixtureServer::requests`] returns them.
@@ -143,6 +144,7 @@ impl FixtureServer {
             .route("/echo-header/{name}", get(echo_header))
             .route("/sw.js", get(service_worker))
             .route("/asset/{name}", get(asset))
+            .route("/download/{name}", get(download))
             .layer(middleware::from_fn_with_state(shared.clone(), record))
             .with_state(shared.clone());
         let mut stop = rx;
@@ -437,4 +439,24 @@ async fn asset(Path(name): Path<String>) -> Response {
         }
     };
     ([(header::CONTENT_TYPE, kind)], body).into_response()
+}
+
+/// 64 KiB sent as an attachment: what a browser saves to disk unless told
+/// not to.
+async fn download(Path(name): Path<String>) -> Response {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+    {
+        return (StatusCode::BAD_REQUEST, "bad download name").into_response();
+    }
+    let disposition = format!("attachment; filename=\"{name}\"");
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        vec![b'x'; 64 * 1024],
+    )
+        .into_response()
 }

@@ -315,11 +315,25 @@ impl Lease {
     }
 
     /// Navigates the lease's first page to `url` and waits for it to load.
+    ///
+    /// A navigation that turns into a download (the pool denies them all)
+    /// fails at once with [`Error::DownloadDenied`], instead of waiting
+    /// for a load that never comes.
     pub async fn goto(&self, url: &str) -> Result<()> {
-        self.call_on_page(&format!("navigating to {url}"), async {
-            self.page().goto(url).await.map(|_| ())
-        })
-        .await
+        let action = format!("navigating to {url}");
+        let downloads = &self.slot().core.downloads;
+        let frame = self.page().target_id().inner();
+        let before = downloads.count(frame);
+        let navigation =
+            self.call_on_page(&action, async { self.page().goto(url).await.map(|_| ()) });
+        tokio::select! {
+            r = navigation => r,
+            url = downloads.next(frame, before) => Err(Error::DownloadDenied {
+                browser: self.browser_id(),
+                action,
+                url,
+            }),
+        }
     }
 
     /// Evaluates `expression` on the lease's first page and deserialises the result.

@@ -66,6 +66,11 @@ pub(crate) struct Core {
     pub(crate) heartbeat: Option<JoinHandle<()>>,
     /// Closes the popups of the pool's pages, under [`Popups::Close`](crate::browser::Popups::Close).
     pub(crate) popups: std::sync::OnceLock<super::listener::Listener>,
+    /// The downloads each page's frame started (all denied): how many, and
+    /// the last one's URL, by frame id.
+    pub(crate) downloads: super::downloads::Downloads,
+    /// Follows `Browser.downloadWillBegin` into `downloads`.
+    pub(crate) download_listener: Option<JoinHandle<()>>,
 }
 
 /// How a connection's loss is found, beyond its socket's close.
@@ -79,9 +84,13 @@ pub(crate) struct Liveness {
 impl Drop for Core {
     fn drop(&mut self) {
         self.handler.abort();
-        for task in [&self.crash_listener, &self.heartbeat]
-            .into_iter()
-            .flatten()
+        for task in [
+            &self.crash_listener,
+            &self.heartbeat,
+            &self.download_listener,
+        ]
+        .into_iter()
+        .flatten()
         {
             task.abort();
         }
@@ -220,6 +229,8 @@ impl Connection {
                 None
             }
         };
+        let downloads = super::downloads::Downloads::default();
+        let download_listener = downloads.follow(&browser, id).await;
         let browser = Arc::new(browser);
         let heartbeat = liveness.heartbeat.map(|period| {
             let (browser, gone, at) = (Arc::downgrade(&browser), dead_tx.clone(), url.clone());
@@ -264,6 +275,8 @@ impl Connection {
             crash_listener,
             heartbeat,
             popups: std::sync::OnceLock::new(),
+            downloads,
+            download_listener,
         };
         Ok(Connection {
             core: Arc::new(core),

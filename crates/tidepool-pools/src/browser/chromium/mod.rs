@@ -5,6 +5,7 @@
 
 pub(super) mod connection;
 pub(super) mod dialogs;
+pub(super) mod downloads;
 pub(super) mod endpoint;
 pub(super) mod leftovers;
 pub(super) mod listener;

@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chromiumoxide::cdp::browser_protocol::browser::{BrowserContextId, CloseParams};
+use chromiumoxide::cdp::browser_protocol::browser::{
+    BrowserContextId, CloseParams, SetDownloadBehaviorBehavior, SetDownloadBehaviorParams,
+};
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, DisposeBrowserContextParams, TargetId,
 };
@@ -237,10 +239,21 @@ impl Slot {
                 message: e,
             })?;
         let credentials = proxy.as_ref().and_then(|p| p.credentials.as_ref());
+        // A page's forced download would be written to the user's disk (or
+        // held, unanswered, by a remote browser): refused, beside the page's
+        // opening so it costs no round trip of its own.
+        let mut deny = SetDownloadBehaviorParams::new(SetDownloadBehaviorBehavior::Deny);
+        deny.browser_context_id = Some(context.clone());
+        // Told, so a call that ends in a download fails at once.
+        deny.events_enabled = Some(true);
         let opened = async {
-            let page = self.cdp("opening a page", browser.new_page(params)).await?;
-            let dialogs = self.set_up_page(&page, credentials).await?;
-            Ok::<_, Error>((page, dialogs))
+            let page = async {
+                let page = self.cdp("opening a page", browser.new_page(params)).await?;
+                let dialogs = self.set_up_page(&page, credentials).await?;
+                Ok::<_, Error>((page, dialogs))
+            };
+            let denied = self.cdp("denying downloads", browser.execute(deny));
+            futures::try_join!(page, denied).map(|(page, _)| page)
         };
         match opened.await {
             Ok(page) => {
