@@ -3,7 +3,8 @@
 //! pages that fight back (dialogs) answered without stalling it, and a
 //! proxy that asks who it is answered, its password never printed;
 //! requests blocked by kind and URL, and emulation, on every page of the
-//! lease and on none of the next lease's. Every
+//! lease and on none of the next lease's; popups closed, downloads denied,
+//! and a script that never yields stopped at its deadline. Every
 //! test checks at its end that it leaked no browser process, profile
 //! directory or file descriptor.
 
@@ -693,6 +694,56 @@ async fn a_forced_download_is_denied_and_writes_nothing_to_disk() {
     assert!(saved.is_empty(), "downloads reached the disk: {saved:?}");
     let title: String = lease.evaluate("document.title").await.unwrap();
     assert_eq!(title, "Page 1", "the page stays where it was");
+    drop(lease);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_never_yields_is_stopped_at_the_deadline_and_the_page_answers_again() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let lease = pool.acquire().await.unwrap();
+    lease.goto(&server.url("/page/1")).await.unwrap();
+    let deadline = Duration::from_millis(500);
+
+    // An evaluation that spins: stopped at its deadline, not the CDP's.
+    let t = Instant::now();
+    let spun = within(
+        "a spinning evaluation",
+        lease.evaluate_within::<bool>("for (;;) {}", deadline),
+    )
+    .await;
+    assert_matches!(
+        spun,
+        Err(Error::Timeout { ref key, after }) if key.contains("its script stopped") && after == deadline,
+        "an evaluation that never yields"
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "stopped after {:?}",
+        t.elapsed()
+    );
+    let two: i64 = within("the next evaluation", lease.evaluate("1 + 1"))
+        .await
+        .unwrap();
+    assert_eq!(two, 2, "the page answers again");
+
+    // A page whose own script spins while it loads.
+    let spun = within(
+        "a spinning page",
+        lease.goto_within(&server.url("/html/spin.html"), deadline),
+    )
+    .await;
+    assert_matches!(spun, Err(Error::Timeout { .. }), "a page that never yields");
+    within("navigating on", lease.goto(&server.url("/page/2")))
+        .await
+        .unwrap();
+    let title: String = lease.evaluate("document.title").await.unwrap();
+    assert_eq!(title, "Page 2");
     drop(lease);
     pool.close().await;
     server.shutdown().await;

@@ -23,6 +23,7 @@ mod close;
 mod config;
 #[cfg(test)]
 mod core_tests;
+mod deadline;
 mod emulation;
 #[cfg(test)]
 mod fake;
