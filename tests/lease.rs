@@ -4,7 +4,8 @@
 //! proxy that asks who it is answered, its password never printed;
 //! requests blocked by kind and URL, and emulation, on every page of the
 //! lease and on none of the next lease's; popups closed, downloads denied,
-//! and a script that never yields stopped at its deadline. Every
+//! a script that never yields stopped at its deadline, and a memory bomb
+//! that costs only its page. Every
 //! test checks at its end that it leaked no browser process, profile
 //! directory or file descriptor.
 
@@ -745,6 +746,52 @@ async fn a_script_that_never_yields_is_stopped_at_the_deadline_and_the_page_answ
     let title: String = lease.evaluate("document.title").await.unwrap();
     assert_eq!(title, "Page 2");
     drop(lease);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memory_bomb_crashes_only_its_page_and_the_next_lease_gets_a_fresh_one() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    // A small V8 heap, so the bomb goes off in a second, not after gigabytes.
+    let mut config = one_browser(false);
+    config
+        .flags
+        .push("--js-flags=--max-old-space-size=64".into());
+    let pool = BrowserPool::new(config).await.unwrap();
+    let lease = pool.acquire().await.unwrap();
+    let browser = lease.browser_id();
+    let bombed = within(
+        "loading a memory bomb",
+        lease.goto(&server.url("/html/bomb.html")),
+    )
+    .await;
+    // The navigation may be answered before the renderer dies; the call
+    // after it is answered only by the crash.
+    assert_matches!(
+        bombed,
+        Ok(()) | Err(Error::PageCrashed { .. }),
+        "the bomb's navigation"
+    );
+    let after = within("a call after the bomb", lease.evaluate::<i64>("1")).await;
+    assert_matches!(
+        after,
+        Err(Error::PageCrashed { browser: b, .. }) if b == browser,
+        "a page that allocates until its renderer dies"
+    );
+    drop(lease);
+
+    let next = within("the next acquire", pool.acquire()).await.unwrap();
+    assert_eq!(next.browser_id(), browser, "the browser lives on");
+    within("a page after the bomb", next.goto(&server.url("/page/1")))
+        .await
+        .unwrap();
+    let title: String = next.evaluate("document.title").await.unwrap();
+    assert_eq!(title, "Page 1");
+    drop(next);
     pool.close().await;
     server.shutdown().await;
     resources.assert_clean().await;

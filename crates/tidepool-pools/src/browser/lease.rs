@@ -242,13 +242,19 @@ impl Lease {
             browser: self.browser_id(),
             action: action.to_owned(),
         };
-        // The CDP client may close a crashed page's channel before the crash
-        // event reaches the pool: a call that failed on a closed channel
-        // waits a moment for the crash report, and reports the crash.
+        // The CDP client may close a crashed page's channel, or fail the
+        // page's pending calls with "target .. crashed", before the crash
+        // event reaches the pool: such a call waits a moment for the crash
+        // report, and reports the crash.
         let channel_closed = std::sync::atomic::AtomicBool::new(false);
         let fut = async {
             let r = fut.await;
-            if matches!(r, Err(chromiumoxide::error::CdpError::ChannelSendError(_))) {
+            let crash_like = match &r {
+                Err(chromiumoxide::error::CdpError::ChannelSendError(_)) => true,
+                Err(chromiumoxide::error::CdpError::ChromeMessage(m)) => m.contains(" crashed: "),
+                _ => false,
+            };
+            if crash_like {
                 channel_closed.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             r
