@@ -5,7 +5,8 @@
 //! requests blocked by kind and URL, and emulation, on every page of the
 //! lease and on none of the next lease's; popups closed, downloads denied,
 //! a script that never yields stopped at its deadline, and a memory bomb
-//! that costs only its page. Every
+//! that costs only its page; private addresses refused to a lease that
+//! asks. Every
 //! test checks at its end that it leaked no browser process, profile
 //! directory or file descriptor.
 
@@ -791,6 +792,63 @@ async fn a_memory_bomb_crashes_only_its_page_and_the_next_lease_gets_a_fresh_one
         .unwrap();
     let title: String = next.evaluate("document.title").await.unwrap();
     assert_eq!(title, "Page 1");
+    drop(next);
+    pool.close().await;
+    server.shutdown().await;
+    resources.assert_clean().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_that_blocks_private_addresses_reaches_no_loopback_metadata_or_devtools_port() {
+    init_tracing();
+    let resources = ResourceCheck::start();
+    let server = FixtureServer::start().await.unwrap();
+    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let lease = pool
+        .acquire_with(LeaseOptions::new().blocking(Blocking::new().private_addresses()))
+        .await
+        .unwrap();
+    let devtools = lease
+        .browser()
+        .websocket_address()
+        .replace("ws://", "http://")
+        .split("/devtools")
+        .next()
+        .unwrap()
+        .to_owned()
+        + "/json/version";
+    let targets = [
+        server.url("/page/1"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+        devtools,
+    ];
+    for (i, url) in targets.iter().enumerate() {
+        let t = Instant::now();
+        let refused = within("a private address", lease.goto(url)).await;
+        assert_matches!(
+            refused,
+            Err(Error::Cdp { ref action, ref message, .. })
+                if action.contains(url.as_str()) && message.contains("ERR_BLOCKED_BY_CLIENT"),
+            "{url}"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "{url}: refused after {:?}",
+            t.elapsed()
+        );
+        assert_eq!(lease.requests_blocked(), i as u64 + 1);
+    }
+    assert!(
+        server.requests().is_empty(),
+        "the fixture server was reached"
+    );
+    drop(lease);
+
+    // The next lease asks for no such blocking, and reaches loopback.
+    let next = pool.acquire().await.unwrap();
+    within("a loopback page", next.goto(&server.url("/page/2")))
+        .await
+        .unwrap();
     drop(next);
     pool.close().await;
     server.shutdown().await;

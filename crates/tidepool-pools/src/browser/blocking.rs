@@ -66,6 +66,16 @@ impl ResourceKind {
 /// Chromium's wildcards: `*` any run of characters, `?` one character,
 /// matched against the whole URL.
 ///
+/// With [`private_addresses`](Self::private_addresses), requests to
+/// loopback, private, link-local and cloud-metadata addresses are refused
+/// too, navigations included: a page that tries to reach the machine's own
+/// services (server-side request forgery through the browser) gets
+/// `net::ERR_BLOCKED_BY_CLIENT`, and a `goto` there fails naming the URL.
+/// The host is judged as the URL writes it; a public name that resolves to
+/// a private address is not caught here (that needs a resolver or a proxy
+/// that checks). Chromium then pauses every request and the pool decides
+/// each: one CDP message per request.
+///
 /// Blocking is the lease's own in every isolation mode: it stops when the
 /// lease ends, even under [`Isolation::None`](super::Isolation::None).
 ///
@@ -85,6 +95,8 @@ pub struct Blocking {
     pub kinds: BTreeSet<ResourceKind>,
     /// URLs refused whatever their kind.
     pub url_patterns: Vec<String>,
+    /// Requests to loopback, private, link-local and metadata hosts refused.
+    pub private_addresses: bool,
 }
 
 impl Blocking {
@@ -105,9 +117,16 @@ impl Blocking {
         self
     }
 
+    /// Also blocks every request to a loopback, private, link-local or
+    /// cloud-metadata host.
+    pub fn private_addresses(mut self) -> Blocking {
+        self.private_addresses = true;
+        self
+    }
+
     /// Whether it blocks nothing.
     pub fn is_empty(&self) -> bool {
-        self.kinds.is_empty() && self.url_patterns.is_empty()
+        self.kinds.is_empty() && self.url_patterns.is_empty() && !self.private_addresses
     }
 
     /// Checks the patterns; the error names the field under `prefix`
@@ -122,5 +141,93 @@ impl Blocking {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether `url`'s host, as written, is one a page must not reach when
+/// private addresses are blocked: loopback, private, link-local,
+/// unspecified or shared (CGNAT) addresses, `localhost`, and the cloud
+/// metadata names.
+pub(crate) fn is_private_host(url: &str) -> bool {
+    use std::net::IpAddr;
+    let Ok(url) = url::Url::parse(url) else {
+        return false;
+    };
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => private_ip(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => private_ip(IpAddr::V6(ip)),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost"
+                || name.ends_with(".localhost")
+                || name == "metadata"
+                || name == "metadata.google.internal"
+        }
+        None => false,
+    }
+}
+
+fn private_ip(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                // 100.64.0.0/10, carrier-grade NAT: other tenants' hosts.
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                // fc00::/7 unique local (fd00:ec2::254 is AWS's metadata),
+                // fe80::/10 link-local.
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| private_ip(IpAddr::V4(v4)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_private_host;
+
+    #[test]
+    fn private_hosts_are_told_from_public_ones_as_written() {
+        for url in [
+            "http://127.0.0.1:9222/json/version",
+            "http://localhost:8080/",
+            "http://api.localhost/",
+            "http://10.1.2.3/",
+            "http://172.16.0.1/",
+            "http://192.168.1.1/admin",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://metadata.google.internal/computeMetadata/v1/",
+            "http://100.64.0.1/",
+            "http://0.0.0.0:8080/",
+            "http://[::1]:9222/",
+            "http://[fd00:ec2::254]/",
+            "http://[fe80::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "ws://127.0.0.1:9222/devtools/browser/x",
+        ] {
+            assert!(is_private_host(url), "{url}");
+        }
+        for url in [
+            "https://example.com/",
+            "http://8.8.8.8/",
+            "http://172.32.0.1/",
+            "http://100.128.0.1/",
+            "http://[2001:db8::1]/",
+            "data:text/html,hi",
+            "about:blank",
+        ] {
+            assert!(!is_private_host(url), "{url}");
+        }
     }
 }

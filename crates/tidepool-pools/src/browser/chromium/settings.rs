@@ -26,7 +26,7 @@ use futures::future::{try_join_all, BoxFuture};
 use futures::{FutureExt, StreamExt};
 
 use super::listener::Listener;
-use crate::browser::blocking::{Blocking, ResourceKind};
+use crate::browser::blocking::{is_private_host, Blocking, ResourceKind};
 use crate::browser::emulation::Emulation;
 
 /// A lease's settings for each of its pages, fixed at its acquire.
@@ -178,7 +178,9 @@ async fn block(
             None => p.build(),
         }
     };
-    let patterns: Vec<RequestPattern> = if proxy_auth {
+    // Some requests are judged here, not by Chromium's patterns.
+    let judged_here = proxy_auth || blocking.private_addresses;
+    let patterns: Vec<RequestPattern> = if judged_here {
         vec![pattern("*", None)]
     } else {
         let by_kind = blocking.kinds.iter().map(|k| pattern("*", Some(*k)));
@@ -189,8 +191,8 @@ async fn block(
         .patterns(patterns)
         .handle_auth_requests(proxy_auth)
         .build();
-    // Without `proxy_auth`, Chromium paused only what is to be blocked.
-    let decide = proxy_auth.then(|| blocking.clone());
+    // Otherwise Chromium paused only what is to be blocked.
+    let decide = judged_here.then(|| blocking.clone());
     let page_ = page.clone();
     let task = tokio::spawn(async move {
         while let Some(request) = paused.next().await {
@@ -224,6 +226,7 @@ async fn block(
 fn blocks(blocking: &Blocking, kind: &ResourceType, url: &str) -> bool {
     blocking.kinds.iter().any(|k| resource_type(*k) == *kind)
         || blocking.url_patterns.iter().any(|p| wildcard_match(p, url))
+        || (blocking.private_addresses && is_private_host(url))
 }
 
 /// Chromium's URL pattern wildcards: `*` any run, `?` one character, `\`
