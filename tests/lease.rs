@@ -35,6 +35,35 @@ fn one_browser(hidden_pages: bool) -> BrowserPoolConfig {
     }
 }
 
+/// One test's bench: the leak check, started first, a fixture server and a
+/// pool; `finish` closes the pool and the server and checks that nothing
+/// leaked.
+struct Bench {
+    resources: ResourceCheck,
+    server: FixtureServer,
+    pool: BrowserPool,
+}
+
+impl Bench {
+    async fn start(config: BrowserPoolConfig) -> Bench {
+        init_tracing();
+        let resources = ResourceCheck::start();
+        let server = FixtureServer::start().await.unwrap();
+        let pool = BrowserPool::new(config).await.unwrap();
+        Bench {
+            resources,
+            server,
+            pool,
+        }
+    }
+
+    async fn finish(self) {
+        self.pool.close().await;
+        self.server.shutdown().await;
+        self.resources.assert_clean().await;
+    }
+}
+
 /// The width and height a PNG's header declares.
 fn png_size(png: &[u8]) -> (u32, u32) {
     assert!(
@@ -70,10 +99,8 @@ async fn viewport(lease: &Lease) -> (u32, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_screenshot_is_the_viewport_and_a_pdf_is_whole_each_within_its_deadline() {
-    init_tracing();
-    let resources = ResourceCheck::start();
-    let server = FixtureServer::start().await.unwrap();
-    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let bench = Bench::start(one_browser(false)).await;
+    let (server, pool) = (&bench.server, &bench.pool);
     let lease = pool.acquire().await.unwrap();
     lease.goto(&server.url("/page/1")).await.unwrap();
 
@@ -105,17 +132,13 @@ async fn a_screenshot_is_the_viewport_and_a_pdf_is_whole_each_within_its_deadlin
         "a capture past its deadline"
     );
     drop(lease);
-    pool.close().await;
-    server.shutdown().await;
-    resources.assert_clean().await;
+    bench.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hidden_page_refuses_a_screenshot_at_once_naming_the_option_and_still_prints() {
-    init_tracing();
-    let resources = ResourceCheck::start();
-    let server = FixtureServer::start().await.unwrap();
-    let pool = BrowserPool::new(one_browser(true)).await.unwrap();
+    let bench = Bench::start(one_browser(true)).await;
+    let (server, pool) = (&bench.server, &bench.pool);
     let lease = pool.acquire().await.unwrap();
     lease.goto(&server.url("/page/1")).await.unwrap();
 
@@ -142,9 +165,7 @@ async fn a_hidden_page_refuses_a_screenshot_at_once_naming_the_option_and_still_
         .unwrap();
     assert_pdf(&pdf);
     drop(lease);
-    pool.close().await;
-    server.shutdown().await;
-    resources.assert_clean().await;
+    bench.finish().await;
 }
 
 /// Waits up to 10 s for `fut`: a lease call that stalls on an unanswered
@@ -178,10 +199,8 @@ async fn dialogs_reach(pool: &BrowserPool, n: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pages_dialogs_are_dismissed_counted_and_never_stall_its_lease() {
-    init_tracing();
-    let resources = ResourceCheck::start();
-    let server = FixtureServer::start().await.unwrap();
-    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let bench = Bench::start(one_browser(false)).await;
+    let (server, pool) = (&bench.server, &bench.pool);
     let url = server.url("/html/dialogs.html");
     let lease = pool.acquire().await.unwrap();
 
@@ -200,7 +219,7 @@ async fn a_pages_dialogs_are_dismissed_counted_and_never_stall_its_lease() {
     );
     assert!(!confirmed, "confirm() is dismissed");
     assert_eq!(prompted, None, "prompt() is dismissed");
-    dialogs_reach(&pool, 3).await;
+    dialogs_reach(pool, 3).await;
 
     // A dialog an evaluation opens: answered, and the evaluation returns.
     let again: bool = within(
@@ -212,7 +231,7 @@ async fn a_pages_dialogs_are_dismissed_counted_and_never_stall_its_lease() {
     assert!(!again);
     // A page the lease opens is answered from its first load.
     assert_eq!(new_page_title(&lease, &url).await, "After its dialogs");
-    dialogs_reach(&pool, 7).await;
+    dialogs_reach(pool, 7).await;
     drop(lease);
 
     // The browser's next leases: a fresh context and page, then a page
@@ -230,10 +249,8 @@ async fn a_pages_dialogs_are_dismissed_counted_and_never_stall_its_lease() {
         .unwrap();
         assert!(!answered, "{isolation}: confirm() is dismissed");
     }
-    dialogs_reach(&pool, 10).await;
-    pool.close().await;
-    server.shutdown().await;
-    resources.assert_clean().await;
+    dialogs_reach(pool, 10).await;
+    bench.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -361,17 +378,14 @@ async fn load_resources(lease: &Lease, server: &FixtureServer) -> (Vec<String>, 
 async fn blocked_kinds_and_urls_never_leave_the_page_and_the_next_lease_loads_them(
     #[case] isolation: Isolation,
 ) {
-    init_tracing();
-    let resources = ResourceCheck::start();
-    let server = FixtureServer::start().await.unwrap();
     // One browser whose page the next lease keeps: the blocking must end
     // with its lease, in both modes that keep the page.
-    let pool = BrowserPool::new(BrowserPoolConfig {
+    let bench = Bench::start(BrowserPoolConfig {
         isolation,
         ..one_browser(false)
     })
-    .await
-    .unwrap();
+    .await;
+    let (server, pool) = (&bench.server, &bench.pool);
     let blocking = Blocking::new()
         .kinds([ResourceKind::Image, ResourceKind::Font])
         .url_pattern("*/asset/tracker.js");
@@ -379,7 +393,7 @@ async fn blocked_kinds_and_urls_never_leave_the_page_and_the_next_lease_loads_th
         .acquire_with(LeaseOptions::new().blocking(blocking.clone()))
         .await
         .unwrap();
-    let (fetched, styled, scripted) = load_resources(&lease, &server).await;
+    let (fetched, styled, scripted) = load_resources(&lease, server).await;
     assert_eq!(fetched, ["style.css"], "only the stylesheet may be fetched");
     assert!(styled, "the stylesheet, not blocked, applies");
     assert!(!scripted, "the blocked script never ran");
@@ -393,13 +407,13 @@ async fn blocked_kinds_and_urls_never_leave_the_page_and_the_next_lease_loads_th
     .await
     .unwrap();
     let _ = page.evaluate("document.fonts.ready.then(() => 0)").await;
-    assert_eq!(assets_fetched(&server, from), ["style.css"]);
+    assert_eq!(assets_fetched(server, from), ["style.css"]);
     assert_eq!(lease.requests_blocked(), 6);
     drop(page);
     drop(lease);
 
     let next = pool.acquire().await.unwrap();
-    let (mut fetched, styled, scripted) = load_resources(&next, &server).await;
+    let (mut fetched, styled, scripted) = load_resources(&next, server).await;
     fetched.sort();
     assert_eq!(
         fetched,
@@ -409,9 +423,7 @@ async fn blocked_kinds_and_urls_never_leave_the_page_and_the_next_lease_loads_th
     assert!(styled && scripted);
     assert_eq!(next.requests_blocked(), 0);
     drop(next);
-    pool.close().await;
-    server.shutdown().await;
-    resources.assert_clean().await;
+    bench.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,15 +490,12 @@ async fn emulated(page: &tidepool_pools::chromiumoxide::Page) -> serde_json::Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leases_emulation_shows_on_each_of_its_pages_and_the_pools_default_on_the_next() {
-    init_tracing();
-    let resources = ResourceCheck::start();
-    let server = FixtureServer::start().await.unwrap();
-    let pool = BrowserPool::new(BrowserPoolConfig {
+    let bench = Bench::start(BrowserPoolConfig {
         emulation: Some(Emulation::new().user_agent("tidepool-pool-default")),
         ..one_browser(false)
     })
-    .await
-    .unwrap();
+    .await;
+    let (server, pool) = (&bench.server, &bench.pool);
     let phone = Emulation::new()
         .user_agent("tidepool-phone")
         .viewport(Viewport::new(390, 844).device_scale_factor(3.0))
@@ -535,9 +544,7 @@ async fn a_leases_emulation_shows_on_each_of_its_pages_and_the_pools_default_on_
         bad,
         Err(Error::Config { ref field, .. }) if field == "lease.emulation.geolocation"
     );
-    pool.close().await;
-    server.shutdown().await;
-    resources.assert_clean().await;
+    bench.finish().await;
 }
 
 /// The pages open in the lease's context, its own included.
@@ -564,18 +571,15 @@ async fn pages_in_context(lease: &Lease) -> usize {
 async fn a_window_open_storm_is_closed_as_it_opens_and_never_reaches_the_next_lease(
     #[case] popups: Popups,
 ) {
-    init_tracing();
-    let resources = ResourceCheck::start();
-    let server = FixtureServer::start().await.unwrap();
     // Isolation::None keeps the context for the next lease: the mode in
     // which a popup left open would pass to it.
-    let pool = BrowserPool::new(BrowserPoolConfig {
+    let bench = Bench::start(BrowserPoolConfig {
         isolation: Isolation::None,
         popups,
         ..one_browser(false)
     })
-    .await
-    .unwrap();
+    .await;
+    let (server, pool) = (&bench.server, &bench.pool);
     let lease = pool.acquire().await.unwrap();
     lease.goto(&server.url("/page/1")).await.unwrap();
     // Each with a user gesture, as a click gives: the popup blocker lets
@@ -619,9 +623,7 @@ async fn a_window_open_storm_is_closed_as_it_opens_and_never_reaches_the_next_le
         ),
     }
     drop(next);
-    pool.close().await;
-    server.shutdown().await;
-    resources.assert_clean().await;
+    bench.finish().await;
 }
 
 /// Where Chromium saves a download nobody told it where to put: the
@@ -647,10 +649,8 @@ fn downloads_named(name: &str) -> Vec<std::path::PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_download_is_denied_and_writes_nothing_to_disk() {
-    init_tracing();
-    let resources = ResourceCheck::start();
-    let server = FixtureServer::start().await.unwrap();
-    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let bench = Bench::start(one_browser(false)).await;
+    let (server, pool) = (&bench.server, &bench.pool);
     let name = format!("tidepool_download_{}.bin", std::process::id());
     let lease = pool.acquire().await.unwrap();
     lease.goto(&server.url("/page/1")).await.unwrap();
@@ -659,7 +659,25 @@ async fn a_forced_download_is_denied_and_writes_nothing_to_disk() {
         "(() => {{ const a = document.createElement('a'); a.href = '/download/{name}'; \
          document.body.append(a); a.click(); return true; }})()"
     );
+    let asked = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains(&name))
+            .count()
+    };
+    /// Waits up to 5 s for the server to have been asked `n` times.
+    async fn asked_reaches(asked: impl Fn() -> usize, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while asked() < n && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let _: bool = lease.evaluate(&click).await.unwrap();
+    // The click's request on the wire before the next navigation, which
+    // would otherwise cancel it.
+    asked_reaches(asked, 1).await;
+    assert_eq!(asked(), 1, "the click asked for the download");
     // Navigating to it directly: a load that never comes, so an error at
     // once that names the download, not a wait for the deadline.
     let url = server.url(&format!("/download/{name}"));
@@ -675,17 +693,7 @@ async fn a_forced_download_is_denied_and_writes_nothing_to_disk() {
         "denied after {:?}",
         t.elapsed()
     );
-    let asked = || {
-        server
-            .requests()
-            .iter()
-            .filter(|r| r.path.contains(&name))
-            .count()
-    };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while asked() < 2 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    asked_reaches(asked, 2).await;
     assert_eq!(asked(), 2, "the page asked for the download twice");
     // A saved download takes its time to land: wait as long as one would.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -697,17 +705,13 @@ async fn a_forced_download_is_denied_and_writes_nothing_to_disk() {
     let title: String = lease.evaluate("document.title").await.unwrap();
     assert_eq!(title, "Page 1", "the page stays where it was");
     drop(lease);
-    pool.close().await;
-    server.shutdown().await;
-    resources.assert_clean().await;
+    bench.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_that_never_yields_is_stopped_at_the_deadline_and_the_page_answers_again() {
-    init_tracing();
-    let resources = ResourceCheck::start();
-    let server = FixtureServer::start().await.unwrap();
-    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let bench = Bench::start(one_browser(false)).await;
+    let (server, pool) = (&bench.server, &bench.pool);
     let lease = pool.acquire().await.unwrap();
     lease.goto(&server.url("/page/1")).await.unwrap();
     let deadline = Duration::from_millis(500);
@@ -747,9 +751,7 @@ async fn a_script_that_never_yields_is_stopped_at_the_deadline_and_the_page_answ
     let title: String = lease.evaluate("document.title").await.unwrap();
     assert_eq!(title, "Page 2");
     drop(lease);
-    pool.close().await;
-    server.shutdown().await;
-    resources.assert_clean().await;
+    bench.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -800,10 +802,8 @@ async fn a_memory_bomb_crashes_only_its_page_and_the_next_lease_gets_a_fresh_one
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_that_blocks_private_addresses_reaches_no_loopback_metadata_or_devtools_port() {
-    init_tracing();
-    let resources = ResourceCheck::start();
-    let server = FixtureServer::start().await.unwrap();
-    let pool = BrowserPool::new(one_browser(false)).await.unwrap();
+    let bench = Bench::start(one_browser(false)).await;
+    let (server, pool) = (&bench.server, &bench.pool);
     let lease = pool
         .acquire_with(LeaseOptions::new().blocking(Blocking::new().private_addresses()))
         .await
@@ -850,7 +850,5 @@ async fn a_lease_that_blocks_private_addresses_reaches_no_loopback_metadata_or_d
         .await
         .unwrap();
     drop(next);
-    pool.close().await;
-    server.shutdown().await;
-    resources.assert_clean().await;
+    bench.finish().await;
 }
